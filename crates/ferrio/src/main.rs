@@ -1,0 +1,2 @@
+//! The ferrio gateway.
+fn main() {}
