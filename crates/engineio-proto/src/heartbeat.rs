@@ -41,7 +41,12 @@ pub enum HeartbeatAction {
 
 impl Heartbeat {
     /// Starts the heartbeat of a session opened at `now`.
-    pub fn new(version: ProtocolVersion, interval: Duration, timeout: Duration, now: Instant) -> Self {
+    pub fn new(
+        version: ProtocolVersion,
+        interval: Duration,
+        timeout: Duration,
+        now: Instant,
+    ) -> Self {
         let state = match version {
             ProtocolVersion::V4 => State::PingDue(now + interval),
             ProtocolVersion::V3 => State::AwaitingPing(now + interval + timeout),
@@ -65,7 +70,9 @@ impl Heartbeat {
     pub fn poll_action(&mut self, now: Instant) -> Option<HeartbeatAction> {
         match self.state {
             State::PingDue(at) if now >= at => {
-                self.state = State::AwaitingPong(now + self.timeout);
+                // Counted from when the ping was due, not from a late wake-up, so the session
+                // expires when the peer expects it to.
+                self.state = State::AwaitingPong(at + self.timeout);
                 Some(HeartbeatAction::SendPing)
             }
             State::AwaitingPong(at) | State::AwaitingPing(at) if now >= at => {
@@ -90,6 +97,16 @@ impl Heartbeat {
         }
     }
 
+    /// Whether the peer's deadline has passed at `now`, even if [`Heartbeat::poll_action`] has
+    /// not been called yet: a request arriving after the deadline must not revive the session.
+    pub fn is_overdue(&self, now: Instant) -> bool {
+        match self.state {
+            State::AwaitingPong(at) | State::AwaitingPing(at) => now >= at,
+            State::Expired => true,
+            State::PingDue(_) => false,
+        }
+    }
+
     /// Whether the session missed a deadline.
     pub fn is_expired(&self) -> bool {
         self.state == State::Expired
@@ -109,7 +126,10 @@ mod tests {
         let mut hb = Heartbeat::new(ProtocolVersion::V4, INTERVAL, TIMEOUT, start);
         assert_eq!(hb.poll_timeout(), Some(start + INTERVAL));
         assert_eq!(hb.poll_action(start + INTERVAL / 2), None);
-        assert_eq!(hb.poll_action(start + INTERVAL), Some(HeartbeatAction::SendPing));
+        assert_eq!(
+            hb.poll_action(start + INTERVAL),
+            Some(HeartbeatAction::SendPing)
+        );
         assert_eq!(hb.poll_timeout(), Some(start + INTERVAL + TIMEOUT));
         let pong_at = start + INTERVAL + TIMEOUT / 2;
         hb.handle_pong(pong_at);
@@ -119,15 +139,30 @@ mod tests {
     }
 
     #[test]
+    fn v4_counts_the_pong_deadline_from_when_the_ping_was_due() {
+        let start = Instant::now();
+        let mut hb = Heartbeat::new(ProtocolVersion::V4, INTERVAL, TIMEOUT, start);
+        let late = start + INTERVAL + Duration::from_millis(5);
+        assert_eq!(hb.poll_action(late), Some(HeartbeatAction::SendPing));
+        assert_eq!(hb.poll_timeout(), Some(start + INTERVAL + TIMEOUT));
+        assert!(!hb.is_overdue(start + INTERVAL + TIMEOUT / 2));
+        assert!(hb.is_overdue(start + INTERVAL + TIMEOUT));
+    }
+
+    #[test]
     fn v4_times_out_without_a_pong() {
         let start = Instant::now();
         let mut hb = Heartbeat::new(ProtocolVersion::V4, INTERVAL, TIMEOUT, start);
-        assert_eq!(hb.poll_action(start + INTERVAL), Some(HeartbeatAction::SendPing));
+        assert_eq!(
+            hb.poll_action(start + INTERVAL),
+            Some(HeartbeatAction::SendPing)
+        );
         assert_eq!(
             hb.poll_action(start + INTERVAL + TIMEOUT),
             Some(HeartbeatAction::TimedOut)
         );
         assert!(hb.is_expired());
+        assert!(hb.is_overdue(start));
         assert_eq!(hb.poll_timeout(), None);
         // A late pong does not revive it.
         hb.handle_pong(start + INTERVAL * 3);

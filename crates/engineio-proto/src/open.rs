@@ -65,7 +65,9 @@ mod tests {
         };
         assert_eq!(
             std::str::from_utf8(&open.to_json()),
-            Ok(r#"{"sid":"AAAAAAAAAAAAAAAAAAAA","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#)
+            Ok(
+                r#"{"sid":"AAAAAAAAAAAAAAAAAAAA","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#
+            )
         );
     }
 }

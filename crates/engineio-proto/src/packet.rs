@@ -178,9 +178,24 @@ mod tests {
 
     #[test]
     fn text_packets_round_trip() {
-        for wire in ["0{\"sid\":\"x\"}", "1", "2", "3", "2probe", "3probe", "4hello", "4", "5", "6"] {
+        for wire in [
+            "0{\"sid\":\"x\"}",
+            "1",
+            "2",
+            "3",
+            "2probe",
+            "3probe",
+            "4hello",
+            "4",
+            "5",
+            "6",
+        ] {
             let packet = Packet::decode_text(Bytes::from(wire)).expect(wire);
-            assert_eq!(packet.encode_text().as_deref(), Some(wire.as_bytes()), "{wire}");
+            assert_eq!(
+                packet.encode_text().as_deref(),
+                Some(wire.as_bytes()),
+                "{wire}"
+            );
         }
     }
 

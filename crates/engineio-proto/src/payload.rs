@@ -29,7 +29,11 @@ pub struct EncodedPayload {
 /// Encodes packets into one polling response body.
 ///
 /// `supports_binary` matters for revision 3 only: it is false when the client asked for `b64=1`.
-pub fn encode(packets: &[Packet], version: ProtocolVersion, supports_binary: bool) -> EncodedPayload {
+pub fn encode(
+    packets: &[Packet],
+    version: ProtocolVersion,
+    supports_binary: bool,
+) -> EncodedPayload {
     match version {
         ProtocolVersion::V4 => EncodedPayload {
             body: encode_v4(packets),
@@ -101,7 +105,10 @@ fn put_text_packet(out: &mut BytesMut, packet: &Packet, binary_prefix: &[u8]) {
 
 fn put_base64(out: &mut BytesMut, data: &[u8]) {
     let start = out.len();
-    out.resize(start + base64::encoded_len(data.len(), true).unwrap_or(0), 0);
+    out.resize(
+        start + base64::encoded_len(data.len(), true).unwrap_or(0),
+        0,
+    );
     let written = BASE64.encode_slice(data, &mut out[start..]).unwrap_or(0);
     out.truncate(start + written);
 }
@@ -128,7 +135,9 @@ fn decode_v4(body: Bytes) -> Result<Vec<Packet>, DecodeError> {
 fn decode_text_or_base64(packet: Bytes, skip: usize) -> Result<Packet, DecodeError> {
     if packet.first() == Some(&b'b') {
         if skip == 2 && packet.get(1) != Some(&b'4') {
-            return Err(DecodeError::Unexpected(packet.get(1).copied().unwrap_or(b'b')));
+            return Err(DecodeError::Unexpected(
+                packet.get(1).copied().unwrap_or(b'b'),
+            ));
         }
         let encoded = packet.get(skip..).ok_or(DecodeError::Empty)?;
         let data = BASE64
@@ -290,7 +299,10 @@ mod tests {
         let encoded = encode(&packets, ProtocolVersion::V4, true);
         assert_eq!(encoded.body.as_ref(), b"4hello\x1ebAQIDBA==");
         assert!(!encoded.binary);
-        assert_eq!(decode(encoded.body, ProtocolVersion::V4, false), Ok(packets));
+        assert_eq!(
+            decode(encoded.body, ProtocolVersion::V4, false),
+            Ok(packets)
+        );
     }
 
     #[test]
@@ -316,7 +328,10 @@ mod tests {
         let encoded = encode(&packets, ProtocolVersion::V3, true);
         assert_eq!(std::str::from_utf8(&encoded.body), Ok("4:4€😀1:2"));
         assert!(!encoded.binary);
-        assert_eq!(decode(encoded.body, ProtocolVersion::V3, false), Ok(packets));
+        assert_eq!(
+            decode(encoded.body, ProtocolVersion::V3, false),
+            Ok(packets)
+        );
     }
 
     #[test]
@@ -336,7 +351,10 @@ mod tests {
         let packets = vec![binary(&[1, 2, 3, 4])];
         let encoded = encode(&packets, ProtocolVersion::V3, false);
         assert_eq!(encoded.body.as_ref(), b"10:b4AQIDBA==");
-        assert_eq!(decode(encoded.body, ProtocolVersion::V3, false), Ok(packets));
+        assert_eq!(
+            decode(encoded.body, ProtocolVersion::V3, false),
+            Ok(packets)
+        );
     }
 
     #[test]
@@ -347,7 +365,13 @@ mod tests {
                 "{body:?}"
             );
         }
-        for body in [&[0u8, 9, 0xff][..], &[0, 1], &[1, 1, 0xff, 7], &[2], &[0, 0xff]] {
+        for body in [
+            &[0u8, 9, 0xff][..],
+            &[0, 1],
+            &[1, 1, 0xff, 7],
+            &[2],
+            &[0, 0xff],
+        ] {
             assert!(
                 decode(Bytes::copy_from_slice(body), ProtocolVersion::V3, true).is_err(),
                 "{body:?}"

@@ -77,7 +77,10 @@ mod tests {
         let frame = encode(&Packet::Message(Message::from("hi")), ProtocolVersion::V4);
         assert_eq!(frame, Frame::Text(Bytes::from_static(b"4hi")));
         assert_eq!(
-            decode(Frame::Text(Bytes::from_static(b"2probe")), ProtocolVersion::V4),
+            decode(
+                Frame::Text(Bytes::from_static(b"2probe")),
+                ProtocolVersion::V4
+            ),
             Ok(Packet::ping_probe())
         );
     }

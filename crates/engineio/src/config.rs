@@ -1,0 +1,171 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::request::Parts;
+
+use crate::cors::CorsConfig;
+
+/// The transports a server accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transports {
+    /// HTTP long-polling.
+    pub polling: bool,
+    /// WebSocket, directly or as an upgrade from polling.
+    pub websocket: bool,
+}
+
+impl Default for Transports {
+    fn default() -> Self {
+        Self {
+            polling: true,
+            websocket: true,
+        }
+    }
+}
+
+/// The `SameSite` attribute of the session cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// `SameSite=Strict`.
+    Strict,
+    /// `SameSite=Lax`.
+    Lax,
+    /// `SameSite=None` (needs `Secure` in browsers).
+    None,
+}
+
+/// The optional session cookie (`io=<sid>`), which lets a load balancer keep a polling client on
+/// the node that holds its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieConfig {
+    /// Cookie name; `io` by default.
+    pub name: String,
+    /// Cookie path; `/` by default.
+    pub path: String,
+    /// Whether the cookie is `HttpOnly` (default true).
+    pub http_only: bool,
+    /// Whether the cookie is `Secure` (default false).
+    pub secure: bool,
+    /// The `SameSite` attribute (default `Lax`).
+    pub same_site: SameSite,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        Self {
+            name: "io".to_owned(),
+            path: "/".to_owned(),
+            http_only: true,
+            secure: false,
+            same_site: SameSite::Lax,
+        }
+    }
+}
+
+impl CookieConfig {
+    /// The `Set-Cookie` header value for a session.
+    pub(crate) fn header_value(&self, sid: &str) -> String {
+        let mut value = format!("{}={}; Path={}", self.name, sid, self.path);
+        if self.http_only {
+            value.push_str("; HttpOnly");
+        }
+        if self.secure {
+            value.push_str("; Secure");
+        }
+        value.push_str(match self.same_site {
+            SameSite::Strict => "; SameSite=Strict",
+            SameSite::Lax => "; SameSite=Lax",
+            SameSite::None => "; SameSite=None",
+        });
+        value
+    }
+}
+
+/// Why a handshake was refused by [`EngineConfig::allow_request`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestRefused {
+    /// Message sent to the client in the `{"code":4,"message":...}` body; "Forbidden" when unset.
+    pub message: Option<String>,
+}
+
+/// A check run on every handshake request before a session is created.
+pub type AllowRequest = Arc<dyn Fn(&Parts) -> Result<(), RequestRefused> + Send + Sync>;
+
+/// Settings of an Engine.IO server. Defaults match the reference Node server.
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// Request path the server answers on; `/engine.io/` by default (`/socket.io/` when mounted
+    /// under the Socket.IO layer).
+    pub path: String,
+    /// Accepted transports.
+    pub transports: Transports,
+    /// Whether polling clients may upgrade to WebSocket.
+    pub allow_upgrades: bool,
+    /// Whether clients speaking Engine.IO revision 3 (socket.io-client v2) are accepted.
+    pub allow_eio3: bool,
+    /// How often the server pings (v4), or the client must ping (v3). 25 s by default.
+    pub ping_interval: Duration,
+    /// How late a pong (v4) or the next ping (v3) may be. 20 s by default.
+    pub ping_timeout: Duration,
+    /// How long an upgrade may take from the WebSocket's opening to the upgrade packet. 10 s.
+    pub upgrade_timeout: Duration,
+    /// Largest message (WebSocket) or request body (polling) accepted, in bytes. 1 MB.
+    pub max_payload: u64,
+    /// Packets queued for one session before sends fail with [`crate::SendError::Full`].
+    pub max_buffered_packets: usize,
+    /// Cross-origin settings; `None` sends no CORS headers.
+    pub cors: Option<CorsConfig>,
+    /// The session cookie; `None` sets none.
+    pub cookie: Option<CookieConfig>,
+    /// A check run on every handshake; a refusal answers 403 `{"code":4,...}`.
+    pub allow_request: Option<AllowRequest>,
+    /// Read buffer of each WebSocket connection, in bytes. Small by default: most messages are
+    /// small and an idle connection should cost little.
+    pub ws_read_buffer_size: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            path: "/engine.io/".to_owned(),
+            transports: Transports::default(),
+            allow_upgrades: true,
+            allow_eio3: true,
+            ping_interval: Duration::from_millis(25_000),
+            ping_timeout: Duration::from_millis(20_000),
+            upgrade_timeout: Duration::from_millis(10_000),
+            max_payload: 1_000_000,
+            max_buffered_packets: 1024,
+            cors: None,
+            cookie: None,
+            allow_request: None,
+            ws_read_buffer_size: 4096,
+        }
+    }
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("path", &self.path)
+            .field("transports", &self.transports)
+            .field("allow_upgrades", &self.allow_upgrades)
+            .field("allow_eio3", &self.allow_eio3)
+            .field("ping_interval", &self.ping_interval)
+            .field("ping_timeout", &self.ping_timeout)
+            .field("upgrade_timeout", &self.upgrade_timeout)
+            .field("max_payload", &self.max_payload)
+            .field("max_buffered_packets", &self.max_buffered_packets)
+            .field("cors", &self.cors)
+            .field("cookie", &self.cookie)
+            .field("allow_request", &self.allow_request.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineConfig {
+    /// Whether a request path is this server's (with or without the trailing slash).
+    pub(crate) fn matches_path(&self, path: &str) -> bool {
+        path == self.path || self.path.strip_suffix('/') == Some(path)
+    }
+}

@@ -1,0 +1,223 @@
+//! The session registry and the packet handling shared by both transports.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Instant, SystemTime};
+
+use ferrio_engineio_proto::{Heartbeat, HeartbeatAction, Packet, ProtocolVersion, Sid};
+use http::request::Parts;
+
+use crate::socket::{
+    Farewell, FarewellPacket, Handshake, SessionOwner, SocketParts, TransportKind,
+};
+use crate::{DisconnectReason, EngineConfig, EngineHandler, Socket};
+
+/// An Engine.IO server: its configuration, its handler and the open sessions.
+///
+/// Shared behind an `Arc` by the [`crate::EngineService`] clones and by every session.
+pub struct Engine<H: EngineHandler> {
+    config: EngineConfig,
+    handler: H,
+    sessions: RwLock<HashMap<Sid, Arc<Socket<H::Data>>>>,
+    this: Weak<Engine<H>>,
+}
+
+impl<H: EngineHandler> std::fmt::Debug for Engine<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .field("sessions", &self.session_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: EngineHandler> Engine<H> {
+    /// Creates an engine.
+    pub fn new(config: EngineConfig, handler: H) -> Arc<Self> {
+        Arc::new_cyclic(|this| Self {
+            config,
+            handler,
+            sessions: RwLock::new(HashMap::new()),
+            this: this.clone(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// The open session with this id, if any.
+    pub fn session(&self, sid: Sid) -> Option<Arc<Socket<H::Data>>> {
+        self.read_sessions().get(&sid).cloned()
+    }
+
+    /// How many sessions are open.
+    pub fn session_count(&self) -> usize {
+        self.read_sessions().len()
+    }
+
+    /// Closes every session with `reason`, each client getting a close packet.
+    pub fn close_all(&self, reason: DisconnectReason) {
+        let sessions: Vec<_> = self.read_sessions().values().cloned().collect();
+        for socket in sessions {
+            socket.close_with_reason(reason);
+        }
+    }
+
+    fn read_sessions(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Sid, Arc<Socket<H::Data>>>> {
+        self.sessions
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write_sessions(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<Sid, Arc<Socket<H::Data>>>> {
+        self.sessions
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Opens a session and starts its heartbeat. The handler hears of it through
+    /// [`Engine::announce`], once the handshake has been written.
+    pub(crate) fn open_session(
+        &self,
+        parts: &Parts,
+        protocol: ProtocolVersion,
+        transport: TransportKind,
+        supports_binary: bool,
+    ) -> Arc<Socket<H::Data>> {
+        let owner: Weak<dyn SessionOwner<H::Data>> = self.this.clone();
+        let handshake = Handshake {
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
+            remote_addr: parts.extensions.get::<std::net::SocketAddr>().copied(),
+            issued_at: SystemTime::now(),
+        };
+        let heartbeat = Heartbeat::new(
+            protocol,
+            self.config.ping_interval,
+            self.config.ping_timeout,
+            Instant::now(),
+        );
+        let socket = loop {
+            let id = new_sid();
+            let mut sessions = self.write_sessions();
+            if sessions.contains_key(&id) {
+                // 120 random bits never collide in practice; if they do, draw again.
+                continue;
+            }
+            let socket = Arc::new(Socket::new(SocketParts {
+                id,
+                protocol,
+                supports_binary,
+                transport,
+                max_buffered_packets: self.config.max_buffered_packets,
+                heartbeat,
+                handshake,
+                owner,
+                data: H::Data::default(),
+            }));
+            sessions.insert(id, socket.clone());
+            break socket;
+        };
+        tokio::spawn(run_heartbeat(socket.clone(), self.config.ping_timeout));
+        socket
+    }
+
+    /// Adds the session cookie to a handshake answer, when configured.
+    pub(crate) fn set_cookie(&self, headers: &mut http::HeaderMap, sid: Sid) {
+        if let Some(cookie) = &self.config.cookie {
+            if let Ok(value) = http::HeaderValue::from_str(&cookie.header_value(sid.as_str())) {
+                headers.append(http::header::SET_COOKIE, value);
+            }
+        }
+    }
+
+    /// Tells the handler a session opened.
+    pub(crate) fn announce(&self, socket: &Arc<Socket<H::Data>>) {
+        self.handler.on_connect(socket);
+    }
+
+    /// Acts on one packet from a client.
+    pub(crate) fn handle_packet(&self, socket: &Arc<Socket<H::Data>>, packet: Packet) {
+        match packet {
+            Packet::Message(message) => self.handler.on_message(socket, message),
+            Packet::Ping(data) => {
+                // Revision 3 clients ping and expect a pong; revision 4 clients never ping, but an
+                // answer does no harm.
+                socket.on_ping();
+                let _ = socket.send_packet(Packet::Pong(data));
+            }
+            Packet::Pong(_) => socket.on_pong(),
+            Packet::Close => {
+                socket.close_with(
+                    DisconnectReason::TransportClose,
+                    Farewell::Packet(FarewellPacket::Noop),
+                );
+            }
+            // Only meaningful during an upgrade, which handles them itself.
+            Packet::Open(_) | Packet::Upgrade | Packet::Noop => {}
+        }
+    }
+}
+
+impl<H: EngineHandler> SessionOwner<H::Data> for Engine<H> {
+    fn session_closed(&self, socket: &Arc<Socket<H::Data>>, reason: DisconnectReason) {
+        self.write_sessions().remove(&socket.id());
+        tracing::debug!(sid = %socket.id(), %reason, "session closed");
+        self.handler.on_disconnect(socket, reason);
+    }
+}
+
+/// A new session id from the operating system's CSPRNG.
+fn new_sid() -> Sid {
+    let mut bytes = [0u8; Sid::RANDOM_BYTES];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Without an OS random source there is no safe id; fall back to mixing the clock into the
+        // address of a fresh allocation, which is still unique per process but guessable.
+        tracing::error!("the operating system's random source failed; session ids are weak");
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes[..15].copy_from_slice(&nanos.to_le_bytes()[..15]);
+    }
+    Sid::from_random(bytes)
+}
+
+/// Drives a session's heartbeat until it closes, then gives a closing session's transport the
+/// ping timeout to write its farewell before completing the close anyway.
+async fn run_heartbeat<D>(socket: Arc<Socket<D>>, grace: std::time::Duration) {
+    loop {
+        let Some(deadline) = socket.lock_heartbeat().poll_timeout() else {
+            break;
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {}
+            () = socket.closing() => break,
+        }
+        let action = socket.lock_heartbeat().poll_action(Instant::now());
+        match action {
+            Some(HeartbeatAction::SendPing) => {
+                // A full queue means the client is not reading: the pong will not come and the
+                // next deadline closes the session.
+                let _ = socket.send_packet(Packet::Ping(bytes::Bytes::new()));
+            }
+            Some(HeartbeatAction::TimedOut) => {
+                socket.close_with(DisconnectReason::PingTimeout, Farewell::None);
+                return;
+            }
+            None => {}
+        }
+    }
+    if !socket.is_closed() {
+        tokio::time::sleep(grace).await;
+        socket.finish_close();
+    }
+}

@@ -1,0 +1,130 @@
+//! The bounded queue of packets waiting for a session's transport.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use ferrio_engineio_proto::Packet;
+use tokio::sync::Notify;
+
+/// Packets waiting to be written, bounded, with a wake-up for the one reader.
+///
+/// An empty queue holds no allocation, so an idle session costs only this struct. The single
+/// reader (the pending long-poll, or the WebSocket writer) waits on [`Outbox::ready`]; a push
+/// stores a wake-up even when nobody waits yet, so none is lost.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    queue: Mutex<VecDeque<Packet>>,
+    capacity: usize,
+    ready: Notify,
+}
+
+/// The queue already holds its capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Full;
+
+impl Outbox {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            queue: Mutex::new(VecDeque::new()),
+            capacity,
+            ready: Notify::new(),
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Packet>> {
+        // A panic while holding this lock cannot leave the queue inconsistent: every critical
+        // section is a single push or drain.
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues a packet unless the queue is full.
+    pub(crate) fn push(&self, packet: Packet) -> Result<(), Full> {
+        {
+            let mut queue = self.lock();
+            if queue.len() >= self.capacity {
+                return Err(Full);
+            }
+            queue.push_back(packet);
+        }
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Queues several packets at once, all or none.
+    pub(crate) fn push_all(
+        &self,
+        packets: impl ExactSizeIterator<Item = Packet>,
+    ) -> Result<(), Full> {
+        {
+            let mut queue = self.lock();
+            if queue.len() + packets.len() > self.capacity {
+                return Err(Full);
+            }
+            queue.extend(packets);
+        }
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Queues a packet even past the capacity: for the one farewell packet of a closing session.
+    pub(crate) fn force_push(&self, packet: Packet) {
+        self.lock().push_back(packet);
+        self.ready.notify_one();
+    }
+
+    /// Moves every queued packet into `out`; returns how many.
+    pub(crate) fn drain_into(&self, out: &mut Vec<Packet>) -> usize {
+        let mut queue = self.lock();
+        let count = queue.len();
+        out.extend(queue.drain(..));
+        if queue.capacity() > 64 {
+            // A burst grew the queue: give the memory back rather than keep it for an idle session.
+            queue.shrink_to(0);
+        }
+        count
+    }
+
+    /// Waits until a packet may have been queued since the last drain. Cancel-safe.
+    pub(crate) async fn ready(&self) {
+        self.ready.notified().await;
+    }
+
+    /// Wakes the reader without queuing anything (the session is closing).
+    pub(crate) fn wake(&self) {
+        self.ready.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_but_farewell_always_fits() {
+        let outbox = Outbox::new(2);
+        assert_eq!(outbox.push(Packet::Noop), Ok(()));
+        assert_eq!(outbox.push_all([Packet::Noop].into_iter()), Ok(()));
+        assert_eq!(outbox.push(Packet::Noop), Err(Full));
+        assert_eq!(outbox.push_all([Packet::Noop].into_iter()), Err(Full));
+        outbox.force_push(Packet::Close);
+        let mut out = Vec::new();
+        assert_eq!(outbox.drain_into(&mut out), 3);
+        assert_eq!(out.last(), Some(&Packet::Close));
+    }
+
+    #[tokio::test]
+    async fn a_push_before_the_wait_is_not_lost() {
+        let outbox = Outbox::new(4);
+        assert_eq!(outbox.push(Packet::Noop), Ok(()));
+        // The wake-up was stored: this returns at once.
+        outbox.ready().await;
+        let mut out = Vec::new();
+        assert_eq!(outbox.drain_into(&mut out), 1);
+    }
+}

@@ -1,0 +1,196 @@
+//! HTTP long-polling: the handshake, the long-poll `GET` and the `POST` of client packets.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferrio_engineio_proto::{payload, OpenPacket, Packet, ProtocolVersion};
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Limited};
+
+use crate::body::ResponseBody;
+use crate::errors::{error_response, status_response, ErrorCode};
+use crate::socket::{Farewell, FarewellPacket, TransportKind};
+use crate::{DisconnectReason, Engine, EngineHandler, Socket};
+
+/// Answers a polling handshake: opens a session and returns its open packet.
+pub(crate) fn handshake<H: EngineHandler>(
+    engine: &Engine<H>,
+    parts: &http::request::Parts,
+    protocol: ProtocolVersion,
+    supports_binary: bool,
+) -> Response<ResponseBody> {
+    let socket = engine.open_session(parts, protocol, TransportKind::Polling, supports_binary);
+    let config = engine.config();
+    let upgrades = if config.allow_upgrades && config.transports.websocket {
+        vec!["websocket"]
+    } else {
+        Vec::new()
+    };
+    let open = OpenPacket {
+        sid: socket.id(),
+        upgrades,
+        ping_interval: config.ping_interval,
+        ping_timeout: config.ping_timeout,
+        max_payload: config.max_payload,
+    };
+    let mut response = payload_response(&[open.to_packet()], &socket);
+    engine.set_cookie(response.headers_mut(), socket.id());
+    engine.announce(&socket);
+    response
+}
+
+/// Answers a long-poll: waits for packets, then returns all that are queued.
+pub(crate) async fn poll<D>(socket: Arc<Socket<D>>) -> Response<ResponseBody> {
+    if socket.transport() != TransportKind::Polling {
+        return error_response(ErrorCode::BadRequest, None);
+    }
+    let Ok(_writer) = socket.writer.try_lock() else {
+        // Two polls at once break packet ordering: the spec closes the session.
+        socket.close_with(
+            DisconnectReason::TransportError,
+            Farewell::Packet(FarewellPacket::Close),
+        );
+        return error_response(ErrorCode::BadRequest, None);
+    };
+    let mut packets = Vec::new();
+    loop {
+        // Read the farewell before draining: if it is set, its packet is already queued.
+        let farewell = socket.farewell();
+        socket.outbox.drain_into(&mut packets);
+        match farewell {
+            Some(Farewell::Abort) => {
+                socket.finish_close();
+                return Response::new(ResponseBody::abort());
+            }
+            Some(_) => {
+                socket.finish_close();
+                if packets.is_empty() {
+                    packets.push(Packet::Close);
+                }
+                break;
+            }
+            None if !packets.is_empty() => break,
+            None => {
+                let upgraded = socket.upgraded.notified();
+                tokio::pin!(upgraded);
+                upgraded.as_mut().enable();
+                // Checked after subscribing, so an upgrade completing now is not missed.
+                if socket.transport() != TransportKind::Polling {
+                    return error_response(ErrorCode::BadRequest, None);
+                }
+                tokio::select! {
+                    () = socket.outbox.ready() => {}
+                    () = upgraded => {
+                        // The client completed an upgrade while this poll waited: it is obsolete.
+                        return error_response(ErrorCode::BadRequest, None);
+                    }
+                }
+            }
+        }
+    }
+    payload_response(&packets, &socket)
+}
+
+/// Takes a `POST` of client packets.
+pub(crate) async fn post<H, B>(
+    engine: &Engine<H>,
+    socket: Arc<Socket<H::Data>>,
+    request: Request<B>,
+) -> Response<ResponseBody>
+where
+    H: EngineHandler,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    if socket.transport() != TransportKind::Polling {
+        return error_response(ErrorCode::BadRequest, None);
+    }
+    if socket.posting.swap(true, Ordering::AcqRel) {
+        socket.close_with(
+            DisconnectReason::TransportError,
+            Farewell::Packet(FarewellPacket::Close),
+        );
+        return error_response(ErrorCode::BadRequest, None);
+    }
+    let result = read_body(engine.config().max_payload, request).await;
+    socket.posting.store(false, Ordering::Release);
+    let (body, binary) = match result {
+        Ok(read) => read,
+        Err(BodyProblem::TooLarge) => {
+            tracing::debug!(sid = %socket.id(), "polling body over max_payload");
+            socket.close_with(
+                DisconnectReason::TransportError,
+                Farewell::Packet(FarewellPacket::Close),
+            );
+            return status_response(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large");
+        }
+        Err(BodyProblem::Failed) => {
+            socket.close_with(DisconnectReason::TransportError, Farewell::None);
+            return error_response(ErrorCode::BadRequest, None);
+        }
+    };
+    let packets = match payload::decode(body, socket.protocol(), binary) {
+        Ok(packets) => packets,
+        Err(error) => {
+            tracing::debug!(sid = %socket.id(), %error, "undecodable polling body");
+            socket.close_with(DisconnectReason::ParseError, Farewell::None);
+            return error_response(ErrorCode::BadRequest, None);
+        }
+    };
+    for packet in packets {
+        engine.handle_packet(&socket, packet);
+    }
+    let mut response = Response::new(ResponseBody::full(Bytes::from_static(b"ok")));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=UTF-8"),
+    );
+    response
+}
+
+enum BodyProblem {
+    TooLarge,
+    Failed,
+}
+
+/// Reads a request body, refusing it as soon as it passes `max` bytes.
+async fn read_body<B>(max: u64, request: Request<B>) -> Result<(Bytes, bool), BodyProblem>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let binary = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max) {
+        return Err(BodyProblem::TooLarge);
+    }
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => Ok((collected.to_bytes(), binary)),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(BodyProblem::TooLarge),
+        Err(_) => Err(BodyProblem::Failed),
+    }
+}
+
+fn payload_response<D>(packets: &[Packet], socket: &Socket<D>) -> Response<ResponseBody> {
+    let encoded = payload::encode(packets, socket.protocol(), socket.supports_binary());
+    let mut response = Response::new(ResponseBody::full(encoded.body));
+    let content_type = if encoded.binary {
+        "application/octet-stream"
+    } else {
+        "text/plain; charset=UTF-8"
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}

@@ -1,0 +1,358 @@
+//! One Engine.IO session, shared between its transports and the application.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Instant, SystemTime};
+
+use ferrio_engineio_proto::{Heartbeat, Message, Packet, ProtocolVersion, Sid};
+use http::{HeaderMap, Uri};
+use tokio::sync::Notify;
+
+use crate::errors::SendError;
+use crate::outbox::{Full, Outbox};
+use crate::DisconnectReason;
+
+/// The transport a session currently uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket.
+    WebSocket,
+}
+
+impl TransportKind {
+    /// The name used in the `transport` query parameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Polling => "polling",
+            Self::WebSocket => "websocket",
+        }
+    }
+
+    fn to_u8(self) -> u8 {
+        match self {
+            Self::Polling => 0,
+            Self::WebSocket => 1,
+        }
+    }
+
+    fn from_u8(value: u8) -> Self {
+        if value == 1 {
+            Self::WebSocket
+        } else {
+            Self::Polling
+        }
+    }
+}
+
+/// What the server saw of the request that opened a session.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    /// The request URI, with its query string.
+    pub uri: Uri,
+    /// The request headers.
+    pub headers: HeaderMap,
+    /// The peer's address, when the server put a [`SocketAddr`] in the request's extensions
+    /// (as [`crate::serve`] does).
+    pub remote_addr: Option<SocketAddr>,
+    /// When the session was opened.
+    pub issued_at: SystemTime,
+}
+
+impl Handshake {
+    /// The value of a query parameter, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        crate::query::find_param(self.uri.query().unwrap_or(""), name)
+    }
+}
+
+/// How a session is being taken down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Farewell {
+    /// Nothing more is sent; the session ends at once.
+    None,
+    /// This packet is the last one written, then the transport closes.
+    Packet(FarewellPacket),
+    /// The transport is cut without any packet, as if the network failed: the pending poll is
+    /// reset, the WebSocket dropped without a close frame.
+    Abort,
+}
+
+/// The packets a session may end with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FarewellPacket {
+    /// `1`: the server closes.
+    Close,
+    /// `6`: releases a pending poll after the client closed.
+    Noop,
+}
+
+const OPEN: u8 = 0;
+const CLOSING: u8 = 1;
+const CLOSED: u8 = 2;
+
+/// Called when a session has finished closing; implemented by the engine.
+pub(crate) trait SessionOwner<D>: Send + Sync {
+    fn session_closed(&self, socket: &Arc<Socket<D>>, reason: DisconnectReason);
+}
+
+/// One Engine.IO session: its id, transport, queue of outgoing packets and heartbeat, plus the
+/// application's own per-session `data`.
+///
+/// Sending never waits: packets are queued (bounded by
+/// [`crate::EngineConfig::max_buffered_packets`]) and written by the session's transport.
+pub struct Socket<D> {
+    id: Sid,
+    protocol: ProtocolVersion,
+    supports_binary: bool,
+    transport: AtomicU8,
+    state: AtomicU8,
+    reason: Mutex<Option<(DisconnectReason, Farewell)>>,
+    pub(crate) upgrading: AtomicBool,
+    pub(crate) posting: AtomicBool,
+    pub(crate) outbox: Outbox,
+    /// Held by whichever transport currently writes the outbox (the pending poll, or the
+    /// WebSocket after an upgrade): two polls at once are a protocol violation.
+    pub(crate) writer: tokio::sync::Mutex<()>,
+    pub(crate) heartbeat: Mutex<Heartbeat>,
+    closed: Notify,
+    /// Woken when an upgrade completes, so that a poll still waiting learns it is obsolete.
+    pub(crate) upgraded: Notify,
+    handshake: Handshake,
+    owner: Weak<dyn SessionOwner<D>>,
+    /// The application's data for this session.
+    pub data: D,
+}
+
+impl<D> std::fmt::Debug for Socket<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.id)
+            .field("protocol", &self.protocol)
+            .field("transport", &self.transport())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Arguments to [`Socket::new`], grouped.
+pub(crate) struct SocketParts<D> {
+    pub(crate) id: Sid,
+    pub(crate) protocol: ProtocolVersion,
+    pub(crate) supports_binary: bool,
+    pub(crate) transport: TransportKind,
+    pub(crate) max_buffered_packets: usize,
+    pub(crate) heartbeat: Heartbeat,
+    pub(crate) handshake: Handshake,
+    pub(crate) owner: Weak<dyn SessionOwner<D>>,
+    pub(crate) data: D,
+}
+
+impl<D> Socket<D> {
+    pub(crate) fn new(parts: SocketParts<D>) -> Self {
+        Self {
+            id: parts.id,
+            protocol: parts.protocol,
+            supports_binary: parts.supports_binary,
+            transport: AtomicU8::new(parts.transport.to_u8()),
+            state: AtomicU8::new(OPEN),
+            reason: Mutex::new(None),
+            upgrading: AtomicBool::new(false),
+            posting: AtomicBool::new(false),
+            outbox: Outbox::new(parts.max_buffered_packets),
+            writer: tokio::sync::Mutex::new(()),
+            heartbeat: Mutex::new(parts.heartbeat),
+            closed: Notify::new(),
+            upgraded: Notify::new(),
+            handshake: parts.handshake,
+            owner: parts.owner,
+            data: parts.data,
+        }
+    }
+
+    /// The session id.
+    pub fn id(&self) -> Sid {
+        self.id
+    }
+
+    /// The Engine.IO revision the client speaks.
+    pub fn protocol(&self) -> ProtocolVersion {
+        self.protocol
+    }
+
+    /// Whether the client takes binary polling payloads (false when it asked for `b64=1`).
+    pub fn supports_binary(&self) -> bool {
+        self.supports_binary
+    }
+
+    /// The transport in use now.
+    pub fn transport(&self) -> TransportKind {
+        TransportKind::from_u8(self.transport.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_transport(&self, transport: TransportKind) {
+        self.transport.store(transport.to_u8(), Ordering::Release);
+    }
+
+    /// The request that opened the session.
+    pub fn handshake(&self) -> &Handshake {
+        &self.handshake
+    }
+
+    /// Whether the session is still open (not closing or closed).
+    pub fn is_open(&self) -> bool {
+        self.state.load(Ordering::Acquire) == OPEN
+    }
+
+    /// Queues a message for the client.
+    pub fn send(&self, message: Message) -> Result<(), SendError> {
+        self.send_packet(Packet::Message(message))
+    }
+
+    /// Queues several messages that must arrive together (a packet and its binary attachments):
+    /// all are queued, or none.
+    pub fn send_many(&self, messages: Vec<Message>) -> Result<(), SendError> {
+        if !self.is_open() {
+            return Err(SendError::Closed);
+        }
+        self.outbox
+            .push_all(messages.into_iter().map(Packet::Message))
+            .map_err(|Full| SendError::Full {
+                max: self.outbox.capacity(),
+            })
+    }
+
+    pub(crate) fn send_packet(&self, packet: Packet) -> Result<(), SendError> {
+        if !self.is_open() {
+            return Err(SendError::Closed);
+        }
+        self.outbox.push(packet).map_err(|Full| SendError::Full {
+            max: self.outbox.capacity(),
+        })
+    }
+
+    /// Closes the session from the server side: the client gets a close packet, then the
+    /// transport closes. The reason reported is "forced close".
+    pub fn close(self: &Arc<Self>) {
+        self.close_with(
+            DisconnectReason::ForcedClose,
+            Farewell::Packet(FarewellPacket::Close),
+        );
+    }
+
+    /// Closes the session with a given reason, the client getting a close packet first.
+    pub fn close_with_reason(self: &Arc<Self>, reason: DisconnectReason) {
+        self.close_with(reason, Farewell::Packet(FarewellPacket::Close));
+    }
+
+    /// Cuts the session's transport as a network failure would: no close packet, the pending
+    /// poll reset, the WebSocket dropped. The session ends with "transport close", and the client
+    /// sees a failed transport and reconnects.
+    pub fn abort(self: &Arc<Self>) {
+        self.close_with(DisconnectReason::TransportClose, Farewell::Abort);
+    }
+
+    /// Starts closing. The first call wins; later calls do nothing.
+    pub(crate) fn close_with(self: &Arc<Self>, reason: DisconnectReason, farewell: Farewell) {
+        if self
+            .state
+            .compare_exchange(OPEN, CLOSING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        {
+            // The farewell is queued under the same lock that publishes it, so a writer that sees
+            // the farewell also finds its packet in the queue.
+            let mut stored = self.lock_reason();
+            *stored = Some((reason, farewell));
+            match farewell {
+                Farewell::Packet(FarewellPacket::Close) => self.outbox.force_push(Packet::Close),
+                Farewell::Packet(FarewellPacket::Noop) => self.outbox.force_push(Packet::Noop),
+                Farewell::None | Farewell::Abort => self.outbox.wake(),
+            }
+        }
+        self.closed.notify_waiters();
+        if farewell == Farewell::None {
+            self.finish_close();
+        }
+    }
+
+    fn lock_reason(&self) -> std::sync::MutexGuard<'_, Option<(DisconnectReason, Farewell)>> {
+        self.reason
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How the session is closing, once it is.
+    pub(crate) fn farewell(&self) -> Option<Farewell> {
+        self.lock_reason().map(|(_, farewell)| farewell)
+    }
+
+    /// Completes the close once the farewell is written (or given up on): the session leaves
+    /// the engine and the application hears of it, exactly once.
+    pub(crate) fn finish_close(self: &Arc<Self>) {
+        if self
+            .state
+            .compare_exchange(CLOSING, CLOSED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        self.closed.notify_waiters();
+        self.outbox.wake();
+        let reason = self
+            .lock_reason()
+            .map_or(DisconnectReason::ForcedClose, |(reason, _)| reason);
+        if let Some(owner) = self.owner.upgrade() {
+            owner.session_closed(self, reason);
+        }
+    }
+
+    /// Whether the session finished closing.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) == CLOSED
+    }
+
+    /// Waits until the session starts closing. Cancel-safe.
+    pub(crate) async fn closing(&self) {
+        loop {
+            let notified = self.closed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.is_open() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Feeds a pong to the heartbeat.
+    pub(crate) fn on_pong(&self) {
+        self.lock_heartbeat().handle_pong(Instant::now());
+    }
+
+    /// Feeds a ping to the heartbeat (v3 clients ping).
+    pub(crate) fn on_ping(&self) {
+        self.lock_heartbeat().handle_ping(Instant::now());
+    }
+
+    /// Closes the session if the client's heartbeat deadline has passed; returns whether it did.
+    ///
+    /// The heartbeat task closes overdue sessions too, but a request may arrive before its timer
+    /// fires; such a request must find the session gone, as the client was promised.
+    pub(crate) fn expire_if_overdue(self: &Arc<Self>) -> bool {
+        let overdue = self.lock_heartbeat().is_overdue(Instant::now());
+        if overdue {
+            self.close_with(DisconnectReason::PingTimeout, Farewell::None);
+        }
+        overdue
+    }
+
+    pub(crate) fn lock_heartbeat(&self) -> std::sync::MutexGuard<'_, Heartbeat> {
+        self.heartbeat
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

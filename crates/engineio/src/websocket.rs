@@ -1,0 +1,305 @@
+//! The WebSocket transport: direct sessions, the upgrade from polling, and the frame loop.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferrio_engineio_proto::{ws, OpenPacket, Packet, ProtocolVersion};
+use futures_util::{SinkExt, StreamExt};
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::body::ResponseBody;
+use crate::errors::ErrorCode;
+use crate::socket::{Farewell, TransportKind};
+use crate::{DisconnectReason, Engine, EngineHandler, Socket};
+
+type Stream = WebSocketStream<TokioIo<Upgraded>>;
+
+/// Checks the RFC 6455 opening handshake and prepares the 101 answer.
+pub(crate) fn accept<B>(
+    request: &mut Request<B>,
+) -> Result<(Response<ResponseBody>, OnUpgrade), ErrorCode> {
+    let headers = request.headers();
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value
+                .to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    let valid = has_token(header::CONNECTION, "upgrade")
+        && has_token(header::UPGRADE, "websocket")
+        && headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .is_some_and(|v| v == "13");
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
+    let (true, Some(key)) = (valid, key) else {
+        return Err(ErrorCode::BadRequest);
+    };
+    let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
+        // The HTTP server was not set up to hand over upgraded connections.
+        return Err(ErrorCode::BadRequest);
+    };
+    let mut response = Response::new(ResponseBody::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let out = response.headers_mut();
+    out.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    out.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        out.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    Ok((response, on_upgrade))
+}
+
+fn ws_config<H: EngineHandler>(engine: &Engine<H>) -> WebSocketConfig {
+    let config = engine.config();
+    let max = usize::try_from(config.max_payload).unwrap_or(usize::MAX);
+    WebSocketConfig::default()
+        .read_buffer_size(config.ws_read_buffer_size)
+        // Queued packets are written together and flushed once; no need to hold them back.
+        .write_buffer_size(0)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
+
+async fn into_stream<H: EngineHandler>(
+    engine: &Engine<H>,
+    on_upgrade: OnUpgrade,
+) -> Option<Stream> {
+    match on_upgrade.await {
+        Ok(upgraded) => Some(
+            WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(ws_config(engine)),
+            )
+            .await,
+        ),
+        Err(error) => {
+            tracing::debug!(%error, "websocket upgrade failed");
+            None
+        }
+    }
+}
+
+/// A WebSocket session opened without polling first.
+pub(crate) fn spawn_direct<H: EngineHandler>(
+    engine: Arc<Engine<H>>,
+    socket: Arc<Socket<H::Data>>,
+    on_upgrade: OnUpgrade,
+) {
+    tokio::spawn(async move {
+        let Some(mut stream) = into_stream(&engine, on_upgrade).await else {
+            socket.close_with(DisconnectReason::TransportError, Farewell::None);
+            return;
+        };
+        let config = engine.config();
+        let open = OpenPacket {
+            sid: socket.id(),
+            upgrades: Vec::new(),
+            ping_interval: config.ping_interval,
+            ping_timeout: config.ping_timeout,
+            max_payload: config.max_payload,
+        };
+        if stream
+            .send(to_ws(&open.to_packet(), socket.protocol()))
+            .await
+            .is_err()
+        {
+            socket.close_with(DisconnectReason::TransportError, Farewell::None);
+            return;
+        }
+        engine.announce(&socket);
+        run(&engine, &socket, stream).await;
+    });
+}
+
+/// A WebSocket that cannot join its session: opened, then closed at once.
+pub(crate) fn spawn_refusal(on_upgrade: OnUpgrade) {
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            let mut stream =
+                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+            let _ = stream.close(None).await;
+        }
+    });
+}
+
+/// A polling session probing a WebSocket, and switching to it on the upgrade packet.
+pub(crate) fn spawn_upgrade<H: EngineHandler>(
+    engine: Arc<Engine<H>>,
+    socket: Arc<Socket<H::Data>>,
+    on_upgrade: OnUpgrade,
+) {
+    tokio::spawn(async move {
+        let upgraded = async {
+            let mut stream = into_stream(&engine, on_upgrade).await?;
+            let probed =
+                tokio::time::timeout(engine.config().upgrade_timeout, probe(&socket, &mut stream));
+            tokio::select! {
+                result = probed => match result {
+                    Ok(true) => Some(stream),
+                    _ => None,
+                },
+                () = socket.closing() => None,
+            }
+        }
+        .await;
+        match upgraded {
+            Some(stream) => {
+                socket.set_transport(TransportKind::WebSocket);
+                socket.upgrading.store(false, Ordering::Release);
+                socket.upgraded.notify_waiters();
+                tracing::debug!(sid = %socket.id(), "upgraded to websocket");
+                run(&engine, &socket, stream).await;
+            }
+            None => {
+                // The session goes on over polling; the client may try again.
+                socket.upgrading.store(false, Ordering::Release);
+            }
+        }
+    });
+}
+
+/// Runs the probe: `2probe` is answered with `3probe`, then `5` completes the upgrade. Returns
+/// whether it completed.
+///
+/// The client sends `5` only once its pending poll has returned, so while waiting for it a noop
+/// releases any poll in progress. As in the reference server, that check runs every 100 ms
+/// rather than at once: a client that sends `2probe` and `5` together then has its upgrade done
+/// before a poll sent right after is looked at.
+async fn probe<D>(socket: &Socket<D>, stream: &mut Stream) -> bool {
+    match next_packet(socket, stream).await {
+        Some(packet @ Packet::Ping(_)) if packet.is_probe() => {}
+        _ => return false,
+    }
+    if stream
+        .send(to_ws(&Packet::pong_probe(), socket.protocol()))
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut release_poll = tokio::time::interval(std::time::Duration::from_millis(100));
+    release_poll.tick().await;
+    loop {
+        tokio::select! {
+            packet = next_packet(socket, stream) => return packet == Some(Packet::Upgrade),
+            _ = release_poll.tick() => {
+                if socket.writer.try_lock().is_err() {
+                    let _ = socket.send_packet(Packet::Noop);
+                }
+            }
+        }
+    }
+}
+
+/// The next packet from the stream, skipping control frames; `None` when it ends or fails to
+/// decode.
+async fn next_packet<D>(socket: &Socket<D>, stream: &mut Stream) -> Option<Packet> {
+    loop {
+        let message = stream.next().await?.ok()?;
+        if let Some(frame) = from_ws(message) {
+            return ws::decode(frame, socket.protocol()).ok();
+        }
+    }
+}
+
+/// The frame loop of an established WebSocket session: reads client packets and writes queued
+/// ones until either side closes.
+async fn run<H: EngineHandler>(
+    engine: &Engine<H>,
+    socket: &Arc<Socket<H::Data>>,
+    mut stream: Stream,
+) {
+    // After an upgrade a last poll may still be writing; its answer goes first.
+    let _writer = socket.writer.lock().await;
+    let mut batch = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            incoming = stream.next() => {
+                let reason = match incoming {
+                    Some(Ok(WsMessage::Close(_))) | None => DisconnectReason::TransportClose,
+                    Some(Err(error)) => {
+                        tracing::debug!(sid = %socket.id(), %error, "websocket read failed");
+                        DisconnectReason::TransportError
+                    }
+                    Some(Ok(message)) => {
+                        let Some(frame) = from_ws(message) else { continue };
+                        match ws::decode(frame, socket.protocol()) {
+                            Ok(packet) => {
+                                engine.handle_packet(socket, packet);
+                                continue;
+                            }
+                            Err(error) => {
+                                tracing::debug!(sid = %socket.id(), %error, "undecodable websocket frame");
+                                DisconnectReason::ParseError
+                            }
+                        }
+                    }
+                };
+                socket.close_with(reason, Farewell::None);
+                let _ = stream.close(None).await;
+                return;
+            }
+            () = socket.outbox.ready() => {
+                let farewell = socket.farewell();
+                socket.outbox.drain_into(&mut batch);
+                if farewell == Some(Farewell::Abort) {
+                    // Dropping the stream cuts the TCP connection without a close frame.
+                    socket.finish_close();
+                    return;
+                }
+                let written = write_batch(&mut stream, &mut batch, socket.protocol()).await;
+                if farewell.is_some() || written.is_err() {
+                    if written.is_ok() {
+                        let _ = stream.close(None).await;
+                    } else {
+                        socket.close_with(DisconnectReason::TransportError, Farewell::None);
+                    }
+                    socket.finish_close();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Writes every packet of the batch, then flushes once.
+async fn write_batch(
+    stream: &mut Stream,
+    batch: &mut Vec<Packet>,
+    protocol: ProtocolVersion,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    for packet in batch.drain(..) {
+        stream.feed(to_ws(&packet, protocol)).await?;
+    }
+    stream.flush().await
+}
+
+fn to_ws(packet: &Packet, protocol: ProtocolVersion) -> WsMessage {
+    match ws::encode(packet, protocol) {
+        ws::Frame::Text(bytes) => match bytes.try_into() {
+            Ok(text) => WsMessage::Text(text),
+            // Text packets are UTF-8 by construction; this arm is unreachable in practice.
+            Err(_) => WsMessage::Binary(Bytes::new()),
+        },
+        ws::Frame::Binary(bytes) => WsMessage::Binary(bytes),
+    }
+}
+
+fn from_ws(message: WsMessage) -> Option<ws::Frame> {
+    match message {
+        WsMessage::Text(text) => Some(ws::Frame::Text(Bytes::from(text))),
+        WsMessage::Binary(data) => Some(ws::Frame::Binary(data)),
+        // Control frames are answered by the WebSocket layer itself.
+        WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Close(_) | WsMessage::Frame(_) => None,
+    }
+}

@@ -1,0 +1,62 @@
+//! The server the official Engine.IO and Socket.IO protocol test suites run against.
+//!
+//! Listens on `HOST:PORT` (default `127.0.0.1:3000`) with the timings the suites expect
+//! (pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1,000,000, CORS `*`):
+//! - `/engine.io/`: a bare Engine.IO server that echoes every message back.
+//!
+//! See `shared/interop/PROTOCOL-SUITES.md` for how the suites are run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use ferrio_engineio::{
+    CorsConfig, DisconnectReason, Engine, EngineConfig, EngineHandler, EngineService, Message,
+    Socket,
+};
+
+/// Echoes every message back to its sender.
+struct Echo;
+
+impl EngineHandler for Echo {
+    type Data = ();
+
+    fn on_connect(&self, _socket: &Arc<Socket<()>>) {}
+
+    fn on_message(&self, socket: &Arc<Socket<()>>, message: Message) {
+        let _ = socket.send(message);
+    }
+
+    fn on_disconnect(&self, _socket: &Arc<Socket<()>>, _reason: DisconnectReason) {}
+}
+
+fn suite_config(path: &str) -> EngineConfig {
+    EngineConfig {
+        path: path.to_owned(),
+        ping_interval: Duration::from_millis(300),
+        ping_timeout: Duration::from_millis(200),
+        max_payload: 1_000_000,
+        cors: Some(CorsConfig::any()),
+        ..EngineConfig::default()
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
+
+    let engine = EngineService::new(Engine::new(suite_config("/engine.io/"), Echo));
+    let app = Router::new()
+        .route_service("/engine.io/", engine.clone())
+        .route_service("/engine.io", engine);
+
+    let listener = tokio::net::TcpListener::bind(format!("{host}:{port}")).await?;
+    eprintln!("conformance server on http://{}", listener.local_addr()?);
+    ferrio_engineio::serve(listener, app).await
+}

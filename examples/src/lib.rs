@@ -1,0 +1,1 @@
+//! Examples live in the folders beside this crate; see README.md.
