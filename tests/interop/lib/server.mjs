@@ -82,9 +82,17 @@ export async function startServer(exampleName, env = {}) {
   });
   fs.closeSync(logFd);
   let exited = null;
+  let stopping = false;
   const exitPromise = new Promise((resolve) => {
     child.once("exit", (code, signal) => {
       exited = { code, signal };
+      if (!stopping) {
+        // say so loudly: every later failure of this file is a consequence
+        console.error(
+          `\n[interop] ${exampleName} (pid ${child.pid}, port ${port}) exited unexpectedly: ` +
+            `code ${code}, signal ${signal}; log ${logFile}\n`,
+        );
+      }
       resolve(exited);
     });
   });
@@ -103,12 +111,14 @@ export async function startServer(exampleName, env = {}) {
     if (!ready) await sleep(50);
   }
   if (!ready) {
+    stopping = true;
     child.kill("SIGKILL");
     const why = exited ? `exited early (${JSON.stringify(exited)})` : `did not accept on port ${port} within ${START_TIMEOUT_MS} ms`;
     throw new Error(`${exampleName} ${why}; log ${logFile}:\n${tail()}`);
   }
 
   const stop = async () => {
+    stopping = true;
     if (exited) return;
     child.kill("SIGTERM");
     const t = setTimeout(() => child.kill("SIGKILL"), STOP_TIMEOUT_MS);

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -75,6 +76,13 @@ def server_url():
             time.sleep(0.05)
         yield f"http://127.0.0.1:{port}"
     finally:
+        if proc.poll() is not None:
+            # say so loudly: every failure after the exit is a consequence
+            print(
+                f"\n[interop] {name} (pid {proc.pid}, port {port}) exited unexpectedly "
+                f"with {proc.returncode}; log {log_path}",
+                file=sys.stderr,
+            )
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
