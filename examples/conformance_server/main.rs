@@ -3,6 +3,10 @@
 //! Listens on `HOST:PORT` (default `127.0.0.1:3000`) with the timings the suites expect
 //! (pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1,000,000, CORS `*`):
 //! - `/engine.io/`: a bare Engine.IO server that echoes every message back.
+//! - `/socket.io/`: a Socket.IO server (connect timeout 1 s). Namespace `/` emits `auth` with the
+//!   CONNECT payload on connection, answers `message` with `message-back` (same arguments) and
+//!   acknowledges `message-with-ack` with its arguments; `/custom` emits `auth`; every other
+//!   namespace is refused with "Invalid namespace".
 //!
 //! See `shared/interop/PROTOCOL-SUITES.md` for how the suites are run.
 
@@ -14,6 +18,7 @@ use ferrio_engineio::{
     CorsConfig, DisconnectReason, Engine, EngineConfig, EngineHandler, EngineService, Message,
     Socket,
 };
+use ferrio_socketio::{SocketIo, SocketIoConfig};
 
 /// Echoes every message back to its sender.
 struct Echo;
@@ -52,9 +57,30 @@ async fn main() -> std::io::Result<()> {
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
 
     let engine = EngineService::new(Engine::new(suite_config("/engine.io/"), Echo));
+    let (socketio, io) = SocketIo::new(SocketIoConfig {
+        engine: suite_config("/socket.io/"),
+        connect_timeout: Duration::from_secs(1),
+        ..SocketIoConfig::default()
+    });
+    io.ns("/", |socket| {
+        let _ = socket.emit("auth", socket.auth());
+        socket.on("message", |socket, event| {
+            let _ = socket.emit_payload("message-back", event.payload);
+        });
+        socket.on("message-with-ack", |_socket, event| {
+            if let Some(ack) = event.ack {
+                let _ = ack.send(event.payload);
+            }
+        });
+    });
+    io.ns("/custom", |socket| {
+        let _ = socket.emit("auth", socket.auth());
+    });
     let app = Router::new()
         .route_service("/engine.io/", engine.clone())
-        .route_service("/engine.io", engine);
+        .route_service("/engine.io", engine)
+        .route_service("/socket.io/", socketio.clone())
+        .route_service("/socket.io", socketio);
 
     let listener = tokio::net::TcpListener::bind(format!("{host}:{port}")).await?;
     eprintln!("conformance server on http://{}", listener.local_addr()?);

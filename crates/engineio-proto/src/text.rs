@@ -34,6 +34,16 @@ impl Text {
         Ok(Self(packet))
     }
 
+    /// Like [`Text::from_packet`] for a `String` an encoder wrote, skipping the UTF-8 check a
+    /// `String` makes needless.
+    pub fn from_packet_string(packet: String) -> Result<Self, DecodeError> {
+        match packet.as_bytes().first() {
+            Some(b'4') => Ok(Self(Bytes::from(packet))),
+            Some(other) => Err(DecodeError::Unexpected(*other)),
+            None => Err(DecodeError::Empty),
+        }
+    }
+
     /// The text, without the packet type byte.
     pub fn as_str(&self) -> &str {
         // Every constructor checked that the bytes after the type byte are UTF-8.

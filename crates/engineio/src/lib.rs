@@ -48,6 +48,7 @@ pub use engine::Engine;
 pub use errors::{ErrorCode, SendError};
 pub use ferrio_engineio_proto::{Message, ProtocolVersion, Sid, Text};
 pub use handler::EngineHandler;
+pub use query::percent_decode;
 pub use reason::DisconnectReason;
 pub use serve::serve;
 pub use service::EngineService;

@@ -64,6 +64,16 @@ pub(crate) async fn poll<D>(socket: Arc<Socket<D>>) -> Response<ResponseBody> {
                 socket.finish_close();
                 return Response::new(ResponseBody::abort());
             }
+            Some(Farewell::Packet(_)) if packets.len() > 1 => {
+                // Packets queued before the close go out on their own, and the farewell with the
+                // next poll, as the reference server does: clients act on a close packet at
+                // once but on messages a tick later, so sharing a response would let the close
+                // overtake, say, a Socket.IO DISCONNECT before it.
+                if let Some(last) = packets.pop() {
+                    socket.outbox.force_push(last);
+                }
+                break;
+            }
             Some(_) => {
                 socket.finish_close();
                 if packets.is_empty() {

@@ -69,7 +69,7 @@ pub(crate) fn find_param(query: &str, name: &str) -> Option<String> {
 }
 
 /// Decodes `%XX` escapes and `+` (as in HTML forms); invalid escapes are kept as written.
-pub(crate) fn percent_decode(text: &str) -> String {
+pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

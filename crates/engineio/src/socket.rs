@@ -274,7 +274,9 @@ impl<D> Socket<D> {
             }
         }
         self.closed.notify_waiters();
-        if farewell == Farewell::None {
+        if matches!(farewell, Farewell::None | Farewell::Abort) {
+            // Nothing to flush: the session is gone now, and a later request with its id gets
+            // 400. An abort's pending poll or WebSocket still sees the farewell and cuts itself.
             self.finish_close();
         }
     }

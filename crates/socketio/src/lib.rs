@@ -1,1 +1,43 @@
-//! Work in progress.
+//! A Socket.IO server (protocol v5, and v4 for socket.io-client v2) on top of
+//! `ferrio-engineio`: namespaces, rooms, acknowledgements, binary payloads, broadcasts and
+//! connect middlewares, with an API that follows the Node server's.
+//!
+//! - [`SocketIo`] is `io`: create namespaces with [`SocketIo::ns`] / [`SocketIo::of`], mount the
+//!   [`SocketIoService`] it returns.
+//! - [`Socket`] is a client's connection to one namespace: register event handlers with
+//!   [`Socket::on`], emit, join rooms.
+//! - [`BroadcastOperator`] targets sockets by room (`io.to("room").except("b").emit(...)`);
+//!   broadcasts are encoded once and the same buffer is queued for every recipient.
+//! - Rooms live behind the [`Adapter`] trait; [`LocalAdapter`] serves a single process.
+//!
+//! Event handlers run on the connection's reading task, in order, like Node's listeners: keep
+//! them short and spawn asynchronous work.
+
+mod ack;
+pub mod adapter;
+mod client;
+mod errors;
+mod ids;
+mod io;
+mod namespace;
+mod operators;
+mod outgoing;
+mod payload;
+mod reason;
+mod recovery;
+mod socket;
+
+pub use ack::{AckResponse, AckSender};
+pub use adapter::{Adapter, AdapterFactory, BroadcastOptions, LocalAdapter, SocketInfo};
+pub use client::{ClientState, SocketIoHandler};
+pub use errors::{AckError, ConnectError, EmitError};
+pub use ferrio_engineio::{serve, Handshake, ProtocolVersion, TransportKind};
+pub use ids::{IntoRooms, Room, SocketId};
+pub use io::{SocketIo, SocketIoConfig, SocketIoService};
+pub use namespace::{ConnectHandler, DynamicNamespace, Middleware, Namespace};
+pub use operators::{BroadcastOperator, DEFAULT_ACK_TIMEOUT};
+pub use outgoing::Outgoing;
+pub use payload::{ArgError, Payload};
+pub use reason::DisconnectReason;
+pub use recovery::RecoveryConfig;
+pub use socket::{DisconnectHandler, Event, EventHandler, Socket};

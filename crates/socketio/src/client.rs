@@ -1,0 +1,274 @@
+//! One Engine.IO connection seen from the Socket.IO layer: decoding, and routing packets to the
+//! namespaces it joined.
+
+use std::sync::{Arc, Mutex, Weak};
+
+use ferrio_engineio::{EngineHandler, Message, ProtocolVersion};
+use ferrio_socketio_proto::{Decoder, DecoderConfig, Packet, PacketKind};
+use serde_json::Value;
+
+use crate::io::IoInner;
+use crate::namespace::auth_or_empty;
+use crate::outgoing::Outgoing;
+use crate::recovery::RestoredSession;
+use crate::{DisconnectReason, Socket, SocketId};
+
+/// An Engine.IO session carrying Socket.IO.
+pub(crate) type Conn = ferrio_engineio::Socket<ClientState>;
+
+/// The Socket.IO state of one connection.
+#[derive(Default)]
+pub struct ClientState {
+    decoder: Mutex<Decoder>,
+    /// The namespaces this connection joined or is joining. Usually one or two: a list beats a
+    /// map.
+    sockets: Mutex<Vec<Arc<Socket>>>,
+}
+
+impl std::fmt::Debug for ClientState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientState").finish_non_exhaustive()
+    }
+}
+
+impl ClientState {
+    fn lock_sockets(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Socket>>> {
+        self.sockets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, nsp: &str) -> Option<Arc<Socket>> {
+        self.lock_sockets().iter().find(|s| s.nsp() == nsp).cloned()
+    }
+
+    fn add(&self, socket: Arc<Socket>) {
+        self.lock_sockets().push(socket);
+    }
+
+    /// The sockets of this connection.
+    pub(crate) fn sockets(&self) -> Vec<Arc<Socket>> {
+        self.lock_sockets().clone()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock_sockets().is_empty()
+    }
+
+    pub(crate) fn remove(&self, nsp: &str) {
+        self.lock_sockets().retain(|s| s.nsp() != nsp);
+    }
+
+    /// Takes every socket of the connection out of its namespace.
+    pub(crate) fn close_all(&self, reason: DisconnectReason) {
+        let sockets = std::mem::take(&mut *self.lock_sockets());
+        for socket in sockets {
+            socket.close(reason);
+        }
+    }
+}
+
+/// The engine handler of a Socket.IO server.
+pub struct SocketIoHandler {
+    pub(crate) io: Arc<IoInner>,
+}
+
+impl std::fmt::Debug for SocketIoHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketIoHandler").finish_non_exhaustive()
+    }
+}
+
+impl EngineHandler for SocketIoHandler {
+    type Data = ClientState;
+
+    fn on_connect(&self, conn: &Arc<Conn>) {
+        let mut config = DecoderConfig::default();
+        config.max_attachments = self.io.config.max_attachments;
+        *conn.data.decoder.lock().unwrap_or_else(|p| p.into_inner()) = Decoder::new(config);
+        if conn.protocol() == ProtocolVersion::V3 {
+            // socket.io-client v2 never sends CONNECT for the main namespace: it is implied.
+            connect(&self.io, conn, "/".to_owned(), None, None);
+        }
+        let weak: Weak<Conn> = Arc::downgrade(conn);
+        let timeout = self.io.config.connect_timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            if let Some(conn) = weak.upgrade() {
+                if conn.is_open() && conn.data.is_empty() {
+                    tracing::debug!(sid = %conn.id(), "no namespace joined in time: closing");
+                    conn.close();
+                }
+            }
+        });
+    }
+
+    fn on_message(&self, conn: &Arc<Conn>, message: Message) {
+        let decoded = {
+            let mut decoder = conn.data.decoder.lock().unwrap_or_else(|p| p.into_inner());
+            match message {
+                Message::Text(text) => decoder.handle_text(text.as_str()),
+                Message::Binary(data) => decoder.handle_binary(data),
+            }
+        };
+        match decoded {
+            Ok(Some(packet)) => dispatch(&self.io, conn, packet),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::debug!(sid = %conn.id(), %error, "undecodable packet: closing");
+                conn.data.close_all(DisconnectReason::ParseError);
+                conn.close_with_reason(ferrio_engineio::DisconnectReason::ParseError);
+            }
+        }
+    }
+
+    fn on_disconnect(&self, conn: &Arc<Conn>, reason: ferrio_engineio::DisconnectReason) {
+        conn.data.close_all(reason.into());
+    }
+}
+
+fn dispatch(io: &Arc<IoInner>, conn: &Arc<Conn>, packet: Packet) {
+    let Packet { nsp, kind } = packet;
+    match kind {
+        PacketKind::Connect { data, query } => connect(io, conn, nsp, data, query),
+        PacketKind::Disconnect => {
+            if let Some(socket) = conn.data.get(&nsp) {
+                socket.close(DisconnectReason::ClientNamespaceDisconnect);
+            }
+        }
+        PacketKind::Event { data, id } => {
+            if let Some(socket) = conn.data.get(&nsp).filter(|s| s.connected()) {
+                socket.handle_event(data, id);
+            }
+        }
+        PacketKind::Ack { data, id } => {
+            if let Some(socket) = conn.data.get(&nsp) {
+                socket.handle_ack(data, id);
+            }
+        }
+        // Only servers send CONNECT_ERROR; a client sending one is ignored as the reference does.
+        PacketKind::ConnectError(_) => {}
+    }
+}
+
+/// Connects the client to a namespace: middlewares, then the reply, then the connect handler.
+fn connect(
+    io: &Arc<IoInner>,
+    conn: &Arc<Conn>,
+    nsp: String,
+    auth: Option<Value>,
+    v2_query: Option<String>,
+) {
+    if conn.data.get(&nsp).is_some() {
+        return;
+    }
+    let Some(namespace) = io.namespace_for(&nsp) else {
+        // The reference server sends this object to every protocol revision.
+        let packet = Packet::connect_error(nsp, "Invalid namespace", None);
+        let _ = Outgoing::encode(&packet).send_to(conn);
+        return;
+    };
+    let socket;
+    let mut restored = None;
+    if conn.protocol() == ProtocolVersion::V3 {
+        let id = SocketId::for_v2_client(&nsp, conn.id());
+        let auth = query_to_object(v2_query.as_deref().unwrap_or(""));
+        // socket.io-client v2 knows nothing of recovery: no private id.
+        socket = Socket::new(id, namespace.clone(), conn.clone(), auth);
+    } else {
+        let auth = auth_or_empty(auth);
+        restored = namespace.recovery().and_then(|log| {
+            let pid = auth.get("pid")?.as_str()?;
+            let offset = auth.get("offset")?.as_str()?;
+            log.restore(pid, offset)
+        });
+        let (id, pid) = match &restored {
+            Some(session) => (session.sid.clone(), Some(session.pid.clone())),
+            None => (
+                SocketId::random(),
+                namespace
+                    .recovery()
+                    .map(|_| Arc::<str>::from(SocketId::random().as_str())),
+            ),
+        };
+        socket = Socket::new(id, namespace.clone(), conn.clone(), auth)
+            .with_recovery(pid, restored.is_some());
+    }
+    let socket = Arc::new(socket);
+    conn.data.add(socket.clone());
+    let skip_middlewares = restored.is_some()
+        && namespace
+            .recovery()
+            .is_some_and(|log| log.config().skip_middlewares);
+    if namespace.has_middlewares() && !skip_middlewares {
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            let verdict = namespace.run_middlewares(&socket).await;
+            finish_connect(&conn, &socket, verdict, restored);
+        });
+    } else {
+        finish_connect(conn, &socket, Ok(()), restored);
+    }
+}
+
+fn finish_connect(
+    conn: &Arc<Conn>,
+    socket: &Arc<Socket>,
+    verdict: Result<(), crate::ConnectError>,
+    restored: Option<RestoredSession>,
+) {
+    let nsp = socket.nsp().to_owned();
+    let v2 = conn.protocol() == ProtocolVersion::V3;
+    if let Err(error) = verdict {
+        conn.data.remove(&nsp);
+        let packet = if v2 {
+            // Protocol v4 carries the error's data alone (or its message when it has none).
+            let data = error
+                .data
+                .clone()
+                .unwrap_or_else(|| Value::String(error.message.clone()));
+            Packet::new(nsp, PacketKind::ConnectError(data))
+        } else {
+            Packet::connect_error(nsp, &error.message, error.data.clone())
+        };
+        let _ = Outgoing::encode(&packet).send_to(conn);
+        return;
+    }
+    let namespace = socket.namespace().clone();
+    namespace.insert_socket(socket);
+    if let Some(session) = &restored {
+        namespace.adapter().add_all(socket.id(), &session.rooms);
+    }
+    if !socket.mark_connected() {
+        // The connection closed while the middlewares ran.
+        namespace.remove_socket(socket);
+        return;
+    }
+    let reply = if v2 {
+        Packet::connect(nsp.as_str(), None)
+    } else {
+        Packet::connect_reply(
+            nsp.as_str(),
+            socket.id().as_str(),
+            socket.pid().map(|pid| &**pid),
+        )
+    };
+    let _ = Outgoing::encode(&reply).send_to(conn);
+    if let Some(session) = restored {
+        for data in session.missed {
+            let _ = Outgoing::encode(&Packet::event(nsp.as_str(), data, None)).send_to(conn);
+        }
+    }
+    namespace.run_connect_handler(socket);
+}
+
+/// `token=abc&x=1` as `{"token":"abc","x":"1"}`: how socket.io-client v2 sends its auth.
+fn query_to_object(query: &str) -> Value {
+    let mut object = serde_json::Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        object.insert(
+            ferrio_engineio::percent_decode(key),
+            Value::String(ferrio_engineio::percent_decode(value)),
+        );
+    }
+    Value::Object(object)
+}

@@ -1,0 +1,251 @@
+//! The server handle: namespaces, configuration and the service to mount.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock, Weak};
+use std::time::Duration;
+
+use ferrio_engineio::{Engine, EngineConfig, EngineService};
+
+use crate::adapter::{local_adapter_factory, AdapterFactory};
+use crate::client::SocketIoHandler;
+use crate::namespace::{DynamicNamespace, NamespaceSetup};
+use crate::recovery::RecoveryConfig;
+use crate::{BroadcastOperator, EmitError, IntoRooms, Namespace, Socket};
+
+/// Settings of a Socket.IO server. Defaults match the reference Node server.
+#[derive(Clone)]
+pub struct SocketIoConfig {
+    /// The Engine.IO settings (path `/socket.io/` here).
+    pub engine: EngineConfig,
+    /// How long a connection may stay without joining any namespace. 45 s.
+    pub connect_timeout: Duration,
+    /// Most binary attachments one packet may carry. 32.
+    pub max_attachments: usize,
+    /// Builds each namespace's adapter; the in-memory one by default.
+    pub adapter: AdapterFactory,
+    /// Connection state recovery; off by default, as in the reference server.
+    pub recovery: Option<RecoveryConfig>,
+}
+
+impl Default for SocketIoConfig {
+    fn default() -> Self {
+        Self {
+            engine: EngineConfig {
+                path: "/socket.io/".to_owned(),
+                ..EngineConfig::default()
+            },
+            connect_timeout: Duration::from_secs(45),
+            max_attachments: 32,
+            adapter: local_adapter_factory(),
+            recovery: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SocketIoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketIoConfig")
+            .field("engine", &self.engine)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_attachments", &self.max_attachments)
+            .field("recovery", &self.recovery)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the connection layer needs of the configuration.
+pub(crate) struct ConnectionLimits {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_attachments: usize,
+}
+
+pub(crate) struct IoInner {
+    pub(crate) config: ConnectionLimits,
+    namespaces: RwLock<HashMap<String, Arc<Namespace>>>,
+    dynamic: RwLock<Vec<Arc<DynamicNamespace>>>,
+    adapter: AdapterFactory,
+    recovery: Option<RecoveryConfig>,
+    engine: OnceLock<Weak<Engine<SocketIoHandler>>>,
+}
+
+impl IoInner {
+    /// The namespace a CONNECT names: a registered one, or a new child of a dynamic one.
+    pub(crate) fn namespace_for(&self, name: &str) -> Option<Arc<Namespace>> {
+        if let Some(namespace) = self.read_namespaces().get(name) {
+            return Some(namespace.clone());
+        }
+        let dynamic = self
+            .dynamic
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|d| (d.accepts)(name))
+            .cloned()?;
+        let mut namespaces = self.namespaces.write().unwrap_or_else(|p| p.into_inner());
+        Some(
+            namespaces
+                .entry(name.to_owned())
+                .or_insert_with(|| {
+                    Namespace::new(
+                        name.to_owned(),
+                        dynamic.setup.clone(),
+                        &self.adapter,
+                        self.recovery,
+                    )
+                })
+                .clone(),
+        )
+    }
+
+    fn read_namespaces(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Namespace>>> {
+        self.namespaces.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The service answering Socket.IO clients; mount it at the configured path.
+pub type SocketIoService = EngineService<SocketIoHandler>;
+
+/// A Socket.IO server: `io` in Node. Cheap to clone; every clone is the same server.
+///
+/// ```no_run
+/// use ferrio_socketio::{SocketIo, SocketIoConfig};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let (service, io) = SocketIo::new(SocketIoConfig::default());
+/// io.ns("/", |socket| {
+///     socket.on("ping", |socket, event| {
+///         if let Some(ack) = event.ack {
+///             let _ = ack.send(event.payload);
+///         }
+///         let _ = socket.emit("pong", "hello");
+///     });
+/// });
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// ferrio_socketio::serve(listener, service).await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SocketIo {
+    inner: Arc<IoInner>,
+}
+
+impl std::fmt::Debug for SocketIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketIo").finish_non_exhaustive()
+    }
+}
+
+impl SocketIo {
+    /// Creates a server with the main namespace `/`, and the service to mount.
+    pub fn new(config: SocketIoConfig) -> (SocketIoService, SocketIo) {
+        let inner = Arc::new(IoInner {
+            config: ConnectionLimits {
+                connect_timeout: config.connect_timeout,
+                max_attachments: config.max_attachments,
+            },
+            namespaces: RwLock::new(HashMap::new()),
+            dynamic: RwLock::new(Vec::new()),
+            adapter: config.adapter.clone(),
+            recovery: config.recovery,
+            engine: OnceLock::new(),
+        });
+        let engine = Engine::new(config.engine, SocketIoHandler { io: inner.clone() });
+        let _ = inner.engine.set(Arc::downgrade(&engine));
+        let io = SocketIo { inner };
+        io.of("/");
+        (EngineService::new(engine), io)
+    }
+
+    /// The namespace `name`, created (with no handler) if it does not exist yet.
+    pub fn of(&self, name: &str) -> Arc<Namespace> {
+        let name = if name.starts_with('/') {
+            name.to_owned()
+        } else {
+            format!("/{name}")
+        };
+        if let Some(namespace) = self.inner.read_namespaces().get(&name) {
+            return namespace.clone();
+        }
+        let mut namespaces = self
+            .inner
+            .namespaces
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        namespaces
+            .entry(name.clone())
+            .or_insert_with(|| {
+                Namespace::new(
+                    name,
+                    Arc::new(NamespaceSetup::default()),
+                    &self.inner.adapter,
+                    self.inner.recovery,
+                )
+            })
+            .clone()
+    }
+
+    /// The namespace `name` with its connect handler set: `io.of(name).on("connection", ...)`.
+    pub fn ns<F>(&self, name: &str, on_connection: F) -> Arc<Namespace>
+    where
+        F: Fn(&Arc<Socket>) + Send + Sync + 'static,
+    {
+        let namespace = self.of(name);
+        namespace.on_connection(on_connection);
+        namespace
+    }
+
+    /// Accepts connections to every namespace name `accepts` allows, each created on first use
+    /// with the handlers set on the returned template.
+    pub fn dynamic_namespace<F>(&self, accepts: F) -> Arc<DynamicNamespace>
+    where
+        F: Fn(&str) -> bool + Send + Sync + 'static,
+    {
+        let dynamic = Arc::new(DynamicNamespace {
+            accepts: Arc::new(accepts),
+            setup: Arc::new(NamespaceSetup::default()),
+        });
+        self.inner
+            .dynamic
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(dynamic.clone());
+        dynamic
+    }
+
+    /// The namespace `name`, if it exists.
+    pub fn namespace(&self, name: &str) -> Option<Arc<Namespace>> {
+        self.inner.read_namespaces().get(name).cloned()
+    }
+
+    /// Every namespace.
+    pub fn namespaces(&self) -> Vec<Arc<Namespace>> {
+        self.inner.read_namespaces().values().cloned().collect()
+    }
+
+    /// Targets the sockets of the main namespace in `rooms`.
+    pub fn to(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.of("/").to(rooms)
+    }
+
+    /// Sends an event with one JSON argument to every socket of the main namespace.
+    pub fn emit(&self, name: &str, data: impl serde::Serialize) -> Result<(), EmitError> {
+        self.of("/").emit(name, data)
+    }
+
+    /// How many Engine.IO connections are open.
+    pub fn connection_count(&self) -> usize {
+        self.engine().map_or(0, |engine| engine.session_count())
+    }
+
+    /// Disconnects every client with "server shutting down"; they reconnect, elsewhere if the
+    /// load balancer sends them there.
+    pub fn close(&self) {
+        if let Some(engine) = self.engine() {
+            engine.close_all(ferrio_engineio::DisconnectReason::ServerShutdown);
+        }
+    }
+
+    fn engine(&self) -> Option<Arc<Engine<SocketIoHandler>>> {
+        self.inner.engine.get().and_then(Weak::upgrade)
+    }
+}

@@ -1,0 +1,314 @@
+//! Namespaces: their connect handlers, middlewares, sockets and adapter.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+
+use crate::ack::{wait_for_ack, AckResponse};
+use crate::adapter::{Adapter, AdapterFactory};
+use crate::outgoing::Outgoing;
+use crate::recovery::{RecoveryConfig, RecoveryLog};
+use crate::{BroadcastOperator, ConnectError, Socket, SocketId};
+
+/// Runs when a socket connects to a namespace: register its event handlers here.
+pub type ConnectHandler = Arc<dyn Fn(&Arc<Socket>) + Send + Sync>;
+
+/// Decides whether a socket may connect. Runs before the connect handler, in the order added;
+/// an error is sent to the client as CONNECT_ERROR.
+pub type Middleware =
+    Arc<dyn Fn(Arc<Socket>) -> BoxFuture<'static, Result<(), ConnectError>> + Send + Sync>;
+
+/// The handlers of a namespace, shared by the children of a dynamic namespace.
+#[derive(Default)]
+pub(crate) struct NamespaceSetup {
+    middlewares: RwLock<Vec<Middleware>>,
+    on_connection: RwLock<Option<ConnectHandler>>,
+}
+
+impl NamespaceSetup {
+    pub(crate) fn add_middleware(&self, middleware: Middleware) {
+        self.middlewares
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(middleware);
+    }
+
+    pub(crate) fn set_on_connection(&self, handler: ConnectHandler) {
+        *self
+            .on_connection
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(handler);
+    }
+
+    fn middlewares(&self) -> Vec<Middleware> {
+        self.middlewares
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn on_connection(&self) -> Option<ConnectHandler> {
+        self.on_connection
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// A namespace: `io.of("/chat")` in Node.
+pub struct Namespace {
+    name: String,
+    setup: Arc<NamespaceSetup>,
+    sockets: RwLock<HashMap<SocketId, Arc<Socket>>>,
+    adapter: Arc<dyn Adapter>,
+    ack_ids: AtomicU64,
+    recovery: Option<RecoveryLog>,
+}
+
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Namespace {
+    pub(crate) fn new(
+        name: String,
+        setup: Arc<NamespaceSetup>,
+        adapter: &AdapterFactory,
+        recovery: Option<RecoveryConfig>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|this| Self {
+            name,
+            setup,
+            sockets: RwLock::new(HashMap::new()),
+            adapter: adapter(this.clone()),
+            ack_ids: AtomicU64::new(0),
+            recovery: recovery.map(RecoveryLog::new),
+        })
+    }
+
+    /// The recovery log, when connection state recovery is on.
+    pub(crate) fn recovery(&self) -> Option<&RecoveryLog> {
+        self.recovery.as_ref()
+    }
+
+    /// Encodes an event for the sockets `opts` targets. With recovery on, an event that asks for
+    /// no acknowledgement and is not volatile gets its offset and is kept for replay.
+    pub(crate) fn event_outgoing(
+        &self,
+        name: &str,
+        payload: crate::Payload,
+        ack_id: Option<u64>,
+        opts: &crate::BroadcastOptions,
+    ) -> Result<Outgoing, crate::EmitError> {
+        let mut data = crate::socket::event_data(name, payload)?;
+        if let (Some(log), None, false) = (&self.recovery, ack_id, opts.volatile) {
+            log.record(&mut data, opts);
+        }
+        Ok(Outgoing::encode(&ferrio_socketio_proto::Packet::event(
+            self.name.as_str(),
+            data,
+            ack_id,
+        )))
+    }
+
+    /// The name, e.g. `/chat`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The adapter holding this namespace's rooms.
+    pub fn adapter(&self) -> &Arc<dyn Adapter> {
+        &self.adapter
+    }
+
+    /// Sets the handler run for every new socket (replacing an earlier one).
+    pub fn on_connection<F>(&self, handler: F)
+    where
+        F: Fn(&Arc<Socket>) + Send + Sync + 'static,
+    {
+        self.setup.set_on_connection(Arc::new(handler));
+    }
+
+    /// Adds a connect middleware.
+    pub fn use_middleware<F, Fut>(&self, middleware: F)
+    where
+        F: Fn(Arc<Socket>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        self.setup
+            .add_middleware(Arc::new(move |socket| Box::pin(middleware(socket))));
+    }
+
+    /// The local socket with this id.
+    pub fn socket(&self, id: &SocketId) -> Option<Arc<Socket>> {
+        self.read_sockets().get(id).cloned()
+    }
+
+    /// Every local socket.
+    pub fn sockets(&self) -> Vec<Arc<Socket>> {
+        self.read_sockets().values().cloned().collect()
+    }
+
+    /// How many sockets are connected here, on this node.
+    pub fn socket_count(&self) -> usize {
+        self.read_sockets().len()
+    }
+
+    /// Targets every socket of the namespace; narrow with `to`, `except`, ...
+    pub fn broadcast(self: &Arc<Self>) -> BroadcastOperator {
+        BroadcastOperator::new(self.clone())
+    }
+
+    /// Targets the sockets in `rooms`.
+    pub fn to(self: &Arc<Self>, rooms: impl crate::IntoRooms) -> BroadcastOperator {
+        self.broadcast().to(rooms)
+    }
+
+    /// Sends an event with one JSON argument to every socket of the namespace.
+    pub fn emit(
+        self: &Arc<Self>,
+        name: &str,
+        data: impl serde::Serialize,
+    ) -> Result<(), crate::EmitError> {
+        self.broadcast().emit(name, data)
+    }
+
+    fn read_sockets(&self) -> std::sync::RwLockReadGuard<'_, HashMap<SocketId, Arc<Socket>>> {
+        self.sockets.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn next_ack_id(&self) -> u64 {
+        self.ack_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Runs the middlewares of a socket that asked to connect.
+    pub(crate) async fn run_middlewares(&self, socket: &Arc<Socket>) -> Result<(), ConnectError> {
+        for middleware in self.setup.middlewares() {
+            middleware(socket.clone()).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn has_middlewares(&self) -> bool {
+        !self
+            .setup
+            .middlewares
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// Registers a socket that passed the middlewares and joins it to its own room.
+    pub(crate) fn insert_socket(&self, socket: &Arc<Socket>) {
+        self.sockets
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(socket.id().clone(), socket.clone());
+        self.adapter.add_all(socket.id(), &[socket.id().room()]);
+    }
+
+    pub(crate) fn run_connect_handler(&self, socket: &Arc<Socket>) {
+        if let Some(handler) = self.setup.on_connection() {
+            handler(socket);
+        }
+    }
+
+    pub(crate) fn remove_socket(&self, socket: &Socket) {
+        self.adapter.del_all(socket.id());
+        self.sockets
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(socket.id());
+    }
+
+    /// Queues an encoded packet on each of these local sockets.
+    pub fn deliver(&self, ids: &[SocketId], packet: &Outgoing, volatile: bool) {
+        let targets: Vec<Arc<Socket>> = {
+            let sockets = self.read_sockets();
+            ids.iter()
+                .filter_map(|id| sockets.get(id).cloned())
+                .collect()
+        };
+        for socket in targets {
+            let _ = socket.send_outgoing(packet, volatile);
+        }
+    }
+
+    /// Queues a packet asking for acknowledgement `ack_id` on each of these local sockets and
+    /// collects the answers.
+    pub async fn deliver_with_ack(
+        &self,
+        ids: &[SocketId],
+        packet: &Outgoing,
+        ack_id: u64,
+        timeout: Duration,
+    ) -> Vec<AckResponse> {
+        let targets: Vec<Arc<Socket>> = {
+            let sockets = self.read_sockets();
+            ids.iter()
+                .filter_map(|id| sockets.get(id).cloned())
+                .collect()
+        };
+        let waits = targets.into_iter().map(|socket| async move {
+            let receiver = socket.pending_acks().register(ack_id);
+            let result = match socket.send_outgoing(packet, false) {
+                Ok(()) => wait_for_ack(&socket, ack_id, receiver, timeout).await,
+                Err(error) => {
+                    socket.pending_acks().forget(ack_id);
+                    Err(crate::AckError::Emit(error.to_string()))
+                }
+            };
+            AckResponse {
+                socket: socket.id().clone(),
+                result,
+            }
+        });
+        futures_util::future::join_all(waits).await
+    }
+}
+
+/// A namespace created on demand for every name a predicate accepts (`io.of(regex)` in Node).
+/// Its handlers and middlewares apply to each child namespace.
+pub struct DynamicNamespace {
+    pub(crate) accepts: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    pub(crate) setup: Arc<NamespaceSetup>,
+}
+
+impl std::fmt::Debug for DynamicNamespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamicNamespace").finish_non_exhaustive()
+    }
+}
+
+impl DynamicNamespace {
+    /// Sets the handler run for every new socket of every child namespace.
+    pub fn on_connection<F>(&self, handler: F)
+    where
+        F: Fn(&Arc<Socket>) + Send + Sync + 'static,
+    {
+        self.setup.set_on_connection(Arc::new(handler));
+    }
+
+    /// Adds a connect middleware to every child namespace.
+    pub fn use_middleware<F, Fut>(&self, middleware: F)
+    where
+        F: Fn(Arc<Socket>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        self.setup
+            .add_middleware(Arc::new(move |socket| Box::pin(middleware(socket))));
+    }
+}
+
+/// The auth payload stored for a socket: the CONNECT data, `{}` when none was sent.
+pub(crate) fn auth_or_empty(auth: Option<Value>) -> Value {
+    auth.unwrap_or_else(|| Value::Object(serde_json::Map::new()))
+}

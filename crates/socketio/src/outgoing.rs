@@ -1,0 +1,42 @@
+//! A packet encoded once, ready for any number of recipients.
+
+use ferrio_engineio::{Message, Text};
+use ferrio_socketio_proto::{encode_text_into, Packet};
+
+/// The Engine.IO messages of one Socket.IO packet: its text, then one binary message per
+/// attachment. Cloning shares the buffers; a broadcast encodes once and clones per recipient.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    messages: Vec<Message>,
+}
+
+impl Outgoing {
+    /// Encodes a packet.
+    pub fn encode(packet: &Packet) -> Self {
+        let mut text = String::with_capacity(64);
+        text.push('4');
+        encode_text_into(packet, &mut text);
+        // The buffer starts with the message type written just above.
+        let text = Text::from_packet_string(text).unwrap_or_else(|_| Text::new(""));
+        let mut messages = Vec::with_capacity(1 + packet.attachments().len());
+        messages.push(Message::Text(text));
+        messages.extend(packet.attachments().iter().cloned().map(Message::Binary));
+        Self { messages }
+    }
+
+    /// The Engine.IO messages, text first.
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// Queues the messages on one connection, all or none.
+    pub(crate) fn send_to<D>(
+        &self,
+        conn: &ferrio_engineio::Socket<D>,
+    ) -> Result<(), ferrio_engineio::SendError> {
+        match self.messages.as_slice() {
+            [single] => conn.send(single.clone()),
+            many => conn.send_many(many.to_vec()),
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! A client's connection to one namespace.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use ferrio_engineio::{Handshake, ProtocolVersion, TransportKind};
+use ferrio_socketio_proto::{Packet, PacketData, RESERVED_EVENTS};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::ack::{wait_for_ack, PendingAcks};
+use crate::client::Conn;
+use crate::namespace::Namespace;
+use crate::outgoing::Outgoing;
+use crate::{
+    AckError, AckSender, BroadcastOperator, DisconnectReason, EmitError, IntoRooms, Payload, Room,
+    SocketId,
+};
+
+/// An event received from a client.
+#[derive(Debug)]
+pub struct Event {
+    /// The event name.
+    pub name: String,
+    /// The arguments after the name.
+    pub payload: Payload,
+    /// Present when the client asked for an acknowledgement.
+    pub ack: Option<AckSender>,
+}
+
+/// Handles one event. Runs on the connection's reading task, in arrival order: spawn for slow
+/// or asynchronous work.
+pub type EventHandler = Arc<dyn Fn(&Arc<Socket>, Event) + Send + Sync>;
+
+/// Runs when a socket leaves its namespace.
+pub type DisconnectHandler = Arc<dyn Fn(&Arc<Socket>, DisconnectReason) + Send + Sync>;
+
+#[derive(Default)]
+struct Handlers {
+    events: HashMap<String, EventHandler>,
+    any: Option<EventHandler>,
+    disconnect: Vec<DisconnectHandler>,
+}
+
+const CONNECTING: u8 = 0;
+const CONNECTED: u8 = 1;
+const DISCONNECTED: u8 = 2;
+
+/// A client's connection to one namespace: what `socket` is in a Node `io.on("connection")`.
+pub struct Socket {
+    id: SocketId,
+    namespace: Arc<Namespace>,
+    conn: Arc<Conn>,
+    auth: Value,
+    state: AtomicU8,
+    handlers: RwLock<Handlers>,
+    acks: PendingAcks,
+    extensions: Mutex<http::Extensions>,
+    /// The private id that lets the client recover this socket (recovery on, protocol v5).
+    pid: Option<Arc<str>>,
+    recovered: bool,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.id)
+            .field("nsp", &self.namespace.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Socket {
+    pub(crate) fn new(
+        id: SocketId,
+        namespace: Arc<Namespace>,
+        conn: Arc<Conn>,
+        auth: Value,
+    ) -> Self {
+        Self {
+            id,
+            namespace,
+            conn,
+            auth,
+            state: AtomicU8::new(CONNECTING),
+            handlers: RwLock::new(Handlers::default()),
+            acks: PendingAcks::default(),
+            extensions: Mutex::new(http::Extensions::new()),
+            pid: None,
+            recovered: false,
+        }
+    }
+
+    /// Gives the socket its private recovery id, and says whether it is a recovered session.
+    pub(crate) fn with_recovery(mut self, pid: Option<Arc<str>>, recovered: bool) -> Self {
+        self.pid = pid;
+        self.recovered = recovered;
+        self
+    }
+
+    /// Whether this socket is a session restored by connection state recovery (same id, rooms
+    /// back, missed packets replayed): `socket.recovered` in Node.
+    pub fn recovered(&self) -> bool {
+        self.recovered
+    }
+
+    pub(crate) fn pid(&self) -> Option<&Arc<str>> {
+        self.pid.as_ref()
+    }
+
+    /// The socket's id, as the client knows it.
+    pub fn id(&self) -> &SocketId {
+        &self.id
+    }
+
+    /// The namespace's name, e.g. `/chat`.
+    pub fn nsp(&self) -> &str {
+        self.namespace.name()
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &Arc<Namespace> {
+        &self.namespace
+    }
+
+    /// The auth payload of the client's CONNECT (`{}` when none; for socket.io-client v2, the
+    /// query parameters it sent with the namespace).
+    pub fn auth(&self) -> &Value {
+        &self.auth
+    }
+
+    /// The HTTP request that opened the underlying connection: headers, query, address, time.
+    pub fn handshake(&self) -> &Handshake {
+        self.conn.handshake()
+    }
+
+    /// The transport the connection uses now.
+    pub fn transport(&self) -> TransportKind {
+        self.conn.transport()
+    }
+
+    /// The Engine.IO revision of the client (v3 means socket.io-client v2).
+    pub fn protocol(&self) -> ProtocolVersion {
+        self.conn.protocol()
+    }
+
+    /// Whether the socket is connected to its namespace.
+    pub fn connected(&self) -> bool {
+        self.state.load(Ordering::Acquire) == CONNECTED
+    }
+
+    /// Stores a value in the socket's typed data, replacing one of the same type.
+    pub fn insert_data<T: Clone + Send + Sync + 'static>(&self, value: T) {
+        self.lock_extensions().insert(value);
+    }
+
+    /// A copy of the socket's value of type `T`, if one was stored.
+    pub fn data<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.lock_extensions().get::<T>().cloned()
+    }
+
+    fn lock_extensions(&self) -> std::sync::MutexGuard<'_, http::Extensions> {
+        self.extensions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_handlers(&self) -> std::sync::RwLockWriteGuard<'_, Handlers> {
+        self.handlers.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Handles event `name`; replaces an earlier handler of the same name.
+    pub fn on<F>(&self, name: impl Into<String>, handler: F)
+    where
+        F: Fn(&Arc<Socket>, Event) + Send + Sync + 'static,
+    {
+        self.write_handlers()
+            .events
+            .insert(name.into(), Arc::new(handler));
+    }
+
+    /// Handles every event that has no handler of its own.
+    pub fn on_any<F>(&self, handler: F)
+    where
+        F: Fn(&Arc<Socket>, Event) + Send + Sync + 'static,
+    {
+        self.write_handlers().any = Some(Arc::new(handler));
+    }
+
+    /// Runs when the socket leaves the namespace, whatever the reason.
+    pub fn on_disconnect<F>(&self, handler: F)
+    where
+        F: Fn(&Arc<Socket>, DisconnectReason) + Send + Sync + 'static,
+    {
+        self.write_handlers().disconnect.push(Arc::new(handler));
+    }
+
+    /// Sends event `name` with one JSON argument.
+    pub fn emit(&self, name: &str, data: impl Serialize) -> Result<(), EmitError> {
+        self.emit_payload(name, Payload::json(data)?)
+    }
+
+    /// Sends event `name` with any arguments, binary included.
+    pub fn emit_payload(&self, name: &str, payload: Payload) -> Result<(), EmitError> {
+        // With recovery on, the event is kept for replay as a broadcast to the socket's own room,
+        // which is what a recovered session looks up.
+        let own_room = crate::BroadcastOptions {
+            rooms: vec![self.id.room()],
+            ..crate::BroadcastOptions::default()
+        };
+        let packet = self
+            .namespace
+            .event_outgoing(name, payload, None, &own_room)?;
+        self.send_outgoing(&packet, false)
+    }
+
+    /// Sends event `name` and waits for the client's acknowledgement. Cancel-safe: dropping the
+    /// future forgets the wait.
+    pub async fn emit_with_ack(
+        &self,
+        name: &str,
+        payload: Payload,
+        timeout: Duration,
+    ) -> Result<Payload, AckError> {
+        let id = self.namespace.next_ack_id();
+        let data = event_data(name, payload).map_err(|e| AckError::Emit(e.to_string()))?;
+        let packet = Outgoing::encode(&Packet::event(self.nsp(), data, Some(id)));
+        let receiver = self.acks.register(id);
+        if let Err(error) = self.send_outgoing(&packet, false) {
+            self.acks.forget(id);
+            return Err(AckError::Emit(error.to_string()));
+        }
+        wait_for_ack(self, id, receiver, timeout).await
+    }
+
+    pub(crate) fn pending_acks(&self) -> &PendingAcks {
+        &self.acks
+    }
+
+    pub(crate) fn send_ack(&self, id: u64, payload: Payload) -> Result<(), EmitError> {
+        let packet = Packet::ack(self.nsp(), payload.into_packet_data(), id);
+        self.send_outgoing(&Outgoing::encode(&packet), false)
+    }
+
+    /// Queues an encoded packet. A full queue drops a volatile packet; otherwise it disconnects
+    /// the client, which is not reading, so memory stays bounded.
+    pub(crate) fn send_outgoing(&self, packet: &Outgoing, volatile: bool) -> Result<(), EmitError> {
+        if self.state.load(Ordering::Acquire) == DISCONNECTED {
+            return Err(EmitError::Disconnected);
+        }
+        match packet.send_to(&self.conn) {
+            Ok(()) => Ok(()),
+            Err(ferrio_engineio::SendError::Closed) => Err(EmitError::Disconnected),
+            Err(ferrio_engineio::SendError::Full { max }) => {
+                if !volatile {
+                    tracing::debug!(sid = %self.id, max, "send queue full: disconnecting slow client");
+                    self.conn
+                        .close_with_reason(ferrio_engineio::DisconnectReason::TransportError);
+                }
+                Err(EmitError::QueueFull { max })
+            }
+        }
+    }
+
+    /// Joins rooms.
+    pub fn join(&self, rooms: impl IntoRooms) {
+        self.namespace
+            .adapter()
+            .add_all(&self.id, &rooms.into_rooms());
+    }
+
+    /// Leaves rooms.
+    pub fn leave(&self, rooms: impl IntoRooms) {
+        for room in rooms.into_rooms() {
+            self.namespace.adapter().del(&self.id, &room);
+        }
+    }
+
+    /// The rooms the socket is in, its own room included.
+    pub fn rooms(&self) -> Vec<Room> {
+        self.namespace.adapter().socket_rooms(&self.id)
+    }
+
+    /// Targets the sockets in `rooms`, this one excepted (`socket.to(room)` in Node).
+    pub fn to(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.broadcast().to(rooms)
+    }
+
+    /// Targets every other socket of the namespace (`socket.broadcast` in Node).
+    pub fn broadcast(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.namespace.clone()).except(self.id.room())
+    }
+
+    /// Disconnects the socket from its namespace; the client gets a DISCONNECT packet and does
+    /// not reconnect by itself. Other namespaces of the same connection stay.
+    pub fn disconnect(self: &Arc<Self>) {
+        self.disconnect_with(false);
+    }
+
+    /// Disconnects; with `close`, also closes the whole underlying connection.
+    pub fn disconnect_with(self: &Arc<Self>, close: bool) {
+        if close {
+            // As the reference server: every namespace of the connection is disconnected (none
+            // of them recoverable), then the connection closes.
+            for socket in self.conn.data.sockets() {
+                socket.disconnect_with(false);
+            }
+            self.conn.close();
+            return;
+        }
+        if !self.connected() {
+            return;
+        }
+        let _ = self.send_outgoing(&Outgoing::encode(&Packet::disconnect(self.nsp())), false);
+        self.close(DisconnectReason::ServerNamespaceDisconnect);
+    }
+
+    /// Cuts the underlying connection as a network failure would (no DISCONNECT, no Engine.IO
+    /// close packet). The client sees a transport error and reconnects.
+    pub fn abort_transport(&self) {
+        self.conn.abort();
+    }
+
+    /// Marks the socket connected; false if it was disconnected meanwhile.
+    pub(crate) fn mark_connected(&self) -> bool {
+        self.state
+            .compare_exchange(CONNECTING, CONNECTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Leaves the namespace: handlers run, acks fail, rooms are left. Once only.
+    pub(crate) fn close(self: &Arc<Self>, reason: DisconnectReason) {
+        let previous = self.state.swap(DISCONNECTED, Ordering::AcqRel);
+        if previous == DISCONNECTED {
+            return;
+        }
+        self.conn.data.remove(self.nsp());
+        if previous == CONNECTED {
+            let handlers = self
+                .handlers
+                .read()
+                .map(|h| h.disconnect.clone())
+                .unwrap_or_default();
+            for handler in handlers {
+                handler(self, reason);
+            }
+        }
+        self.acks.fail_all();
+        if previous == CONNECTED && reason.is_recoverable() {
+            if let (Some(pid), Some(log)) = (&self.pid, self.namespace.recovery()) {
+                log.persist(self.id.clone(), pid.clone(), self.rooms());
+            }
+        }
+        self.namespace.remove_socket(self);
+        // Handlers may hold this socket; dropping them breaks the reference cycle.
+        *self.write_handlers() = Handlers::default();
+    }
+
+    /// Routes a packet the client sent to this socket.
+    pub(crate) fn handle_event(self: &Arc<Self>, data: PacketData, id: Option<u64>) {
+        let mut payload = Payload::from_packet_data(data);
+        if payload.args.is_empty() {
+            return;
+        }
+        let name = match payload.args.remove(0) {
+            Value::String(name) => name,
+            other => other.to_string(),
+        };
+        let handler = {
+            let handlers = self.handlers.read().unwrap_or_else(|p| p.into_inner());
+            handlers
+                .events
+                .get(&name)
+                .or(handlers.any.as_ref())
+                .cloned()
+        };
+        let Some(handler) = handler else {
+            return;
+        };
+        let ack = id.map(|id| AckSender::new(self.clone(), id));
+        handler(self, Event { name, payload, ack });
+    }
+
+    pub(crate) fn handle_ack(&self, data: PacketData, id: u64) {
+        self.acks.resolve(id, Payload::from_packet_data(data));
+    }
+}
+
+/// The arguments of an EVENT packet: the name, then the payload. Reserved names are refused.
+pub(crate) fn event_data(name: &str, payload: Payload) -> Result<PacketData, EmitError> {
+    if RESERVED_EVENTS.contains(&name) {
+        return Err(EmitError::ReservedEvent(name.to_owned()));
+    }
+    let mut args = Vec::with_capacity(payload.args.len() + 2);
+    args.push(Value::String(name.to_owned()));
+    args.extend(payload.args);
+    Ok(PacketData::with_attachments(args, payload.attachments))
+}
