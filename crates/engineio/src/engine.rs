@@ -145,8 +145,13 @@ impl<H: EngineHandler> Engine<H> {
         self.handler.on_connect(socket);
     }
 
-    /// Acts on one packet from a client.
+    /// Acts on one packet from a client. A session that is closing takes no more packets, as in
+    /// the reference server: the application never hears from a session it closed (or that broke
+    /// while a `POST` was still being read).
     pub(crate) fn handle_packet(&self, socket: &Arc<Socket<H::Data>>, packet: Packet) {
+        if !socket.is_open() {
+            return;
+        }
         match packet {
             Packet::Message(message) => self.handler.on_message(socket, message),
             Packet::Ping(data) => {

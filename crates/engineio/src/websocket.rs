@@ -9,6 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -227,6 +228,12 @@ async fn run<H: EngineHandler>(
             incoming = stream.next() => {
                 let reason = match incoming {
                     Some(Ok(WsMessage::Close(_))) | None => DisconnectReason::TransportClose,
+                    // The client closed the TCP connection without a close frame (a process that
+                    // exited, a tab that was killed): it closed the connection, as the reference
+                    // server reports it.
+                    Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
+                        DisconnectReason::TransportClose
+                    }
                     Some(Err(error)) => {
                         tracing::debug!(sid = %socket.id(), %error, "websocket read failed");
                         DisconnectReason::TransportError
