@@ -231,7 +231,7 @@ phase_node_interop() {
     fi
   fi
   [ "${#runnable[@]}" -gt 0 ] || return
-  run_phase "$name" 1200 node --test --test-force-exit --test-reporter=spec "${runnable[@]}"
+  run_phase "$name" 900 node --test --test-force-exit --test-reporter=spec "${runnable[@]}"
   count_node "$LOG_DIR/$name.log"
 }
 
@@ -255,7 +255,7 @@ phase_python_interop() {
     fi
     return
   fi
-  run_phase "$name" 900 "$VENV/bin/python" -m pytest "$INTEROP_DIR/python" -q
+  run_phase "$name" 600 "$VENV/bin/python" -m pytest "$INTEROP_DIR/python" -q
   count_pytest "$LOG_DIR/$name.log"
 }
 

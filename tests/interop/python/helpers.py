@@ -17,6 +17,10 @@ TRANSPORTS = {
 
 BASE_EVENTS = ["connect", "disconnect", "welcome", "connect_error"]
 
+# row -> why its CON cell could not connect; the other cells of that row then fail at once
+# instead of each waiting for its own time-outs (keeps a run against a broken server short)
+ROW_BROKEN = {}
+
 
 class Recorder:
     """Records events per (namespace, event) so a test can await the next unconsumed one."""

@@ -10,7 +10,7 @@ import time
 import pytest
 import socketio
 
-from helpers import SETTLE_S, STEP_S, emit_ack, leading, wait_until
+from helpers import ROW_BROKEN, SETTLE_S, STEP_S, emit_ack, leading, wait_until
 
 
 def uid(prefix):
@@ -51,8 +51,12 @@ ACK_VALUES = [
 ]
 
 
-def test_CON_connect(clients):
-    sio, rec, w = clients.open()
+def test_CON_connect(clients, row):
+    try:
+        sio, rec, w = clients.open()
+    except (socketio.exceptions.ConnectionError, AssertionError) as e:
+        ROW_BROKEN[row] = f"{type(e).__name__}: {e}"
+        raise
     welcome = w["/"]
     assert welcome["sid"] == sio.get_sid("/")
     assert welcome["nsp"] == "/"
