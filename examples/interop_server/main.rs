@@ -88,7 +88,10 @@ fn on_connection(socket: &Arc<Socket>) {
         let Some((name, data)) = event_and_data(&event) else {
             return bad_request(event);
         };
-        let _ = socket.emit(&name, data);
+        if socket.emit(&name, data).is_err() {
+            // A reserved event name, which no server may emit.
+            return bad_request(event);
+        }
         reply(event.ack, json!({ "ok": true }));
     });
     socket.on("request-ack", |socket, event| {
@@ -129,7 +132,9 @@ fn on_connection(socket: &Arc<Socket>) {
         let (Some(room), Some((name, data))) = (room_of(&event), event_and_data(&event)) else {
             return bad_request(event);
         };
-        let _ = socket.namespace().to(room.as_str()).emit(&name, data);
+        if socket.namespace().to(room.as_str()).emit(&name, data).is_err() {
+            return bad_request(event);
+        }
         reply(event.ack, json!({ "ok": true }));
     });
     socket.on("server-disconnect-me", |socket, _event| {
