@@ -7,10 +7,12 @@
 #   6. cargo test --workspace           7. cargo build --release --examples
 #   8. Node interop tests (node --test tests/interop/*.test.mjs)
 #   9. Python interop tests (pytest tests/interop/python)
+#  10. UI tests: npm ci in tests/ui, then node --test tests/ui/*.test.mjs in Debian's headless
+#      Chromium (/usr/bin/chromium, installed with the system packages)
 #
 # Every phase runs (a failure does not hide the others' results); the exit status is non-zero if
-# any phase failed. An interop phase is skipped, loudly, when an example binary it needs does not
-# exist, except under CI=true, where that is a failure. Logs: target/test-logs/.
+# any phase failed. An interop or UI phase is skipped, loudly, when an example binary it needs
+# does not exist, except under CI=true, where that is a failure. Logs: target/test-logs/.
 #
 # Environment: CI=true (strict), SKIP_APT=1 (do not touch system packages),
 # CARGO_TARGET_DIR (honoured by the interop tests too).
@@ -25,6 +27,7 @@ case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
 EXAMPLES_DIR="$TARGET_DIR/release/examples"
 LOG_DIR="$ROOT/target/test-logs"
 INTEROP_DIR="$ROOT/tests/interop"
+UI_DIR="$ROOT/tests/ui"
 VENV="$ROOT/.venv"
 mkdir -p "$LOG_DIR"
 
@@ -34,6 +37,7 @@ mkdir -p "$LOG_DIR"
 APT_NEEDS=(
   "curl:curl"
   "git:git"
+  "/usr/bin/chromium:chromium"
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -182,6 +186,16 @@ phase_python_env() {
     -r "$INTEROP_DIR/python/requirements.txt"
 }
 
+# tests/ui drives Debian's Chromium (never a downloaded browser build) through playwright-core.
+phase_ui_npm() {
+  if [ ! -x /usr/bin/chromium ]; then
+    echo "/usr/bin/chromium is missing: the system phase installs Debian's chromium (apt-get install chromium)"
+    return 1
+  fi
+  echo "browser: $(timeout 30 /usr/bin/chromium --headless --no-sandbox --version 2>/dev/null)"
+  cd "$UI_DIR" && timeout 600 npm ci --no-audit --no-fund --loglevel=error
+}
+
 # The example binaries a test file needs: every startServer("NAME") in it / the python conftest.
 needed_examples() {
   grep -ohE 'startServer\("[A-Za-z0-9_]+"' "$@" 2>/dev/null | sed -E 's/.*\("([^"]+)"/\1/' | sort -u
@@ -259,6 +273,37 @@ phase_python_interop() {
   count_pytest "$LOG_DIR/$name.log"
 }
 
+phase_ui() {
+  local name="ui-chromium" files=() f
+  for f in "$UI_DIR"/*.test.mjs; do [ -e "$f" ] && files+=("$f"); done
+  if [ "${#files[@]}" -eq 0 ]; then
+    fail_phase "$name" "no tests/ui/*.test.mjs found"
+    return
+  fi
+  if [ "$(status_of ui-npm-ci)" != "PASS" ]; then
+    fail_phase "$name" "Chromium or npm ci in tests/ui failed: the UI tests cannot run"
+    return
+  fi
+  if [ "$(status_of npm-ci)" != "PASS" ]; then
+    fail_phase "$name" "npm ci in tests/interop failed: the pages' Socket.IO client (sio-client-v4) is missing"
+    return
+  fi
+  local missing
+  # shellcheck disable=SC2046
+  missing="$(missing_examples $(needed_examples "${files[@]}"))"
+  if [ -n "$missing" ]; then
+    local msg="example binaries missing in $EXAMPLES_DIR: $(echo "$missing" | tr '\n' ' ')"
+    if [ "$CI" = "true" ]; then
+      fail_phase "$name" "$msg" "CI=true: a missing example binary is a failure"
+    else
+      skip_phase "$name" "$msg" "the UI tests did NOT run (they fail under CI=true)"
+    fi
+    return
+  fi
+  run_phase "$name" 600 node --test --test-force-exit --test-reporter=spec "${files[@]}"
+  count_node "$LOG_DIR/$name.log"
+}
+
 # ---------------------------------------------------------------------------------------------
 # test counts, for the closing summary line
 count_cargo() { # log
@@ -301,6 +346,7 @@ echo "logs: $LOG_DIR"
 
 run_phase system 900 phase_system
 run_phase npm-ci 600 phase_npm
+run_phase ui-npm-ci 900 phase_ui_npm
 run_phase python-env 600 phase_python_env
 
 if [ "$(status_of system)" = "PASS" ] || command -v cargo >/dev/null; then
@@ -315,6 +361,7 @@ fi
 
 phase_node_interop
 phase_python_interop
+phase_ui
 
 # ---------------------------------------------------------------------------------------------
 section "Summary"
