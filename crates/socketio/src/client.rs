@@ -19,6 +19,8 @@ pub(crate) type Conn = ferrio_engineio::Socket<ClientState>;
 /// The Socket.IO state of one connection.
 #[derive(Default)]
 pub struct ClientState {
+    /// Also the connection's packet lock: held while a message is decoded and dispatched, and
+    /// while a connection that ran middlewares completes (see `connect`).
     decoder: Mutex<Decoder>,
     /// The namespaces this connection joined or is joining. Usually one or two: a list beats a
     /// map.
@@ -102,12 +104,11 @@ impl EngineHandler for SocketIoHandler {
     }
 
     fn on_message(&self, conn: &Arc<Conn>, message: Message) {
-        let decoded = {
-            let mut decoder = conn.data.decoder.lock().unwrap_or_else(|p| p.into_inner());
-            match message {
-                Message::Text(text) => decoder.handle_text(text.as_str()),
-                Message::Binary(data) => decoder.handle_binary(data),
-            }
+        // Held through the dispatch: see `connect`.
+        let mut decoder = conn.data.decoder.lock().unwrap_or_else(|p| p.into_inner());
+        let decoded = match message {
+            Message::Text(text) => decoder.handle_text(text.as_str()),
+            Message::Binary(data) => decoder.handle_binary(data),
         };
         match decoded {
             Ok(Some(packet)) => dispatch(&self.io, conn, packet),
@@ -202,6 +203,11 @@ fn connect(
         let conn = conn.clone();
         tokio::spawn(async move {
             let verdict = namespace.run_middlewares(&socket).await;
+            // This task is not the one reading the client's packets. Completing under the
+            // packet lock keeps an event the client sends as soon as it has the CONNECT reply
+            // from being handled before the connect handler has registered its handlers (in the
+            // reference server nothing runs between the reply and the connect handler).
+            let _packets = conn.data.decoder.lock().unwrap_or_else(|p| p.into_inner());
             finish_connect(&conn, &socket, verdict, restored);
         });
     } else {
@@ -219,6 +225,7 @@ fn finish_connect(
     let v2 = conn.protocol() == ProtocolVersion::V3;
     if let Err(error) = verdict {
         conn.data.remove(&nsp);
+        socket.discard();
         let packet = if v2 {
             // Protocol v4 carries the error's data alone (or its message when it has none).
             let data = error

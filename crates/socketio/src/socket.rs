@@ -262,8 +262,11 @@ impl Socket {
         }
     }
 
-    /// Joins rooms.
+    /// Joins rooms. Does nothing once the socket is disconnected.
     pub fn join(&self, rooms: impl IntoRooms) {
+        if self.state.load(Ordering::Acquire) == DISCONNECTED {
+            return;
+        }
         self.namespace
             .adapter()
             .add_all(&self.id, &rooms.into_rooms());
@@ -299,6 +302,11 @@ impl Socket {
 
     /// Disconnects; with `close`, also closes the whole underlying connection.
     pub fn disconnect_with(self: &Arc<Self>, close: bool) {
+        // A socket that already left (or never joined) is inert, as in the reference server:
+        // its connection may now serve other namespaces and must not be closed through it.
+        if !self.connected() {
+            return;
+        }
         if close {
             // As the reference server: every namespace of the connection is disconnected (none
             // of them recoverable), then the connection closes.
@@ -306,9 +314,6 @@ impl Socket {
                 socket.disconnect_with(false);
             }
             self.conn.close();
-            return;
-        }
-        if !self.connected() {
             return;
         }
         let _ = self.send_outgoing(&Outgoing::encode(&Packet::disconnect(self.nsp())), false);
@@ -326,6 +331,17 @@ impl Socket {
         self.state
             .compare_exchange(CONNECTING, CONNECTED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
+    }
+
+    /// Discards a socket the middlewares refused, as the reference's `_cleanup`: rooms a
+    /// middleware joined are left, and a middleware that kept the socket can no longer send
+    /// through it. No disconnect handler runs: the socket never connected.
+    pub(crate) fn discard(&self) {
+        self.state.store(DISCONNECTED, Ordering::Release);
+        self.namespace.adapter().del_all(&self.id);
+        self.acks.fail_all();
+        // Handlers a middleware registered may hold this socket; dropping them breaks the cycle.
+        *self.write_handlers() = Handlers::default();
     }
 
     /// Leaves the namespace: handlers run, acks fail, rooms are left. Once only.
