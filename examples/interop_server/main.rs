@@ -132,7 +132,12 @@ fn on_connection(socket: &Arc<Socket>) {
         let (Some(room), Some((name, data))) = (room_of(&event), event_and_data(&event)) else {
             return bad_request(event);
         };
-        if socket.namespace().to(room.as_str()).emit(&name, data).is_err() {
+        if socket
+            .namespace()
+            .to(room.as_str())
+            .emit(&name, data)
+            .is_err()
+        {
             return bad_request(event);
         }
         reply(event.ack, json!({ "ok": true }));

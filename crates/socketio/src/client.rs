@@ -128,25 +128,28 @@ impl EngineHandler for SocketIoHandler {
 
 fn dispatch(io: &Arc<IoInner>, conn: &Arc<Conn>, packet: Packet) {
     let Packet { nsp, kind } = packet;
-    match kind {
-        PacketKind::Connect { data, query } => connect(io, conn, nsp, data, query),
-        PacketKind::Disconnect => {
-            if let Some(socket) = conn.data.get(&nsp) {
-                socket.close(DisconnectReason::ClientNamespaceDisconnect);
-            }
+    let socket = conn.data.get(&nsp);
+    match (kind, socket) {
+        (PacketKind::Connect { data, query }, None) => connect(io, conn, nsp, data, query),
+        (PacketKind::Disconnect, Some(socket)) => {
+            socket.close(DisconnectReason::ClientNamespaceDisconnect);
         }
-        PacketKind::Event { data, id } => {
-            if let Some(socket) = conn.data.get(&nsp).filter(|s| s.connected()) {
+        (PacketKind::Event { data, id }, Some(socket)) => {
+            // Until the middlewares let it in, a socket takes no events: the client was not
+            // told it is connected, so it sent none in good faith.
+            if socket.connected() {
                 socket.handle_event(data, id);
             }
         }
-        PacketKind::Ack { data, id } => {
-            if let Some(socket) = conn.data.get(&nsp) {
-                socket.handle_ack(data, id);
-            }
+        (PacketKind::Ack { data, id }, Some(socket)) => socket.handle_ack(data, id),
+        (_, _) => {
+            // A second CONNECT, a packet for a namespace the client is not in, or a
+            // CONNECT_ERROR (which only servers send): the reference server closes the
+            // connection on such an invalid state.
+            tracing::debug!(sid = %conn.id(), nsp, "packet in an invalid state: closing");
+            conn.data.close_all(DisconnectReason::ForcedServerClose);
+            conn.close();
         }
-        // Only servers send CONNECT_ERROR; a client sending one is ignored as the reference does.
-        PacketKind::ConnectError(_) => {}
     }
 }
 

@@ -158,11 +158,7 @@ impl SocketIo {
 
     /// The namespace `name`, created (with no handler) if it does not exist yet.
     pub fn of(&self, name: &str) -> Arc<Namespace> {
-        let name = if name.starts_with('/') {
-            name.to_owned()
-        } else {
-            format!("/{name}")
-        };
+        let name = normalize_namespace(name);
         if let Some(namespace) = self.inner.read_namespaces().get(&name) {
             return namespace.clone();
         }
@@ -212,9 +208,12 @@ impl SocketIo {
         dynamic
     }
 
-    /// The namespace `name`, if it exists.
+    /// The namespace `name`, if it exists (`"chat"` and `"/chat"` name the same one).
     pub fn namespace(&self, name: &str) -> Option<Arc<Namespace>> {
-        self.inner.read_namespaces().get(name).cloned()
+        self.inner
+            .read_namespaces()
+            .get(&normalize_namespace(name))
+            .cloned()
     }
 
     /// Every namespace.
@@ -247,5 +246,14 @@ impl SocketIo {
 
     fn engine(&self) -> Option<Arc<Engine<SocketIoHandler>>> {
         self.inner.engine.get().and_then(Weak::upgrade)
+    }
+}
+
+/// Namespace names start with `/`; `"chat"` means `"/chat"`, as in the reference server.
+fn normalize_namespace(name: &str) -> String {
+    if name.starts_with('/') {
+        name.to_owned()
+    } else {
+        format!("/{name}")
     }
 }

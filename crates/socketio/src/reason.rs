@@ -16,8 +16,10 @@ pub enum DisconnectReason {
     ParseError,
     /// The server is shutting down. The client should reconnect elsewhere.
     ServerShuttingDown,
-    /// The server closed the whole connection ([`crate::Socket::disconnect`] with `close`).
-    /// Terminal: the client does not reconnect by itself.
+    /// The server closed the whole connection while the socket was still in it. Terminal: the
+    /// client does not reconnect by itself. ([`crate::Socket::disconnect_with`] with `close`
+    /// disconnects every namespace first, so its sockets see
+    /// [`DisconnectReason::ServerNamespaceDisconnect`], as in the reference server.)
     ForcedServerClose,
     /// The server disconnected the socket from the namespace. Terminal.
     ServerNamespaceDisconnect,

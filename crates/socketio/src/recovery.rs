@@ -140,8 +140,9 @@ impl RecoveryLog {
         let now = Instant::now();
         let mut state = self.lock();
         self.prune(&mut state, now);
-        let session = state.sessions.remove(pid)?;
+        // An unknown offset leaves the session for a later, better attempt, as the reference does.
         let start = state.packets.iter().position(|p| &*p.offset == offset)? + 1;
+        let session = state.sessions.remove(pid)?;
         let missed = state
             .packets
             .iter()
@@ -245,5 +246,11 @@ mod tests {
         let log = RecoveryLog::new(RecoveryConfig::default());
         log.persist(SocketId::from_string("s1"), Arc::from("p1"), vec![]);
         assert!(log.restore("p1", "not-an-offset").is_none());
+        // The session survives a bad offset.
+        let mut data = event("later");
+        log.record(&mut data, &to(&[]));
+        let offset = data.args.last().and_then(Value::as_str).map(str::to_owned);
+        let offset = offset.expect("an offset was appended");
+        assert!(log.restore("p1", &offset).is_some());
     }
 }

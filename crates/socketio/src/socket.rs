@@ -289,6 +289,14 @@ impl Socket {
         self.broadcast().to(rooms)
     }
 
+    /// Targets this socket alone, dropping the packet rather than disconnecting when the client
+    /// is not keeping up (`socket.volatile.emit(...)` in Node).
+    pub fn volatile(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.namespace.clone())
+            .to(self.id.room())
+            .volatile()
+    }
+
     /// Targets every other socket of the namespace (`socket.broadcast` in Node).
     pub fn broadcast(&self) -> BroadcastOperator {
         BroadcastOperator::new(self.namespace.clone()).except(self.id.room())

@@ -37,8 +37,7 @@ async fn a_client_namespace_disconnect_leaves_the_other_namespaces_connected() {
         Err(EmitError::Disconnected)
     ));
     assert_eq!(server.io.of("/admin").socket_count(), 0);
-    // Events for the namespace left are ignored; the rest of the connection goes on.
-    client.send(r#"42/admin,["late"]"#).await;
+    // The rest of the connection goes on.
     client.send(r#"421["echo"]"#).await;
     client.expect("431[]").await;
     assert!(root_socket.connected());
@@ -176,6 +175,28 @@ async fn a_client_that_stops_answering_pings_times_out() {
         (socket.id().clone(), DisconnectReason::PingTimeout)
     );
     assert_eq!(client.until_closed().await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_packet_in_an_invalid_state_closes_the_connection() {
+    // As the reference server: an event for a namespace the client is not in, or a second
+    // CONNECT to one it is in, closes the whole connection.
+    let server = TestServer::start().await;
+    let (root, mut seen) = recorder();
+    server.io.ns("/", root);
+    server.io.ns("/admin", |_socket| {});
+    for bad in [r#"42/admin,["not joined"]"#, "40"] {
+        let mut client = server.ws().await;
+        client.join("/", None).await;
+        let socket = seen.sockets.next().await;
+        client.send(bad).await;
+        assert_eq!(
+            seen.disconnects.next().await,
+            (socket.id().clone(), DisconnectReason::ForcedServerClose),
+            "after {bad:?}"
+        );
+        assert_eq!(client.until_closed().await, ["1"], "after {bad:?}");
+    }
 }
 
 #[tokio::test]
