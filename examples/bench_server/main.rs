@@ -9,6 +9,9 @@
 //!
 //! It logs nothing per connection or message, and exits at once on SIGTERM.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use ferrio_socketio::{Payload, SocketIo, SocketIoConfig};
 
 fn main() -> std::io::Result<()> {
@@ -20,9 +23,6 @@ fn main() -> std::io::Result<()> {
 }
 
 async fn run() -> std::io::Result<()> {
-    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
-    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
-
     let (service, io) = SocketIo::new(SocketIoConfig::default());
     io.ns("/", |socket| {
         socket.on("echo", |_socket, event| {
@@ -52,7 +52,7 @@ async fn run() -> std::io::Result<()> {
         });
     });
 
-    let listener = tokio::net::TcpListener::bind(format!("{host}:{port}")).await?;
+    let listener = common::bind_from_env(3000).await?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         result = ferrio_socketio::serve(listener, service) => result,

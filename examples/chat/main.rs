@@ -31,6 +31,9 @@
 //! one node. Across several nodes, `BroadcastOperator::fetch_sockets` gives the members and a
 //! shared store the history.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -69,13 +72,7 @@ fn main() -> std::io::Result<()> {
 }
 
 async fn run() -> std::io::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
-    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
-    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
+    common::init_tracing();
     let client_path =
         std::env::var("FERRIO_CLIENT_JS").unwrap_or_else(|_| DEFAULT_CLIENT_JS.to_owned());
     let client_js: Option<Bytes> = match std::fs::read(&client_path) {
@@ -107,7 +104,7 @@ async fn run() -> std::io::Result<()> {
         )
         .route_service("/socket.io/", service);
 
-    let listener = tokio::net::TcpListener::bind(format!("{host}:{port}")).await?;
+    let listener = common::bind_from_env(3000).await?;
     eprintln!("chat on http://{}/", listener.local_addr()?);
     ferrio_socketio::serve(listener, app).await
 }

@@ -10,6 +10,9 @@
 //!
 //! See `shared/interop/PROTOCOL-SUITES.md` for how the suites are run.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,13 +51,7 @@ fn suite_config(path: &str) -> EngineConfig {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
-    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
-    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
+    common::init_tracing();
 
     let engine = EngineService::new(Engine::new(suite_config("/engine.io/"), Echo));
     let (socketio, io) = SocketIo::new(SocketIoConfig {
@@ -82,7 +79,7 @@ async fn main() -> std::io::Result<()> {
         .route_service("/socket.io/", socketio.clone())
         .route_service("/socket.io", socketio);
 
-    let listener = tokio::net::TcpListener::bind(format!("{host}:{port}")).await?;
+    let listener = common::bind_from_env(3000).await?;
     eprintln!("conformance server on http://{}", listener.local_addr()?);
     ferrio_engineio::serve(listener, app).await
 }

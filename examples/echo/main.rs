@@ -20,13 +20,13 @@
 //!   socket.close();'
 //! ```
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use ferrio_socketio::{SocketIo, SocketIoConfig};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
-    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
-
     let (service, io) = SocketIo::new(SocketIoConfig::default());
     io.ns("/", |socket| {
         socket.on_any(|socket, event| {
@@ -38,7 +38,7 @@ async fn main() -> std::io::Result<()> {
         });
     });
 
-    let listener = tokio::net::TcpListener::bind(format!("{host}:{port}")).await?;
+    let listener = common::bind_from_env(3000).await?;
     eprintln!("echo server on http://{}", listener.local_addr()?);
     ferrio_socketio::serve(listener, service).await
 }

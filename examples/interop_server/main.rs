@@ -5,6 +5,9 @@
 //! events: `echo`, `echo-event`, `push`, `request-ack`, `join`, `leave`, `to-room`,
 //! `server-disconnect-me` and `drop-transport`; every connection is greeted with `welcome`.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,13 +24,7 @@ fn main() -> std::io::Result<()> {
 }
 
 async fn run() -> std::io::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
-    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
-    let port = std::env::var("PORT").unwrap_or_else(|_| "3001".to_owned());
+    common::init_tracing();
 
     let (service, io) = SocketIo::new(SocketIoConfig {
         recovery: Some(RecoveryConfig {
@@ -51,7 +48,7 @@ async fn run() -> std::io::Result<()> {
             }
         });
 
-    let listener = tokio::net::TcpListener::bind(format!("{host}:{port}")).await?;
+    let listener = common::bind_from_env(3001).await?;
     eprintln!("interop server on http://{}", listener.local_addr()?);
     ferrio_socketio::serve(listener, service).await
 }
