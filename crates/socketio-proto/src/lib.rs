@@ -44,10 +44,12 @@ mod decode;
 mod encode;
 mod error;
 mod packet;
+mod payload;
 mod placeholder;
 
 pub use decode::{Decoder, DecoderConfig};
 pub use encode::{encode, encode_text_into, Encoded};
 pub use error::{DecodeError, InvalidPacketType};
 pub use packet::{is_valid_namespace, Packet, PacketData, PacketKind, PacketType, RESERVED_EVENTS};
+pub use payload::{ArgError, Payload};
 pub use placeholder::{placeholder, placeholder_num};

@@ -238,7 +238,7 @@ impl Socket {
     }
 
     pub(crate) fn send_ack(&self, id: u64, payload: Payload) -> Result<(), EmitError> {
-        let packet = Packet::ack(self.nsp(), payload.into_packet_data(), id);
+        let packet = Packet::ack(self.nsp(), payload.into(), id);
         self.send_outgoing(&Outgoing::encode(&packet), false)
     }
 
@@ -382,7 +382,7 @@ impl Socket {
 
     /// Routes a packet the client sent to this socket.
     pub(crate) fn handle_event(self: &Arc<Self>, data: PacketData, id: Option<u64>) {
-        let mut payload = Payload::from_packet_data(data);
+        let mut payload = Payload::from(data);
         if payload.args.is_empty() {
             return;
         }
@@ -406,7 +406,7 @@ impl Socket {
     }
 
     pub(crate) fn handle_ack(&self, data: PacketData, id: u64) {
-        self.acks.resolve(id, Payload::from_packet_data(data));
+        self.acks.resolve(id, Payload::from(data));
     }
 }
 

@@ -1,7 +1,7 @@
 //! The arguments of an event or acknowledgement: JSON values and binary attachments.
 
+use crate::{placeholder, placeholder_num, PacketData};
 use bytes::Bytes;
-use ferrio_socketio_proto::{placeholder, placeholder_num, PacketData};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -80,16 +80,20 @@ impl Payload {
     pub fn is_empty(&self) -> bool {
         self.args.is_empty()
     }
+}
 
-    pub(crate) fn into_packet_data(self) -> PacketData {
-        PacketData::with_attachments(self.args, self.attachments)
-    }
-
-    pub(crate) fn from_packet_data(data: PacketData) -> Self {
+impl From<PacketData> for Payload {
+    fn from(data: PacketData) -> Self {
         Self {
             args: data.args,
             attachments: data.attachments,
         }
+    }
+}
+
+impl From<Payload> for PacketData {
+    fn from(payload: Payload) -> Self {
+        PacketData::with_attachments(payload.args, payload.attachments)
     }
 }
 
