@@ -40,3 +40,8 @@ pub use outgoing::Outgoing;
 pub use reason::DisconnectReason;
 pub use recovery::RecoveryConfig;
 pub use socket::{DisconnectHandler, Event, EventHandler, Socket};
+
+/// The README's Rust snippets, compiled as doc tests so they stay true.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
