@@ -58,6 +58,15 @@ impl Heartbeat {
         }
     }
 
+    /// The heartbeat of the side that receives pings: a revision 4 client (or, equally, a
+    /// revision 3 server). Opened at `now`, it expects a ping within `interval + timeout`, and
+    /// again within that long of every ping passed to [`Heartbeat::handle_ping`];
+    /// [`Heartbeat::poll_action`] returns [`HeartbeatAction::TimedOut`] when one is late. It
+    /// never returns [`HeartbeatAction::SendPing`]: this side answers pings, it does not send them.
+    pub fn receiving_pings(interval: Duration, timeout: Duration, now: Instant) -> Self {
+        Self::new(ProtocolVersion::V3, interval, timeout, now)
+    }
+
     /// When [`Heartbeat::poll_action`] next has something to do; `None` once expired.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
@@ -166,6 +175,23 @@ mod tests {
         assert_eq!(hb.poll_timeout(), None);
         // A late pong does not revive it.
         hb.handle_pong(start + INTERVAL * 3);
+        assert!(hb.is_expired());
+    }
+
+    #[test]
+    fn a_v4_client_expects_server_pings() {
+        let start = Instant::now();
+        let mut hb = Heartbeat::receiving_pings(INTERVAL, TIMEOUT, start);
+        assert_eq!(hb.poll_timeout(), Some(start + INTERVAL + TIMEOUT));
+        assert_eq!(hb.poll_action(start + INTERVAL), None);
+        let ping_at = start + INTERVAL + TIMEOUT / 2;
+        hb.handle_ping(ping_at);
+        assert_eq!(hb.poll_timeout(), Some(ping_at + INTERVAL + TIMEOUT));
+        assert!(!hb.is_overdue(ping_at + INTERVAL));
+        assert_eq!(
+            hb.poll_action(ping_at + INTERVAL + TIMEOUT),
+            Some(HeartbeatAction::TimedOut)
+        );
         assert!(hb.is_expired());
     }
 

@@ -8,7 +8,7 @@
 //! - [`payload`]: the long-polling body codecs (v4 `\x1e`-separated, v3 length-prefixed).
 //! - [`ws`]: one packet per WebSocket frame.
 //! - [`Heartbeat`]: the ping/pong state machine for both revisions.
-//! - [`OpenPacket`]: the handshake.
+//! - [`OpenPacket`]: the handshake a server sends; [`OpenData`]: the handshake as a client reads it.
 
 mod error;
 mod heartbeat;
@@ -22,7 +22,7 @@ pub mod ws;
 
 pub use error::DecodeError;
 pub use heartbeat::{Heartbeat, HeartbeatAction};
-pub use open::OpenPacket;
+pub use open::{InvalidOpenPacket, OpenData, OpenPacket};
 pub use packet::{Message, Packet, PacketType};
 pub use sid::Sid;
 pub use text::Text;
