@@ -57,7 +57,6 @@ mod error;
 mod event;
 mod heartbeat;
 mod manager;
-mod payload;
 mod reconnect;
 mod socket;
 mod state;
@@ -69,8 +68,8 @@ pub mod backoff;
 pub use config::{ClientConfig, ReconnectionConfig};
 pub use error::{AckError, ConfigError, ConnectError, EmitError};
 pub use event::{AckSender, Event};
+pub use ferrio_socketio_proto::{ArgError, Payload};
 pub use manager::Manager;
-pub use payload::{ArgError, Payload};
 pub use socket::{ConnectErrorHandler, ConnectHandler, DisconnectHandler, EventHandler, Socket};
 pub use state::{
     ConnectRefused, ConnectionState, DisconnectReason, HeartbeatStats, SocketState, TransportKind,
