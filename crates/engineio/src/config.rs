@@ -1,9 +1,11 @@
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::request::Parts;
 
-use crate::cors::CorsConfig;
+use crate::cors::{AllowOrigin, CorsConfig};
+use crate::rate::RateLimit;
 
 /// The transports a server accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +93,14 @@ pub struct RequestRefused {
 /// A check run on every handshake request before a session is created.
 pub type AllowRequest = Arc<dyn Fn(&Parts) -> Result<(), RequestRefused> + Send + Sync>;
 
+/// Finds the client's address for the per-address limits: see [`EngineConfig::client_ip`].
+pub type ClientIp = Arc<dyn Fn(&Parts) -> Option<IpAddr> + Send + Sync>;
+
 /// Settings of an Engine.IO server. Defaults match the reference Node server.
+///
+/// The limits that the reference server does not have (connections, handshake rate, origins)
+/// are off by default; `docs/limits.md` lists every limit, its default and what a client sees
+/// when it is hit.
 #[derive(Clone)]
 pub struct EngineConfig {
     /// Request path the server answers on; `/engine.io/` by default (`/socket.io/` when mounted
@@ -122,6 +131,40 @@ pub struct EngineConfig {
     /// Read buffer of each WebSocket connection, in bytes. Small by default: most messages are
     /// small and an idle connection should cost little.
     pub ws_read_buffer_size: usize,
+    /// Most sessions open at once; a handshake beyond it is answered 503
+    /// `{"code":6,"message":"Too many connections (max N)"}`. `None` (the default): no limit
+    /// but memory and file descriptors.
+    pub max_connections: Option<usize>,
+    /// Most sessions open at once from one client address (see [`EngineConfig::client_ip`];
+    /// IPv6 addresses count by their /64 prefix); a handshake beyond it is answered 429
+    /// `{"code":7,"message":"Too many connections from this address (max N)"}`. `None` by
+    /// default: behind a proxy, or a carrier's NAT, many clients share one address.
+    pub max_connections_per_ip: Option<usize>,
+    /// Handshakes allowed per client address, as a token bucket (IPv6 by /64 again); one beyond
+    /// it is answered 429 `{"code":7,"message":"Too many handshakes (max 20 per 10s)"}`. Only
+    /// requests without a session id count: a session's own polls and posts never do. `None`
+    /// by default.
+    pub handshake_rate_per_ip: Option<RateLimit>,
+    /// Origins allowed to connect. When set, any request (handshake, poll, post, WebSocket)
+    /// whose `Origin` header is present but not allowed is answered 403
+    /// `{"code":4,"message":"Origin not allowed"}`; requests without `Origin` (non-browser
+    /// clients) pass. `None` (the default) checks nothing.
+    ///
+    /// This is separate from [`EngineConfig::cors`] on purpose: CORS only tells a browser
+    /// whether a page may read an answer, and never stops a WebSocket, whereas this refuses the
+    /// request itself. Set both to the same list to allow a set of sites and refuse the rest.
+    pub allowed_origins: Option<AllowOrigin>,
+    /// How long the body of a polling `POST` may take to arrive once its headers are in. Past
+    /// it the client gets 408 `{"code":8,...}` and the session closes with "transport error".
+    /// 30 s by default: a real client's body arrives in one go, and the heartbeat would give
+    /// up on a session whose upload stalls for longer anyway.
+    pub polling_body_timeout: Duration,
+    /// Finds the client's address for the per-address limits. `None` (the default) uses the
+    /// peer of the TCP connection, which [`crate::serve`] puts in each request's extensions as
+    /// a [`std::net::SocketAddr`]. Behind a reverse proxy, read its header here (the last
+    /// address the proxy appended to `X-Forwarded-For`, never one the client could forge).
+    /// Requests whose address is unknown are not subject to per-address limits.
+    pub client_ip: Option<ClientIp>,
 }
 
 impl Default for EngineConfig {
@@ -140,6 +183,12 @@ impl Default for EngineConfig {
             cookie: None,
             allow_request: None,
             ws_read_buffer_size: 4096,
+            max_connections: None,
+            max_connections_per_ip: None,
+            handshake_rate_per_ip: None,
+            allowed_origins: None,
+            polling_body_timeout: Duration::from_secs(30),
+            client_ip: None,
         }
     }
 }
@@ -159,7 +208,14 @@ impl std::fmt::Debug for EngineConfig {
             .field("cors", &self.cors)
             .field("cookie", &self.cookie)
             .field("allow_request", &self.allow_request.is_some())
-            .finish_non_exhaustive()
+            .field("ws_read_buffer_size", &self.ws_read_buffer_size)
+            .field("max_connections", &self.max_connections)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("handshake_rate_per_ip", &self.handshake_rate_per_ip)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("polling_body_timeout", &self.polling_body_timeout)
+            .field("client_ip", &self.client_ip.is_some())
+            .finish()
     }
 }
 
@@ -167,5 +223,19 @@ impl EngineConfig {
     /// Whether a request path is this server's (with or without the trailing slash).
     pub(crate) fn matches_path(&self, path: &str) -> bool {
         path == self.path || self.path.strip_suffix('/') == Some(path)
+    }
+
+    /// Whether a request passes the origin check: it has no `Origin`, or no allow-list is set,
+    /// or the list allows it. `Err` holds the refused origin.
+    pub(crate) fn check_origin(&self, headers: &http::HeaderMap) -> Result<(), String> {
+        let (Some(allowed), Some(origin)) =
+            (&self.allowed_origins, headers.get(http::header::ORIGIN))
+        else {
+            return Ok(());
+        };
+        match origin.to_str() {
+            Ok(text) if allowed.allows(text) => Ok(()),
+            _ => Err(String::from_utf8_lossy(origin.as_bytes()).into_owned()),
+        }
     }
 }

@@ -31,6 +31,18 @@ impl std::fmt::Debug for AllowOrigin {
     }
 }
 
+impl AllowOrigin {
+    /// Whether `origin` (an `Origin` header's value) is allowed: always for
+    /// [`AllowOrigin::Any`] and [`AllowOrigin::Mirror`], exact match for a list.
+    pub fn allows(&self, origin: &str) -> bool {
+        match self {
+            Self::Any | Self::Mirror => true,
+            Self::List(list) => list.iter().any(|o| o == origin),
+            Self::Predicate(allow) => allow(origin),
+        }
+    }
+}
+
 /// CORS settings, as the `cors` option of the reference server.
 #[derive(Debug, Clone)]
 pub struct CorsConfig {
@@ -69,14 +81,11 @@ impl CorsConfig {
         match &self.origin {
             AllowOrigin::Any => Some(HeaderValue::from_static("*")),
             AllowOrigin::Mirror => origin.cloned(),
-            AllowOrigin::List(list) => {
+            AllowOrigin::List(_) | AllowOrigin::Predicate(_) => {
                 let origin = origin?;
-                let text = origin.to_str().ok()?;
-                list.iter().any(|o| o == text).then(|| origin.clone())
-            }
-            AllowOrigin::Predicate(allow) => {
-                let origin = origin?;
-                allow(origin.to_str().ok()?).then(|| origin.clone())
+                self.origin
+                    .allows(origin.to_str().ok()?)
+                    .then(|| origin.clone())
             }
         }
     }

@@ -1,12 +1,15 @@
 //! The session registry and the packet handling shared by both transports.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Instant, SystemTime};
 
 use ferrio_engineio_proto::{Heartbeat, HeartbeatAction, Packet, ProtocolVersion, Sid};
 use http::request::Parts;
 
+use crate::admission::{address_key, Admission};
+use crate::refusal::Refusal;
 use crate::socket::{
     Farewell, FarewellPacket, Handshake, SessionOwner, SocketParts, TransportKind,
 };
@@ -19,6 +22,7 @@ pub struct Engine<H: EngineHandler> {
     config: EngineConfig,
     handler: H,
     sessions: RwLock<HashMap<Sid, Arc<Socket<H::Data>>>>,
+    admission: Admission,
     this: Weak<Engine<H>>,
 }
 
@@ -35,6 +39,7 @@ impl<H: EngineHandler> Engine<H> {
     /// Creates an engine.
     pub fn new(config: EngineConfig, handler: H) -> Arc<Self> {
         Arc::new_cyclic(|this| Self {
+            admission: Admission::new(&config),
             config,
             handler,
             sessions: RwLock::new(HashMap::new()),
@@ -62,6 +67,30 @@ impl<H: EngineHandler> Engine<H> {
         self.read_sessions().len()
     }
 
+    /// How many sessions are open from `ip`, as [`EngineConfig::max_connections_per_ip`] counts
+    /// them (IPv6 by /64). Counted only while that limit is set; zero otherwise.
+    pub fn sessions_from(&self, ip: IpAddr) -> usize {
+        self.admission.sessions_of(address_key(ip))
+    }
+
+    /// The client address a request is limited under (see [`EngineConfig::client_ip`]), IPv6
+    /// reduced to its /64.
+    pub(crate) fn client_key(&self, parts: &Parts) -> Option<IpAddr> {
+        let ip = match &self.config.client_ip {
+            Some(find) => find(parts),
+            None => parts.extensions.get::<SocketAddr>().map(SocketAddr::ip),
+        };
+        ip.map(address_key)
+    }
+
+    /// Takes a handshake token for the request's address, when a handshake rate is set.
+    pub(crate) fn check_handshake_rate(&self, ip: Option<IpAddr>) -> Result<(), Refusal> {
+        match ip {
+            Some(ip) => self.admission.check_handshake(ip, Instant::now()),
+            None => Ok(()),
+        }
+    }
+
     /// Closes every session with `reason`, each client getting a close packet.
     pub fn close_all(&self, reason: DisconnectReason) {
         let sessions: Vec<_> = self.read_sessions().values().cloned().collect();
@@ -84,20 +113,21 @@ impl<H: EngineHandler> Engine<H> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Opens a session and starts its heartbeat. The handler hears of it through
-    /// [`Engine::announce`], once the handshake has been written.
+    /// Opens a session and starts its heartbeat, unless the connection limits refuse it. The
+    /// handler hears of it through [`Engine::announce`], once the handshake has been written.
     pub(crate) fn open_session(
         &self,
         parts: &Parts,
+        ip: Option<IpAddr>,
         protocol: ProtocolVersion,
         transport: TransportKind,
         supports_binary: bool,
-    ) -> Arc<Socket<H::Data>> {
+    ) -> Result<Arc<Socket<H::Data>>, Refusal> {
         let owner: Weak<dyn SessionOwner<H::Data>> = self.this.clone();
         let handshake = Handshake {
             uri: parts.uri.clone(),
             headers: parts.headers.clone(),
-            remote_addr: parts.extensions.get::<std::net::SocketAddr>().copied(),
+            remote_addr: parts.extensions.get::<SocketAddr>().copied(),
             issued_at: SystemTime::now(),
         };
         let heartbeat = Heartbeat::new(
@@ -106,12 +136,26 @@ impl<H: EngineHandler> Engine<H> {
             self.config.ping_timeout,
             Instant::now(),
         );
-        let socket = loop {
-            let id = new_sid();
+        let socket = {
+            // The count and the insertion happen under one lock, so concurrent handshakes
+            // cannot both take the last place.
             let mut sessions = self.write_sessions();
-            if sessions.contains_key(&id) {
+            if let Some(max) = self.config.max_connections {
+                if sessions.len() >= max {
+                    return Err(Refusal::MaxConnections { max });
+                }
+            }
+            let counted_ip = match (self.config.max_connections_per_ip, ip) {
+                (Some(max), Some(ip)) => {
+                    self.admission.reserve(ip, max)?;
+                    Some(ip)
+                }
+                _ => None,
+            };
+            let mut id = new_sid();
+            while sessions.contains_key(&id) {
                 // 120 random bits never collide in practice; if they do, draw again.
-                continue;
+                id = new_sid();
             }
             let socket = Arc::new(Socket::new(SocketParts {
                 id,
@@ -121,14 +165,15 @@ impl<H: EngineHandler> Engine<H> {
                 max_buffered_packets: self.config.max_buffered_packets,
                 heartbeat,
                 handshake,
+                counted_ip,
                 owner,
                 data: H::Data::default(),
             }));
             sessions.insert(id, socket.clone());
-            break socket;
+            socket
         };
         tokio::spawn(run_heartbeat(socket.clone(), self.config.ping_timeout));
-        socket
+        Ok(socket)
     }
 
     /// Adds the session cookie to a handshake answer, when configured.
@@ -176,6 +221,9 @@ impl<H: EngineHandler> Engine<H> {
 impl<H: EngineHandler> SessionOwner<H::Data> for Engine<H> {
     fn session_closed(&self, socket: &Arc<Socket<H::Data>>, reason: DisconnectReason) {
         self.write_sessions().remove(&socket.id());
+        if let Some(ip) = socket.counted_ip() {
+            self.admission.release(ip);
+        }
         tracing::debug!(sid = %socket.id(), %reason, "session closed");
         self.handler.on_disconnect(socket, reason);
     }

@@ -21,6 +21,15 @@ pub enum ErrorCode {
     Forbidden = 4,
     /// 5: the `EIO` query parameter is missing or names a revision not served.
     UnsupportedProtocolVersion = 5,
+    /// 6 (Ferrio's, past the reference's 0 to 5): the server holds as many sessions as
+    /// [`crate::EngineConfig::max_connections`] allows. HTTP 503.
+    TooManyConnections = 6,
+    /// 7 (Ferrio's): this client address went over a limit of its own, its number of sessions
+    /// or its handshake rate. HTTP 429.
+    TooManyRequests = 7,
+    /// 8 (Ferrio's): the request's body did not arrive within
+    /// [`crate::EngineConfig::polling_body_timeout`]. HTTP 408.
+    RequestTimeout = 8,
 }
 
 impl ErrorCode {
@@ -33,13 +42,25 @@ impl ErrorCode {
             Self::BadRequest => "Bad request",
             Self::Forbidden => "Forbidden",
             Self::UnsupportedProtocolVersion => "Unsupported protocol version",
+            Self::TooManyConnections => "Too many connections",
+            Self::TooManyRequests => "Too many requests",
+            Self::RequestTimeout => "Request timeout",
         }
     }
 
-    /// The HTTP status: 403 for [`ErrorCode::Forbidden`], 400 otherwise.
+    /// The HTTP status: 403 for [`ErrorCode::Forbidden`], 503, 429 and 408 for the limits, 400
+    /// otherwise.
+    ///
+    /// Official clients read none of these bodies: any status but 200 (101 for a WebSocket)
+    /// fails the transport, and socket.io-client then reports `connect_error` and retries with
+    /// its backoff. The statuses are chosen for what the client should do: 503 and 429 mean
+    /// "come back later", which that backoff does, rather than "you may never come in".
     pub fn status(self) -> StatusCode {
         match self {
             Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -61,8 +82,8 @@ pub(crate) fn error_response(code: ErrorCode, message: Option<&str>) -> Response
 }
 
 /// An answer with a status and a short plain-text body.
-pub(crate) fn status_response(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
-    let mut response = Response::new(ResponseBody::full(Bytes::from_static(body.as_bytes())));
+pub(crate) fn status_response(status: StatusCode, body: String) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::full(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

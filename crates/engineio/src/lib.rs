@@ -4,6 +4,10 @@
 //! The protocol itself lives in `ferrio-engineio-proto`; this crate drives it with tokio and
 //! hyper. An application implements [`EngineHandler`] and gets [`Socket`]s to send on.
 //!
+//! Abuse resistance: every limit is a field of [`EngineConfig`] (or of [`ServeConfig`] for the
+//! HTTP loop), refusals answer with a message naming the limit, and each is logged and counted
+//! in [`REFUSALS_TOTAL`] through the `metrics` facade. The rate limiter is [`rate`], sans-IO.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use ferrio_engineio::{Engine, EngineConfig, EngineHandler, EngineService, Message, Socket,
@@ -26,6 +30,7 @@
 //! # }
 //! ```
 
+mod admission;
 mod body;
 mod config;
 mod cors;
@@ -35,21 +40,27 @@ mod handler;
 mod outbox;
 mod polling;
 mod query;
+pub mod rate;
 mod reason;
+mod refusal;
 mod serve;
 mod service;
 mod socket;
 mod websocket;
 
 pub use body::{BodyAborted, ResponseBody};
-pub use config::{AllowRequest, CookieConfig, EngineConfig, RequestRefused, SameSite, Transports};
+pub use config::{
+    AllowRequest, ClientIp, CookieConfig, EngineConfig, RequestRefused, SameSite, Transports,
+};
 pub use cors::{AllowOrigin, CorsConfig};
 pub use engine::Engine;
 pub use errors::{ErrorCode, SendError};
 pub use ferrio_engineio_proto::{Message, ProtocolVersion, Sid, Text};
 pub use handler::EngineHandler;
 pub use query::percent_decode;
+pub use rate::RateLimit;
 pub use reason::DisconnectReason;
-pub use serve::serve;
+pub use refusal::{count_refusal, REFUSALS_TOTAL};
+pub use serve::{serve, serve_with, ServeConfig};
 pub use service::EngineService;
 pub use socket::{Handshake, Socket, TransportKind};

@@ -1,16 +1,18 @@
 //! HTTP long-polling: the handshake, the long-poll `GET` and the `POST` of client packets.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use ferrio_engineio_proto::{payload, OpenPacket, Packet, ProtocolVersion};
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderValue, Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 
 use crate::body::ResponseBody;
-use crate::errors::{error_response, status_response, ErrorCode};
+use crate::errors::{error_response, ErrorCode};
+use crate::refusal::Refusal;
 use crate::socket::{Farewell, FarewellPacket, TransportKind};
 use crate::{DisconnectReason, Engine, EngineHandler, Socket};
 
@@ -18,10 +20,15 @@ use crate::{DisconnectReason, Engine, EngineHandler, Socket};
 pub(crate) fn handshake<H: EngineHandler>(
     engine: &Engine<H>,
     parts: &http::request::Parts,
+    ip: Option<IpAddr>,
     protocol: ProtocolVersion,
     supports_binary: bool,
 ) -> Response<ResponseBody> {
-    let socket = engine.open_session(parts, protocol, TransportKind::Polling, supports_binary);
+    let socket =
+        match engine.open_session(parts, ip, protocol, TransportKind::Polling, supports_binary) {
+            Ok(socket) => socket,
+            Err(refusal) => return refusal.answer(ip, None),
+        };
     let config = engine.config();
     let upgrades = if config.allow_upgrades && config.transports.websocket {
         vec!["websocket"]
@@ -124,17 +131,37 @@ where
         );
         return error_response(ErrorCode::BadRequest, None);
     }
-    let result = read_body(engine.config().max_payload, request).await;
+    let config = engine.config();
+    let peer = request.extensions().get::<SocketAddr>().map(SocketAddr::ip);
+    let read = read_body(config.max_payload, request);
+    // Bounds how long a client may hold the request (and this task) open while trickling its
+    // body; the header read timeout of `serve` covers the part before.
+    let result = match tokio::time::timeout(config.polling_body_timeout, read).await {
+        Ok(result) => result,
+        Err(_) => Err(BodyProblem::TimedOut),
+    };
     socket.posting.store(false, Ordering::Release);
     let (body, binary) = match result {
         Ok(read) => read,
         Err(BodyProblem::TooLarge) => {
-            tracing::debug!(sid = %socket.id(), "polling body over max_payload");
             socket.close_with(
                 DisconnectReason::TransportError,
                 Farewell::Packet(FarewellPacket::Close),
             );
-            return status_response(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large");
+            return Refusal::PayloadTooLarge {
+                max: config.max_payload,
+            }
+            .answer(peer, Some(socket.id()));
+        }
+        Err(BodyProblem::TimedOut) => {
+            socket.close_with(
+                DisconnectReason::TransportError,
+                Farewell::Packet(FarewellPacket::Close),
+            );
+            return Refusal::BodyTimeout {
+                timeout: config.polling_body_timeout,
+            }
+            .answer(peer, Some(socket.id()));
         }
         Err(BodyProblem::Failed) => {
             socket.close_with(DisconnectReason::TransportError, Farewell::None);
@@ -162,6 +189,7 @@ where
 
 enum BodyProblem {
     TooLarge,
+    TimedOut,
     Failed,
 }
 

@@ -1,16 +1,46 @@
 //! A minimal HTTP/1.1 server loop for running a service without a web framework.
 
 use std::convert::Infallible;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 
-/// Serves `service` on every connection `listener` accepts, until the task is dropped.
+use crate::refusal::count_refusal;
+
+/// Settings of [`serve_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeConfig {
+    /// How long a client may take to send a request's headers, counted from when the server
+    /// starts waiting for them. Past it the connection is closed without an answer (hyper's
+    /// `header_read_timeout`), so a client trickling its headers (slowloris) holds a connection
+    /// only this long. The same clock closes a kept-alive connection idle for this long, as any
+    /// HTTP server does; clients open a new one. A pending long-poll is not affected: the server
+    /// is then writing, not waiting for headers. 30 s by default; `None` waits forever.
+    pub header_read_timeout: Option<Duration>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// Serves `service` on every connection `listener` accepts, until the task is dropped, with the
+/// default [`ServeConfig`].
 ///
 /// Each request carries the peer's [`SocketAddr`] in its extensions; sockets get `TCP_NODELAY`,
 /// since Engine.IO packets are small and latency matters more than coalescing. Upgraded
@@ -25,6 +55,28 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    serve_with(listener, service, ServeConfig::default()).await
+}
+
+/// [`serve`] with settings.
+pub async fn serve_with<S, B>(
+    listener: TcpListener,
+    service: S,
+    config: ServeConfig,
+) -> std::io::Result<()>
+where
+    S: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -37,18 +89,92 @@ where
         };
         let _ = stream.set_nodelay(true);
         let service = service.clone();
+        let builder = builder.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
                 request.extensions_mut().insert::<SocketAddr>(peer);
                 let mut service = service.clone();
                 service.call(request)
             });
-            let connection = hyper::server::conn::http1::Builder::new()
+            let stream = Watched::new(stream);
+            let started_request = stream.started_request.clone();
+            let connection = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             if let Err(error) = connection.await {
-                tracing::trace!(%error, "connection ended with an error");
+                if error.is_timeout() && started_request.load(Ordering::Relaxed) {
+                    // Part of a request head arrived, but not all of it in time. (A timeout
+                    // with nothing received is an idle connection closing: not a refusal.)
+                    tracing::info!(reason = "header_timeout", %peer, "refused: request headers not received in time");
+                    count_refusal("header_timeout");
+                } else {
+                    tracing::trace!(%error, "connection ended with an error");
+                }
             }
         });
+    }
+}
+
+/// A TCP stream that remembers whether bytes arrived since the server last wrote, that is,
+/// whether a new request has started: the difference between a slow client and an idle one
+/// when the header timeout fires. (Across an upgrade the flag goes on being kept, unused.)
+struct Watched {
+    stream: TcpStream,
+    started_request: Arc<AtomicBool>,
+}
+
+impl Watched {
+    fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            started_request: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.started_request.store(true, Ordering::Relaxed);
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.started_request.store(false, Ordering::Relaxed);
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.started_request.store(false, Ordering::Relaxed);
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }

@@ -14,6 +14,7 @@ use http_body::Body;
 use crate::body::ResponseBody;
 use crate::errors::{error_response, ErrorCode};
 use crate::query::EngineQuery;
+use crate::refusal::Refusal;
 use crate::socket::TransportKind;
 use crate::{polling, websocket, Engine, EngineHandler};
 
@@ -86,6 +87,11 @@ where
         let mut response = Response::new(ResponseBody::empty());
         *response.status_mut() = StatusCode::NOT_FOUND;
         response
+    } else if let Err(origin) = engine.config().check_origin(&request_headers) {
+        // Checked on every request, not only handshakes: a page from another site must not
+        // drive a session whose id it learned, and a WebSocket is never stopped by CORS.
+        let (parts, _) = request.into_parts();
+        Refusal::Origin { origin }.answer(engine.client_key(&parts), None)
     } else if request.method() == Method::OPTIONS {
         let mut response = Response::new(ResponseBody::empty());
         *response.status_mut() = StatusCode::NO_CONTENT;
@@ -180,13 +186,24 @@ where
         return error_response(ErrorCode::BadHandshakeMethod, None);
     }
     let (parts, body) = request.into_parts();
+    let ip = engine.client_key(&parts);
+    // The rate is checked first: it is the cheapest check, and a flood should cost no more
+    // than this (an `allow_request` check may verify a token).
+    if let Err(refusal) = engine.check_handshake_rate(ip) {
+        return refusal.answer(ip, None);
+    }
     if let Some(allow) = &engine.config().allow_request {
         if let Err(refused) = allow(&parts) {
-            return error_response(ErrorCode::Forbidden, refused.message.as_deref());
+            return Refusal::NotAllowed {
+                message: refused.message,
+            }
+            .answer(ip, None);
         }
     }
     match query.transport {
-        TransportKind::Polling => polling::handshake(engine, &parts, query.protocol, !query.base64),
+        TransportKind::Polling => {
+            polling::handshake(engine, &parts, ip, query.protocol, !query.base64)
+        }
         TransportKind::WebSocket => {
             let mut request = Request::from_parts(parts, body);
             let (mut response, on_upgrade) = match websocket::accept(&mut request) {
@@ -194,8 +211,18 @@ where
                 Err(code) => return error_response(code, None),
             };
             let (parts, _) = request.into_parts();
-            let socket =
-                engine.open_session(&parts, query.protocol, TransportKind::WebSocket, true);
+            // Refused here, the 101 is never sent: the client gets the error answer instead,
+            // and the connection stays plain HTTP.
+            let socket = match engine.open_session(
+                &parts,
+                ip,
+                query.protocol,
+                TransportKind::WebSocket,
+                true,
+            ) {
+                Ok(socket) => socket,
+                Err(refusal) => return refusal.answer(ip, None),
+            };
             engine.set_cookie(response.headers_mut(), socket.id());
             websocket::spawn_direct(engine.clone(), socket, on_upgrade);
             response

@@ -1,6 +1,6 @@
 //! One Engine.IO session, shared between its transports and the application.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Instant, SystemTime};
@@ -121,6 +121,8 @@ pub struct Socket<D> {
     /// Woken when an upgrade completes, so that a poll still waiting learns it is obsolete.
     pub(crate) upgraded: Notify,
     handshake: Handshake,
+    /// The client address this session counts against, when a per-address limit is set.
+    counted_ip: Option<IpAddr>,
     owner: Weak<dyn SessionOwner<D>>,
     /// The application's data for this session.
     pub data: D,
@@ -145,6 +147,7 @@ pub(crate) struct SocketParts<D> {
     pub(crate) max_buffered_packets: usize,
     pub(crate) heartbeat: Heartbeat,
     pub(crate) handshake: Handshake,
+    pub(crate) counted_ip: Option<IpAddr>,
     pub(crate) owner: Weak<dyn SessionOwner<D>>,
     pub(crate) data: D,
 }
@@ -166,6 +169,7 @@ impl<D> Socket<D> {
             closed: Notify::new(),
             upgraded: Notify::new(),
             handshake: parts.handshake,
+            counted_ip: parts.counted_ip,
             owner: parts.owner,
             data: parts.data,
         }
@@ -198,6 +202,11 @@ impl<D> Socket<D> {
     /// The request that opened the session.
     pub fn handshake(&self) -> &Handshake {
         &self.handshake
+    }
+
+    /// The client address this session counts against, when a per-address limit is set.
+    pub(crate) fn counted_ip(&self) -> Option<IpAddr> {
+        self.counted_ip
     }
 
     /// Whether the session is still open (not closing or closed).

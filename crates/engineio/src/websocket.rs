@@ -11,12 +11,15 @@ use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::body::ResponseBody;
 use crate::errors::ErrorCode;
+use crate::refusal::count_refusal;
 use crate::socket::{Farewell, TransportKind};
 use crate::{DisconnectReason, Engine, EngineHandler, Socket};
 
@@ -226,6 +229,7 @@ async fn run<H: EngineHandler>(
         tokio::select! {
             biased;
             incoming = stream.next() => {
+                let mut close_frame = None;
                 let reason = match incoming {
                     Some(Ok(WsMessage::Close(_))) | None => DisconnectReason::TransportClose,
                     // The client closed the TCP connection without a close frame (a process that
@@ -233,6 +237,22 @@ async fn run<H: EngineHandler>(
                     // server reports it.
                     Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
                         DisconnectReason::TransportClose
+                    }
+                    Some(Err(WsError::Capacity(error))) => {
+                        // A frame or message over `max_payload`: refused as soon as its header
+                        // says so, before it is buffered. The client gets close code 1009.
+                        let max = engine.config().max_payload;
+                        tracing::info!(
+                            reason = "payload_too_large",
+                            sid = %socket.id(),
+                            "refused: {error} (max {max} bytes)"
+                        );
+                        count_refusal("payload_too_large");
+                        close_frame = Some(CloseFrame {
+                            code: CloseCode::Size,
+                            reason: format!("Message too big (max {max} bytes)").into(),
+                        });
+                        DisconnectReason::TransportError
                     }
                     Some(Err(error)) => {
                         tracing::debug!(sid = %socket.id(), %error, "websocket read failed");
@@ -253,7 +273,7 @@ async fn run<H: EngineHandler>(
                     }
                 };
                 socket.close_with(reason, Farewell::None);
-                let _ = stream.close(None).await;
+                let _ = stream.close(close_frame).await;
                 return;
             }
             () = socket.outbox.ready() => {

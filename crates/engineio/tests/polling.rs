@@ -353,7 +353,7 @@ async fn an_oversized_declared_body_is_refused_before_it_is_sent() {
     let mut stream = send_raw(server.addr, head.as_bytes()).await;
     let response = read_response(&mut stream).await.expect("an answer");
     assert_eq!(response.status, 413);
-    assert_eq!(response.text(), "Payload Too Large");
+    assert_eq!(response.text(), "Payload Too Large (max 100 bytes)");
 
     // The session is closing: its pending or next poll gets the close packet, then it is gone.
     assert_eq!(server.poll(4, victim).await.text(), "1");
@@ -388,7 +388,7 @@ async fn an_oversized_chunked_body_is_refused_while_it_is_read() {
     let mut stream = send_raw(server.addr, &raw).await;
     let response = read_response(&mut stream).await.expect("an answer");
     assert_eq!(response.status, 413);
-    assert_eq!(response.text(), "Payload Too Large");
+    assert_eq!(response.text(), "Payload Too Large (max 100 bytes)");
 
     // The pending poll gets the close packet.
     let released = tokio::time::timeout(common::WAIT, poll)

@@ -262,8 +262,13 @@ impl Adapter for LocalAdapter {
     }
 
     fn add_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+        let namespace = self.namespace.upgrade();
         for id in self.socket_ids(opts) {
-            self.add_all(&id, rooms);
+            // Through the socket, so that the room limit applies.
+            match namespace.as_ref().and_then(|n| n.socket(&id)) {
+                Some(socket) => socket.join(rooms.to_vec()),
+                None => self.add_all(&id, rooms),
+            }
         }
     }
 

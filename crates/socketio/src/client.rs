@@ -3,8 +3,8 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
-use ferrio_engineio::{EngineHandler, Message, ProtocolVersion};
-use ferrio_socketio_proto::{Decoder, DecoderConfig, Packet, PacketKind};
+use ferrio_engineio::{count_refusal, EngineHandler, Message, ProtocolVersion};
+use ferrio_socketio_proto::{DecodeError, Decoder, DecoderConfig, Packet, PacketKind};
 use serde_json::Value;
 
 use crate::io::IoInner;
@@ -113,6 +113,12 @@ impl EngineHandler for SocketIoHandler {
         match decoded {
             Ok(Some(packet)) => dispatch(&self.io, conn, packet),
             Ok(None) => {}
+            Err(error @ DecodeError::TooManyAttachments { .. }) => {
+                tracing::info!(reason = "max_attachments", sid = %conn.id(), "refused: {error}: closing");
+                count_refusal("max_attachments");
+                conn.data.close_all(DisconnectReason::ParseError);
+                conn.close_with_reason(ferrio_engineio::DisconnectReason::ParseError);
+            }
             Err(error) => {
                 tracing::debug!(sid = %conn.id(), %error, "undecodable packet: closing");
                 conn.data.close_all(DisconnectReason::ParseError);
@@ -137,7 +143,7 @@ fn dispatch(io: &Arc<IoInner>, conn: &Arc<Conn>, packet: Packet) {
         (PacketKind::Event { data, id }, Some(socket)) => {
             // Until the middlewares let it in, a socket takes no events: the client was not
             // told it is connected, so it sent none in good faith.
-            if socket.connected() {
+            if socket.connected() && socket.admit_event() {
                 socket.handle_event(data, id);
             }
         }

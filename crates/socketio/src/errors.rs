@@ -23,6 +23,23 @@ pub enum EmitError {
     Serialize(#[from] serde_json::Error),
 }
 
+/// Why [`crate::Socket::try_join`] joined no room.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum JoinError {
+    /// The socket is disconnected.
+    #[error("the socket is disconnected")]
+    Disconnected,
+    /// Joining would put the socket in `rooms` rooms (its own not counted), over
+    /// [`crate::SocketIoConfig::max_rooms_per_socket`].
+    #[error("too many rooms: joining would make {rooms}, at most {max} allowed")]
+    TooManyRooms {
+        /// How many rooms the socket would be in.
+        rooms: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+}
+
 /// Why an acknowledgement did not come.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum AckError {

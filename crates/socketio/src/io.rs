@@ -8,11 +8,16 @@ use ferrio_engineio::{Engine, EngineConfig, EngineService};
 
 use crate::adapter::{local_adapter_factory, AdapterFactory};
 use crate::client::SocketIoHandler;
+use crate::limits::{EventRateLimit, SocketLimits};
 use crate::namespace::{DynamicNamespace, NamespaceSetup};
 use crate::recovery::RecoveryConfig;
 use crate::{BroadcastOperator, EmitError, IntoRooms, Namespace, Socket};
 
 /// Settings of a Socket.IO server. Defaults match the reference Node server.
+///
+/// The per-socket limits the reference server does not have (rooms per socket, event rate) are
+/// off by default; `docs/limits.md` lists every limit, its default and what a client sees when
+/// it is hit.
 #[derive(Clone)]
 pub struct SocketIoConfig {
     /// The Engine.IO settings (path `/socket.io/` here).
@@ -25,6 +30,14 @@ pub struct SocketIoConfig {
     pub adapter: AdapterFactory,
     /// Connection state recovery; off by default, as in the reference server.
     pub recovery: Option<RecoveryConfig>,
+    /// Most rooms one socket may be in, its own room not counted. A join past it is refused
+    /// as a whole: [`Socket::try_join`] returns [`crate::JoinError::TooManyRooms`] and
+    /// [`Socket::join`] logs it and does nothing. The client is not told: joins are the
+    /// application's doing. `None` (the default): no limit.
+    pub max_rooms_per_socket: Option<usize>,
+    /// How fast each socket may send events, and what happens past it (see
+    /// [`EventRateLimit`]). `None` (the default): no limit.
+    pub event_rate: Option<EventRateLimit>,
 }
 
 impl Default for SocketIoConfig {
@@ -38,6 +51,8 @@ impl Default for SocketIoConfig {
             max_attachments: 32,
             adapter: local_adapter_factory(),
             recovery: None,
+            max_rooms_per_socket: None,
+            event_rate: None,
         }
     }
 }
@@ -49,6 +64,8 @@ impl std::fmt::Debug for SocketIoConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("max_attachments", &self.max_attachments)
             .field("recovery", &self.recovery)
+            .field("max_rooms_per_socket", &self.max_rooms_per_socket)
+            .field("event_rate", &self.event_rate)
             .finish_non_exhaustive()
     }
 }
@@ -65,6 +82,7 @@ pub(crate) struct IoInner {
     dynamic: RwLock<Vec<Arc<DynamicNamespace>>>,
     adapter: AdapterFactory,
     recovery: Option<RecoveryConfig>,
+    limits: Arc<SocketLimits>,
     engine: OnceLock<Weak<Engine<SocketIoHandler>>>,
 }
 
@@ -91,6 +109,7 @@ impl IoInner {
                         dynamic.setup.clone(),
                         &self.adapter,
                         self.recovery,
+                        self.limits.clone(),
                     )
                 })
                 .clone(),
@@ -147,6 +166,10 @@ impl SocketIo {
             dynamic: RwLock::new(Vec::new()),
             adapter: config.adapter.clone(),
             recovery: config.recovery,
+            limits: Arc::new(SocketLimits {
+                max_rooms: config.max_rooms_per_socket,
+                event_rate: config.event_rate.clone(),
+            }),
             engine: OnceLock::new(),
         });
         let engine = Engine::new(config.engine, SocketIoHandler { io: inner.clone() });
@@ -175,6 +198,7 @@ impl SocketIo {
                     Arc::new(NamespaceSetup::default()),
                     &self.inner.adapter,
                     self.inner.recovery,
+                    self.inner.limits.clone(),
                 )
             })
             .clone()

@@ -19,6 +19,7 @@ mod client;
 mod errors;
 mod ids;
 mod io;
+mod limits;
 mod namespace;
 mod operators;
 mod outgoing;
@@ -29,11 +30,15 @@ mod socket;
 pub use ack::{AckResponse, AckSender};
 pub use adapter::{Adapter, AdapterFactory, BroadcastOptions, LocalAdapter, SocketInfo};
 pub use client::{ClientState, SocketIoHandler};
-pub use errors::{AckError, ConnectError, EmitError};
-pub use ferrio_engineio::{serve, Handshake, ProtocolVersion, TransportKind};
+pub use errors::{AckError, ConnectError, EmitError, JoinError};
+pub use ferrio_engineio::{
+    count_refusal, serve, serve_with, Handshake, ProtocolVersion, RateLimit, ServeConfig,
+    TransportKind, REFUSALS_TOTAL,
+};
 pub use ferrio_socketio_proto::{ArgError, Payload};
 pub use ids::{IntoRooms, Room, SocketId};
 pub use io::{SocketIo, SocketIoConfig, SocketIoService};
+pub use limits::{EventRateLimit, OverLimit};
 pub use namespace::{ConnectHandler, DynamicNamespace, Middleware, Namespace};
 pub use operators::{BroadcastOperator, DEFAULT_ACK_TIMEOUT};
 pub use outgoing::Outgoing;

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::ack::{wait_for_ack, AckResponse};
 use crate::adapter::{Adapter, AdapterFactory};
+use crate::limits::SocketLimits;
 use crate::outgoing::Outgoing;
 use crate::recovery::{RecoveryConfig, RecoveryLog};
 use crate::{BroadcastOperator, ConnectError, Socket, SocketId};
@@ -67,6 +68,7 @@ pub struct Namespace {
     adapter: Arc<dyn Adapter>,
     ack_ids: AtomicU64,
     recovery: Option<RecoveryLog>,
+    limits: Arc<SocketLimits>,
 }
 
 impl std::fmt::Debug for Namespace {
@@ -83,6 +85,7 @@ impl Namespace {
         setup: Arc<NamespaceSetup>,
         adapter: &AdapterFactory,
         recovery: Option<RecoveryConfig>,
+        limits: Arc<SocketLimits>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|this| Self {
             name,
@@ -91,7 +94,13 @@ impl Namespace {
             adapter: adapter(this.clone()),
             ack_ids: AtomicU64::new(0),
             recovery: recovery.map(RecoveryLog::new),
+            limits,
         })
+    }
+
+    /// The limits of this namespace's sockets.
+    pub(crate) fn limits(&self) -> &SocketLimits {
+        &self.limits
     }
 
     /// The recovery log, when connection state recovery is on.

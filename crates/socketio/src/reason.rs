@@ -27,6 +27,9 @@ pub enum DisconnectReason {
     ClientNamespaceDisconnect,
     /// The engine closed the connection on the server's order. Terminal.
     ForcedClose,
+    /// The socket sent events faster than [`crate::SocketIoConfig::event_rate`] allows, with
+    /// [`crate::OverLimit::Disconnect`]: the client got a DISCONNECT. Terminal.
+    EventRateExceeded,
 }
 
 impl DisconnectReason {
@@ -42,6 +45,7 @@ impl DisconnectReason {
             Self::ServerNamespaceDisconnect => "server namespace disconnect",
             Self::ClientNamespaceDisconnect => "client namespace disconnect",
             Self::ForcedClose => "forced close",
+            Self::EventRateExceeded => "event rate exceeded",
         }
     }
 

@@ -1,22 +1,23 @@
 //! A client's connection to one namespace.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ferrio_engineio::{Handshake, ProtocolVersion, TransportKind};
+use ferrio_engineio::{count_refusal, Handshake, ProtocolVersion, TransportKind};
 use ferrio_socketio_proto::{Packet, PacketData, RESERVED_EVENTS};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::ack::{wait_for_ack, PendingAcks};
 use crate::client::Conn;
+use crate::limits::{EventBudget, OverLimit, Verdict};
 use crate::namespace::Namespace;
 use crate::outgoing::Outgoing;
 use crate::{
-    AckError, AckSender, BroadcastOperator, DisconnectReason, EmitError, IntoRooms, Payload, Room,
-    SocketId,
+    AckError, AckSender, BroadcastOperator, DisconnectReason, EmitError, IntoRooms, JoinError,
+    Payload, Room, SocketId,
 };
 
 /// An event received from a client.
@@ -58,6 +59,11 @@ pub struct Socket {
     handlers: RwLock<Handlers>,
     acks: PendingAcks,
     extensions: Mutex<http::Extensions>,
+    /// The token bucket of the event rate limit (unused when there is none).
+    events: Mutex<EventBudget>,
+    /// Held while a join is checked against the room limit and applied, so two joins at once
+    /// cannot both take the last place.
+    joining: Mutex<()>,
     /// The private id that lets the client recover this socket (recovery on, protocol v5).
     pid: Option<Arc<str>>,
     recovered: bool,
@@ -88,6 +94,8 @@ impl Socket {
             handlers: RwLock::new(Handlers::default()),
             acks: PendingAcks::default(),
             extensions: Mutex::new(http::Extensions::new()),
+            events: Mutex::new(EventBudget::default()),
+            joining: Mutex::new(()),
             pid: None,
             recovered: false,
         }
@@ -252,8 +260,14 @@ impl Socket {
             Ok(()) => Ok(()),
             Err(ferrio_engineio::SendError::Closed) => Err(EmitError::Disconnected),
             Err(ferrio_engineio::SendError::Full { max }) => {
-                if !volatile {
-                    tracing::debug!(sid = %self.id, max, "send queue full: disconnecting slow client");
+                if !volatile && self.conn.is_open() {
+                    tracing::info!(
+                        reason = "slow_consumer",
+                        sid = %self.conn.id(),
+                        socket = %self.id,
+                        "refused: send queue full ({max} packets): disconnecting the slow client"
+                    );
+                    count_refusal("slow_consumer");
                     self.conn
                         .close_with_reason(ferrio_engineio::DisconnectReason::TransportError);
                 }
@@ -262,14 +276,52 @@ impl Socket {
         }
     }
 
-    /// Joins rooms. Does nothing once the socket is disconnected.
+    /// Joins rooms, as [`Socket::try_join`] does, ignoring its error: past
+    /// [`crate::SocketIoConfig::max_rooms_per_socket`] the join is refused as a whole (logged
+    /// and counted), and once the socket is disconnected it does nothing.
     pub fn join(&self, rooms: impl IntoRooms) {
+        let _ = self.try_join(rooms);
+    }
+
+    /// Joins rooms, all of them or none: past [`crate::SocketIoConfig::max_rooms_per_socket`]
+    /// (rooms the socket is in already and its own room not counted) it joins none and returns
+    /// [`JoinError::TooManyRooms`].
+    pub fn try_join(&self, rooms: impl IntoRooms) -> Result<(), JoinError> {
         if self.state.load(Ordering::Acquire) == DISCONNECTED {
-            return;
+            return Err(JoinError::Disconnected);
         }
-        self.namespace
-            .adapter()
-            .add_all(&self.id, &rooms.into_rooms());
+        let rooms = rooms.into_rooms();
+        let adapter = self.namespace.adapter();
+        let Some(max) = self.namespace.limits().max_rooms else {
+            adapter.add_all(&self.id, &rooms);
+            return Ok(());
+        };
+        let _joining = self.joining.lock().unwrap_or_else(|p| p.into_inner());
+        let own = self.id.room();
+        let mut current: HashSet<Room> = adapter.socket_rooms(&self.id).into_iter().collect();
+        current.insert(own);
+        let already = current.len() - 1;
+        let added = rooms
+            .iter()
+            .filter(|room| !current.contains(*room))
+            .collect::<HashSet<_>>()
+            .len();
+        if already + added > max {
+            tracing::info!(
+                reason = "max_rooms",
+                sid = %self.conn.id(),
+                socket = %self.id,
+                "refused: a join would put the socket in {} rooms (max {max})",
+                already + added
+            );
+            count_refusal("max_rooms");
+            return Err(JoinError::TooManyRooms {
+                rooms: already + added,
+                max,
+            });
+        }
+        adapter.add_all(&self.id, &rooms);
+        Ok(())
     }
 
     /// Leaves rooms.
@@ -380,6 +432,54 @@ impl Socket {
         *self.write_handlers() = Handlers::default();
     }
 
+    /// Applies the event rate limit to one event from the client: whether to handle it. An
+    /// event over the limit is refused as [`crate::EventRateLimit`] says.
+    pub(crate) fn admit_event(self: &Arc<Self>) -> bool {
+        let Some(config) = &self.namespace.limits().event_rate else {
+            return true;
+        };
+        let verdict = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .admit(&config.limit, Instant::now());
+        let Verdict::Refuse { first } = verdict else {
+            return true;
+        };
+        count_refusal("event_rate");
+        let message = config.message();
+        let disconnect = config.action == OverLimit::Disconnect;
+        if !first && !disconnect {
+            // The rest of a flood: counted, and logged below the default level.
+            tracing::debug!(reason = "event_rate", socket = %self.id, "refused: {message}");
+            return false;
+        }
+        tracing::info!(
+            reason = "event_rate",
+            sid = %self.conn.id(),
+            socket = %self.id,
+            disconnect,
+            "refused: {message}"
+        );
+        if let Some(name) = &config.notice_event {
+            // Volatile: a notice must not disconnect a client whose queue is full, and it is
+            // not kept for connection state recovery.
+            let notice = event_data(
+                name,
+                Payload::from_args(vec![serde_json::json!({ "message": message })]),
+            );
+            if let Ok(data) = notice {
+                let packet = Outgoing::encode(&Packet::event(self.nsp(), data, None));
+                let _ = self.send_outgoing(&packet, true);
+            }
+        }
+        if disconnect {
+            let _ = self.send_outgoing(&Outgoing::encode(&Packet::disconnect(self.nsp())), false);
+            self.close(DisconnectReason::EventRateExceeded);
+        }
+        false
+    }
+
     /// Routes a packet the client sent to this socket.
     pub(crate) fn handle_event(self: &Arc<Self>, data: PacketData, id: Option<u64>) {
         let mut payload = Payload::from(data);
@@ -415,8 +515,5 @@ pub(crate) fn event_data(name: &str, payload: Payload) -> Result<PacketData, Emi
     if RESERVED_EVENTS.contains(&name) {
         return Err(EmitError::ReservedEvent(name.to_owned()));
     }
-    let mut args = Vec::with_capacity(payload.args.len() + 2);
-    args.push(Value::String(name.to_owned()));
-    args.extend(payload.args);
-    Ok(PacketData::with_attachments(args, payload.attachments))
+    Ok(payload.into_event_data(name))
 }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -16,13 +16,13 @@ use std::time::Duration;
 
 use ferrio_engineio::{
     DisconnectReason, Engine, EngineConfig, EngineHandler, EngineService, Message, ResponseBody,
-    Sid, Socket,
+    ServeConfig, Sid, Socket,
 };
 use futures_util::{SinkExt, StreamExt};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -203,15 +203,20 @@ impl Drop for TestServer {
 impl TestServer {
     /// A server whose handler echoes every message.
     pub(crate) async fn start(config: EngineConfig) -> Self {
-        Self::start_with(config, true).await
+        Self::start_with(config, true, ServeConfig::default()).await
     }
 
     /// A server whose handler only records.
     pub(crate) async fn start_silent(config: EngineConfig) -> Self {
-        Self::start_with(config, false).await
+        Self::start_with(config, false, ServeConfig::default()).await
     }
 
-    async fn start_with(config: EngineConfig, echo: bool) -> Self {
+    /// An echoing server run by [`ferrio_engineio::serve_with`] with these settings.
+    pub(crate) async fn start_serving(config: EngineConfig, serve: ServeConfig) -> Self {
+        Self::start_with(config, true, serve).await
+    }
+
+    async fn start_with(config: EngineConfig, echo: bool, serve: ServeConfig) -> Self {
         let (sender, events) = mpsc::unbounded_channel();
         let tally = Arc::new(Mutex::new(Tally::default()));
         let engine = Engine::new(
@@ -232,7 +237,7 @@ impl TestServer {
             parked: parked_sender,
         };
         let task = tokio::spawn(async move {
-            let _ = ferrio_engineio::serve(listener, service).await;
+            let _ = ferrio_engineio::serve_with(listener, service, serve).await;
         });
         Self {
             addr,
@@ -611,6 +616,18 @@ pub(crate) async fn send_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> TcpStream {
+    send_request_from(None, addr, method, target, headers, body).await
+}
+
+/// [`send_request`] from a given local address (see [`connect_from`]).
+pub(crate) async fn send_request_from(
+    from: Option<IpAddr>,
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> TcpStream {
     let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -624,15 +641,40 @@ pub(crate) async fn send_request(
     head.push_str("\r\n");
     let mut bytes = head.into_bytes();
     bytes.extend_from_slice(body);
-    send_raw(addr, &bytes).await
+    send_raw_from(from, addr, &bytes).await
 }
 
 /// Connects and writes `bytes` as they are.
 pub(crate) async fn send_raw(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
-    let mut stream = timeout(WAIT, TcpStream::connect(addr))
+    send_raw_from(None, addr, bytes).await
+}
+
+/// Connects from a local address of the loopback range (127.0.0.2, ...), so the server sees
+/// another client address; `None` lets the system choose (127.0.0.1).
+pub(crate) async fn connect_from(from: Option<IpAddr>, addr: SocketAddr) -> TcpStream {
+    let connect = async {
+        match from {
+            None => TcpStream::connect(addr).await,
+            Some(ip) => {
+                let socket = TcpSocket::new_v4()?;
+                socket.bind(SocketAddr::new(ip, 0))?;
+                socket.connect(addr).await
+            }
+        }
+    };
+    timeout(WAIT, connect)
         .await
         .expect("connect in time")
-        .expect("connect");
+        .expect("connect")
+}
+
+/// [`send_raw`] from a given local address.
+pub(crate) async fn send_raw_from(
+    from: Option<IpAddr>,
+    addr: SocketAddr,
+    bytes: &[u8],
+) -> TcpStream {
+    let mut stream = connect_from(from, addr).await;
     timeout(WAIT, stream.write_all(bytes))
         .await
         .expect("write in time")
@@ -671,7 +713,19 @@ pub(crate) async fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> HttpResponse {
-    let mut stream = send_request(addr, method, target, headers, body).await;
+    request_from(None, addr, method, target, headers, body).await
+}
+
+/// [`request`] from a given local address (see [`connect_from`]).
+pub(crate) async fn request_from(
+    from: Option<IpAddr>,
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    let mut stream = send_request_from(from, addr, method, target, headers, body).await;
     read_response(&mut stream).await.unwrap_or_else(|partial| {
         panic!(
             "{method} {target}: connection ended after {:?}",
@@ -757,6 +811,22 @@ pub(crate) async fn ws_connect(
     timeout(WAIT, tokio_tungstenite::connect_async(request))
         .await
         .expect("WebSocket handshake in time")
+}
+
+/// [`ws_connect`] from a given local address (see [`connect_from`]), to `addr`.
+pub(crate) async fn ws_connect_from(
+    from: IpAddr,
+    addr: SocketAddr,
+    url: &str,
+) -> Result<(Ws, http::Response<Option<Vec<u8>>>), tokio_tungstenite::tungstenite::Error> {
+    let request = url.into_client_request().expect("a WebSocket URL");
+    let stream = connect_from(Some(from), addr).await;
+    timeout(
+        WAIT,
+        tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)),
+    )
+    .await
+    .expect("WebSocket handshake in time")
 }
 
 /// What a client WebSocket reads next.
