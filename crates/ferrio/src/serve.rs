@@ -16,6 +16,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (service, io) = SocketIo::new(SocketIoConfig::default());
     io.ns("/", |socket| {
         tracing::debug!(id = %socket.id(), "connected");
+        // `ferrio doctor` measures an event round trip with this event: echo it back.
+        socket.on(crate::doctor::DOCTOR_EVENT, |_socket, event| {
+            if let Some(ack) = event.ack {
+                let _ = ack.send(event.payload);
+            }
+        });
     });
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))

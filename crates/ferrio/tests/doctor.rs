@@ -1,0 +1,610 @@
+//! `ferrio doctor`, the built binary, against real servers on 127.0.0.1: Ferrio in process
+//! (healthy, with CORS refusing the origin, with a namespace that wants a token), a plain HTTP
+//! server that is not Socket.IO, and the official Node `socket.io` server.
+//!
+//! Then nginx (Debian's, run as this test's own process with a config in a temporary
+//! directory) in front of Ferrio: configured right (all green), without the WebSocket upgrade
+//! headers (the upgrade fails, with the nginx lines that fix it), and with a read timeout
+//! shorter than the ping interval (the heartbeat fails, with `proxy_read_timeout`).
+//!
+//! Without `node` (or without `npm ci` in tests/interop), or without `nginx`, those tests are
+//! skipped loudly, unless `CI=true`, where they fail.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use axum::Router;
+use ferrio_engineio::{AllowOrigin, CorsConfig, EngineConfig};
+use ferrio_socketio::{ConnectError, SocketIo, SocketIoConfig};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::Command;
+
+/// The origin of the pretend web page.
+const ORIGIN: &str = "http://app.test";
+/// Every step, in order.
+const STEPS: [&str; 11] = [
+    "tcp",
+    "tls",
+    "handshake",
+    "cors",
+    "long-poll",
+    "upgrade",
+    "websocket",
+    "heartbeat",
+    "eio3",
+    "namespace",
+    "event",
+];
+/// The longest a doctor run may take in these tests.
+const RUN_LIMIT: Duration = Duration::from_secs(30);
+
+/// What one doctor run printed.
+struct Run {
+    code: i32,
+    stdout: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("--json output is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// Runs `ferrio doctor` with `args`, bounded in time.
+async fn doctor(args: &[&str]) -> Run {
+    let child = Command::new(env!("CARGO_BIN_EXE_ferrio"))
+        .arg("doctor")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn ferrio doctor");
+    let output = tokio::time::timeout(RUN_LIMIT, child.wait_with_output())
+        .await
+        .expect("ferrio doctor finished in time")
+        .expect("ferrio doctor output");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    eprintln!(
+        "ferrio doctor {}\n{stdout}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Run {
+        code: output.status.code().expect("exit code"),
+        stdout,
+    }
+}
+
+/// The step called `name` of a JSON report.
+fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {report}"))
+}
+
+fn text<'a>(step: &'a Value, field: &str) -> &'a str {
+    step[field].as_str().unwrap_or_default()
+}
+
+/// Serves `app` on a free port of 127.0.0.1; returns its URL.
+async fn serve(app: Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(ferrio_socketio::serve(listener, app));
+    url
+}
+
+/// Ferrio in process with fast pings and the given CORS settings: `/` acknowledges the
+/// doctor's event, `/secure` wants the token `sesame`.
+async fn ferrio(cors: Option<CorsConfig>) -> String {
+    ferrio_pinging(cors, Duration::from_millis(400)).await
+}
+
+/// [`ferrio`], pinging every `ping_interval`.
+async fn ferrio_pinging(cors: Option<CorsConfig>, ping_interval: Duration) -> String {
+    let config = SocketIoConfig {
+        engine: EngineConfig {
+            ping_interval,
+            ping_timeout: Duration::from_millis(400),
+            cors,
+            ..SocketIoConfig::default().engine
+        },
+        ..SocketIoConfig::default()
+    };
+    let (service, io) = SocketIo::new(config);
+    io.ns("/", |socket| {
+        socket.on("ferrio:doctor", |_socket, event| {
+            if let Some(ack) = event.ack {
+                let _ = ack.send(event.payload);
+            }
+        });
+    });
+    let secure = io.ns("/secure", |_socket| {});
+    secure.use_middleware(|socket| async move {
+        match socket.auth()["token"].as_str() {
+            Some("sesame") => Ok(()),
+            _ => Err(ConnectError::with_data(
+                "not authorized",
+                serde_json::json!({ "hint": "ask for a token" }),
+            )),
+        }
+    });
+    serve(Router::new().route_service("/socket.io/", service)).await
+}
+
+fn allow(origin: &str) -> CorsConfig {
+    CorsConfig {
+        credentials: true,
+        ..CorsConfig::new(AllowOrigin::List(vec![origin.to_owned()]))
+    }
+}
+
+/// Asserts a JSON report lists every step in order, and returns the statuses by name.
+fn statuses(report: &Value) -> Vec<(String, String)> {
+    let steps = report["steps"].as_array().expect("steps");
+    let names: Vec<&str> = steps
+        .iter()
+        .map(|s| s["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, STEPS, "every step, in order");
+    for step in steps {
+        assert!(step["duration_ms"].is_u64(), "{step}");
+        assert!(step["detail"].is_string(), "{step}");
+    }
+    steps
+        .iter()
+        .map(|s| (text(s, "name").to_owned(), text(s, "status").to_owned()))
+        .collect()
+}
+
+fn all_green(report: &Value) {
+    for (name, status) in statuses(report) {
+        let expected = if name == "tls" { "skip" } else { "pass" };
+        assert_eq!(status, expected, "step {name}: {}", step(report, &name));
+    }
+    assert_eq!(report["ok"], true);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_healthy_ferrio_is_all_green() {
+    let url = ferrio(Some(allow(ORIGIN))).await;
+    let run = doctor(&[&url, "--origin", ORIGIN, "--json", "--timeout", "5s"]).await;
+    assert_eq!(run.code, 0);
+    let report = run.json();
+    all_green(&report);
+    assert!(text(step(&report, "event"), "detail").contains("acknowledged in"));
+    assert!(text(step(&report, "heartbeat"), "detail").contains("first ping after"));
+
+    let run = doctor(&[&url, "--origin", ORIGIN, "--timeout", "5s"]).await;
+    assert_eq!(run.code, 0);
+    for name in STEPS.iter().filter(|n| **n != "tls") {
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("✓ {name} "))),
+            "{name}: {}",
+            run.stdout
+        );
+    }
+    assert!(run
+        .stdout
+        .ends_with("OK: 10 passed, 0 warnings, 0 failed, 1 skipped\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cors_that_does_not_allow_the_origin_is_diagnosed() {
+    let url = ferrio(Some(allow("http://other.test"))).await;
+    let run = doctor(&[&url, "--origin", ORIGIN, "--json", "--timeout", "5s"]).await;
+    assert_eq!(run.code, 1);
+    let report = run.json();
+    let cors = step(&report, "cors");
+    assert_eq!(cors["status"], "fail");
+    assert_eq!(
+        text(cors, "detail"),
+        "no Access-Control-Allow-Origin for origin http://app.test: browsers on \
+         http://app.test cannot read the handshake (\"blocked by CORS policy\")"
+    );
+    assert!(text(cors, "fix").contains(r#"cors: { origin: "http://app.test" }"#));
+    // Only CORS is wrong.
+    for (name, status) in statuses(&report) {
+        if !matches!(name.as_str(), "tls" | "cors") {
+            assert_eq!(status, "pass", "{name}");
+        }
+    }
+
+    // No CORS settings at all (the reference server's default): the same diagnosis.
+    let url = ferrio(None).await;
+    let report = doctor(&[&url, "--origin", ORIGIN, "--json", "--timeout", "5s"])
+        .await
+        .json();
+    assert_eq!(step(&report, "cors")["status"], "fail");
+
+    // Without --origin, CORS is not checked.
+    let report = doctor(&[&url, "--json", "--timeout", "5s"]).await.json();
+    let cors = step(&report, "cors");
+    assert_eq!(cors["status"], "skip");
+    assert!(text(cors, "detail").starts_with("no --origin given"));
+
+    // `*` works without credentials only.
+    let url = ferrio(Some(CorsConfig {
+        credentials: true,
+        ..CorsConfig::any()
+    }))
+    .await;
+    let run = doctor(&[&url, "--origin", ORIGIN, "--json", "--timeout", "5s"]).await;
+    assert_eq!(run.code, 0, "a warning is not a failure");
+    let report = run.json();
+    let cors = step(&report, "cors");
+    assert_eq!(cors["status"], "warn");
+    assert!(text(cors, "detail").contains("browsers refuse `*` with credentials"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_is_not_socket_io_fails_at_the_handshake() {
+    let html = serve(Router::new().fallback(|| async { "<html>hello</html>" })).await;
+    let run = doctor(&[&html, "--json", "--timeout", "3s"]).await;
+    assert_eq!(run.code, 1);
+    let report = run.json();
+    statuses(&report);
+    assert_eq!(step(&report, "tcp")["status"], "pass");
+    let handshake = step(&report, "handshake");
+    assert_eq!(handshake["status"], "fail");
+    assert_eq!(
+        text(handshake, "detail"),
+        "answered 200 but not with an Engine.IO open packet: this is not a Socket.IO server \
+         (body: \"<html>hello</html>\")"
+    );
+    assert!(text(handshake, "fix").contains("--path"));
+    for name in ["cors", "long-poll", "upgrade", "eio3"] {
+        assert_eq!(step(&report, name)["status"], "skip", "{name}");
+    }
+
+    let missing = serve(Router::new()).await;
+    let report = doctor(&[&missing, "--json", "--timeout", "3s"])
+        .await
+        .json();
+    let handshake = step(&report, "handshake");
+    assert_eq!(handshake["status"], "fail");
+    assert!(
+        text(handshake, "detail")
+            .starts_with("GET /socket.io/?EIO=4&transport=polling answered 404 Not Found"),
+        "{handshake}"
+    );
+    assert!(text(handshake, "fix").starts_with("nothing answers at this path"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_listening_fails_at_tcp_and_skips_the_rest() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    drop(listener);
+    let run = doctor(&[&url, "--json", "--timeout", "3s"]).await;
+    assert_eq!(run.code, 1);
+    let report = run.json();
+    let statuses = statuses(&report);
+    assert_eq!(statuses[0].1, "fail");
+    assert!(text(step(&report, "tcp"), "fix").starts_with("nothing listens on 127.0.0.1:"));
+    assert!(statuses[1..].iter().all(|(_, status)| status == "skip"));
+
+    let run = doctor(&["https://127.0.0.1:1", "--json", "--timeout", "1s"]).await;
+    assert_eq!(run.code, 2, "https cannot be checked");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn namespace_auth_shows_the_connect_error() {
+    let url = ferrio(Some(allow(ORIGIN))).await;
+    let run = doctor(&[
+        &url,
+        "--namespace",
+        "/secure",
+        "--token",
+        "wrong",
+        "--json",
+        "--timeout",
+        "5s",
+    ])
+    .await;
+    assert_eq!(run.code, 1);
+    let report = run.json();
+    let namespace = step(&report, "namespace");
+    assert_eq!(namespace["status"], "fail");
+    assert_eq!(
+        text(namespace, "detail"),
+        "the server refused /secure with auth {token}: CONNECT_ERROR \"not authorized\", data \
+         {\"hint\":\"ask for a token\"}"
+    );
+    assert!(text(namespace, "fix").contains("refused this token"));
+    assert_eq!(step(&report, "event")["status"], "skip");
+
+    let run = doctor(&[
+        &url,
+        "--namespace",
+        "/secure",
+        "--token",
+        "sesame",
+        "--json",
+        "--timeout",
+        "5s",
+    ])
+    .await;
+    let report = run.json();
+    assert_eq!(step(&report, "namespace")["status"], "pass");
+    // `/secure` has no handler for the doctor's event: a warning, not a failure.
+    assert_eq!(step(&report, "event")["status"], "warn");
+    assert_eq!(run.code, 0);
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_reference_server_is_all_green() {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let modules = manifest.join("../../tests/interop/node_modules");
+    let has_node = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|status| status.success());
+    let why = if !has_node {
+        Some("`node` is not installed")
+    } else if !modules.join("socket.io").is_dir() {
+        Some("the npm packages are missing: run `npm ci` in tests/interop")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        assert!(!in_ci(), "the Node doctor test cannot run under CI: {why}");
+        eprintln!(
+            "\n************************************************************\n\
+             * SKIPPED: ferrio doctor against the Node socket.io server *\n\
+             * {why}\n\
+             ************************************************************\n"
+        );
+        return;
+    }
+    let mut child = Command::new("node")
+        .arg(manifest.join("tests/doctor/server.cjs"))
+        .env("NODE_PATH", &modules)
+        .env("ORIGIN", ORIGIN)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn node");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let line = tokio::time::timeout(
+        Duration::from_secs(10),
+        BufReader::new(stdout).lines().next_line(),
+    )
+    .await
+    .expect("the Node server listens in time")
+    .expect("read")
+    .expect("a line");
+    let port: Value = serde_json::from_str(&line).expect("port line");
+    let url = format!("http://127.0.0.1:{}", port["port"]);
+
+    let run = doctor(&[&url, "--origin", ORIGIN, "--json", "--timeout", "5s"]).await;
+    assert_eq!(run.code, 0);
+    let report = run.json();
+    for (name, status) in statuses(&report) {
+        let expected = match name.as_str() {
+            "tls" => "skip",
+            // socket.io v4 refuses Engine.IO v3 unless allowEIO3: information only.
+            "eio3" => "info",
+            _ => "pass",
+        };
+        assert_eq!(status, expected, "step {name}: {}", step(&report, &name));
+    }
+    drop(child);
+}
+
+/// nginx in front of a backend, run from a temporary directory; stopped when dropped.
+struct Nginx {
+    child: tokio::process::Child,
+    dir: PathBuf,
+    url: String,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The nginx binary, or `None` (after a loud message, or a panic under CI) when missing.
+fn nginx_binary() -> Option<PathBuf> {
+    let found = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            !in_ci(),
+            "the nginx doctor tests cannot run under CI: nginx is not installed"
+        );
+        eprintln!(
+            "\n************************************************************\n\
+             * SKIPPED: ferrio doctor behind nginx                      *\n\
+             * nginx is not installed (apt-get install nginx)           *\n\
+             ************************************************************\n"
+        );
+    }
+    found
+}
+
+/// A port of 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Starts nginx proxying `/socket.io/` to `backend` with `location` as the extra lines of the
+/// location block.
+async fn nginx(binary: &PathBuf, backend: &str, location: &str) -> Nginx {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "ferrio-doctor-nginx-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let port = free_port();
+    let backend = backend.trim_start_matches("http://");
+    let d = dir.display();
+    let config = format!(
+        "daemon off;\n\
+         master_process off;\n\
+         worker_processes 1;\n\
+         pid {d}/nginx.pid;\n\
+         error_log {d}/error.log warn;\n\
+         events {{ worker_connections 128; }}\n\
+         http {{\n\
+           access_log off;\n\
+           client_body_temp_path {d}/body;\n\
+           proxy_temp_path {d}/proxy;\n\
+           fastcgi_temp_path {d}/fastcgi;\n\
+           uwsgi_temp_path {d}/uwsgi;\n\
+           scgi_temp_path {d}/scgi;\n\
+           server {{\n\
+             listen 127.0.0.1:{port};\n\
+             location /socket.io/ {{\n\
+               proxy_pass http://{backend};\n\
+               {location}\n\
+             }}\n\
+           }}\n\
+         }}\n"
+    );
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, config).expect("write nginx.conf");
+    let child = Command::new(binary)
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(&conf)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn nginx");
+    let nginx = Nginx {
+        child,
+        dir,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    // Listening within 10 s, or the test fails.
+    let listening = async {
+        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(10), listening)
+        .await
+        .is_err()
+    {
+        let log = std::fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default();
+        panic!("nginx did not listen on {port}:\n{log}");
+    }
+    nginx
+}
+
+/// The lines a correct nginx location has for Socket.IO.
+const NGINX_UPGRADE: &str = "proxy_http_version 1.1;\n\
+    proxy_set_header Upgrade $http_upgrade;\n\
+    proxy_set_header Connection \"upgrade\";";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_a_correct_nginx_all_is_green() {
+    let Some(binary) = nginx_binary() else { return };
+    let backend = ferrio(Some(allow(ORIGIN))).await;
+    let proxy = nginx(&binary, &backend, NGINX_UPGRADE).await;
+    let run = doctor(&[&proxy.url, "--origin", ORIGIN, "--json", "--timeout", "5s"]).await;
+    assert_eq!(run.code, 0);
+    all_green(&run.json());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nginx_without_the_upgrade_headers_fails_the_upgrade_with_the_fix() {
+    let Some(binary) = nginx_binary() else { return };
+    let backend = ferrio(Some(allow(ORIGIN))).await;
+    let proxy = nginx(&binary, &backend, "").await;
+    let run = doctor(&[&proxy.url, "--origin", ORIGIN, "--json", "--timeout", "5s"]).await;
+    assert_eq!(run.code, 1);
+    let report = run.json();
+    for name in ["handshake", "cors", "long-poll"] {
+        assert_eq!(step(&report, name)["status"], "pass", "{name}");
+    }
+    for name in ["upgrade", "websocket"] {
+        let failed = step(&report, name);
+        assert_eq!(failed["status"], "fail", "{name}");
+        assert!(
+            text(failed, "detail").contains(
+                "answered 400 Bad Request {\"code\":3,\"message\":\"Bad request\"}: the \
+                 WebSocket request reached the server without its Upgrade and Connection \
+                 headers (a proxy in front dropped them)"
+            ),
+            "{failed}"
+        );
+        for line in [
+            "proxy_http_version 1.1;",
+            "proxy_set_header Upgrade $http_upgrade;",
+            "proxy_set_header Connection \"upgrade\";",
+        ] {
+            assert!(text(failed, "fix").contains(line), "{name}: {line}");
+        }
+    }
+    assert_eq!(step(&report, "heartbeat")["status"], "skip");
+    // Polling still carries the namespace and events.
+    assert_eq!(step(&report, "namespace")["status"], "pass");
+    assert_eq!(step(&report, "event")["status"], "pass");
+
+    let human = doctor(&[&proxy.url, "--timeout", "5s"]).await;
+    assert!(human.stdout.contains("✗ upgrade "), "{}", human.stdout);
+    assert!(human
+        .stdout
+        .contains("\n         proxy_set_header Upgrade $http_upgrade;\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nginx_reading_for_less_than_the_ping_interval_cuts_the_heartbeat() {
+    let Some(binary) = nginx_binary() else { return };
+    let backend = ferrio_pinging(Some(allow(ORIGIN)), Duration::from_millis(2500)).await;
+    let location = format!("{NGINX_UPGRADE}\nproxy_read_timeout 1s;");
+    let proxy = nginx(&binary, &backend, &location).await;
+    let run = doctor(&[&proxy.url, "--json", "--timeout", "5s"]).await;
+    assert_eq!(run.code, 1);
+    let report = run.json();
+    assert_eq!(step(&report, "upgrade")["status"], "pass");
+    let heartbeat = step(&report, "heartbeat");
+    assert_eq!(heartbeat["status"], "fail");
+    assert!(
+        text(heartbeat, "detail").ends_with(
+            "before the server's first ping (due after 2.5 s): a proxy read timeout shorter \
+             than pingInterval cuts idle connections"
+        ),
+        "{heartbeat}"
+    );
+    assert!(
+        text(heartbeat, "fix").contains("`proxy_read_timeout 60s;`"),
+        "{heartbeat}"
+    );
+}
