@@ -273,6 +273,9 @@ async fn run<H: EngineHandler>(
                     }
                 };
                 socket.close_with(reason, Farewell::None);
+                // If the session was already closing (the client sent a close packet, then its
+                // close frame), nobody else will complete the close: this transport is gone.
+                socket.finish_close();
                 let _ = stream.close(close_frame).await;
                 return;
             }

@@ -390,6 +390,24 @@ async fn client_close_packet_and_dropped_connections_end_sessions() {
         DisconnectReason::TransportClose
     );
 
+    // The close packet and, at once, the close frame: the session still ends.
+    let (mut ws, closed_twice, _) = server.ws_session(4).await;
+    {
+        use futures_util::SinkExt;
+        use tokio_tungstenite::tungstenite::Message as WsMessage;
+        // Both frames in one write, so the server reads the close frame before it has written
+        // the close packet's answer.
+        ws.feed(WsMessage::text("1"))
+            .await
+            .expect("queue the close packet");
+        let _ = timeout(WAIT, ws.close(None)).await;
+    }
+    assert_eq!(
+        server.disconnected(closed_twice).await,
+        DisconnectReason::TransportClose
+    );
+    assert_eq!(server.engine.session_count(), 0);
+
     // The TCP connection dropped without a close frame.
     let (ws, dropped, _) = server.ws_session(4).await;
     drop(ws);
@@ -409,5 +427,5 @@ async fn client_close_packet_and_dropped_connections_end_sessions() {
         server.disconnected(upgraded).await,
         DisconnectReason::TransportClose
     );
-    server.assert_exactly_once(&[sid, dropped, upgraded]);
+    server.assert_exactly_once(&[sid, closed_twice, dropped, upgraded]);
 }

@@ -187,6 +187,30 @@ impl Socket {
             .insert(name.into(), Arc::new(handler));
     }
 
+    /// Handles event `name` with its first argument deserialized as `T`
+    /// (`socket.on_typed("move", |socket, to: Position, ack| ...)`).
+    ///
+    /// A client's event whose first argument does not fit `T` never reaches the handler; when it
+    /// asked for an acknowledgement, it gets `{"error": "invalid argument: ..."}` so it learns
+    /// why. Use [`Socket::on`] to handle such events yourself.
+    pub fn on_typed<T, F>(&self, name: impl Into<String>, handler: F)
+    where
+        T: serde::de::DeserializeOwned + 'static,
+        F: Fn(&Arc<Socket>, T, Option<AckSender>) + Send + Sync + 'static,
+    {
+        self.on(name, move |socket, event| match event.payload.get::<T>(0) {
+            Ok(value) => handler(socket, value, event.ack),
+            Err(error) => {
+                tracing::debug!(id = %socket.id(), event = %event.name, %error, "event argument refused");
+                if let Some(ack) = event.ack {
+                    let _ = ack.send_json(serde_json::json!({
+                        "error": format!("invalid argument: {error}"),
+                    }));
+                }
+            }
+        });
+    }
+
     /// Handles every event that has no handler of its own.
     pub fn on_any<F>(&self, handler: F)
     where

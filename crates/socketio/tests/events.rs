@@ -84,6 +84,31 @@ async fn events_with_typed_arguments_and_a_catch_all_handler() {
 }
 
 #[tokio::test]
+async fn typed_handlers_get_the_first_argument_or_refuse_it() {
+    let server = TestServer::start().await;
+    server.io.ns("/", |socket| {
+        socket.on_typed("chat", |_socket, chat: Chat, ack| {
+            if let Some(ack) = ack {
+                let _ = ack.send_json(json!({ "from": chat.user, "n": chat.n + 1 }));
+            }
+        });
+    });
+    let mut client = server.ws().await;
+    client.join("/", None).await;
+    client.send(r#"421["chat",{"user":"ann","n":1}]"#).await;
+    client.expect(r#"431[{"from":"ann","n":2}]"#).await;
+    // The wrong shape never reaches the handler; the client hears why.
+    client.send(r#"422["chat",{"user":"ann"}]"#).await;
+    client
+        .expect(r#"432[{"error":"invalid argument: argument 0 has an unexpected shape: missing field `n`"}]"#)
+        .await;
+    client.send(r#"423["chat"]"#).await;
+    client
+        .expect(r#"433[{"error":"invalid argument: no argument at position 0"}]"#)
+        .await;
+}
+
+#[tokio::test]
 async fn the_server_acknowledges_client_events() {
     let server = TestServer::start().await;
     let (handler, _seen) = recorder();
