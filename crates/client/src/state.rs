@@ -6,30 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// A way to carry Engine.IO packets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TransportKind {
-    /// HTTP long-polling: a pending `GET` receives, a `POST` sends.
-    Polling,
-    /// One WebSocket carries both directions.
-    WebSocket,
-}
-
-impl TransportKind {
-    /// The name used in the `transport` query parameter and the open packet's `upgrades`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Polling => "polling",
-            Self::WebSocket => "websocket",
-        }
-    }
-}
-
-impl fmt::Display for TransportKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use ferrio_engineio_proto::TransportKind;
 
 /// The state of a [`Manager`](crate::Manager)'s connection to the server, published through a
 /// `tokio::sync::watch` channel ([`Manager::state`](crate::Manager::state)).

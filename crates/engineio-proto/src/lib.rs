@@ -17,6 +17,7 @@ mod packet;
 pub mod payload;
 mod sid;
 mod text;
+mod transport;
 mod version;
 pub mod ws;
 
@@ -26,4 +27,5 @@ pub use open::{InvalidOpenPacket, OpenData, OpenPacket};
 pub use packet::{Message, Packet, PacketType};
 pub use sid::Sid;
 pub use text::Text;
+pub use transport::TransportKind;
 pub use version::ProtocolVersion;

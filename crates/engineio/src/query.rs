@@ -33,11 +33,9 @@ impl EngineQuery {
                 _ => {}
             }
         }
-        let transport = match transport {
-            Some("polling") => TransportKind::Polling,
-            Some("websocket") => TransportKind::WebSocket,
-            _ => return Err(ErrorCode::UnknownTransport),
-        };
+        let transport = transport
+            .and_then(TransportKind::from_query)
+            .ok_or(ErrorCode::UnknownTransport)?;
         let protocol = protocol
             .and_then(ProtocolVersion::from_query)
             .ok_or(ErrorCode::UnsupportedProtocolVersion)?;

@@ -13,37 +13,21 @@ use crate::errors::SendError;
 use crate::outbox::{Full, Outbox};
 use crate::DisconnectReason;
 
-/// The transport a session currently uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportKind {
-    /// HTTP long-polling.
-    Polling,
-    /// WebSocket.
-    WebSocket,
+pub use ferrio_engineio_proto::TransportKind;
+
+/// The transport as stored in an atomic.
+fn transport_to_u8(transport: TransportKind) -> u8 {
+    match transport {
+        TransportKind::Polling => 0,
+        TransportKind::WebSocket => 1,
+    }
 }
 
-impl TransportKind {
-    /// The name used in the `transport` query parameter.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Polling => "polling",
-            Self::WebSocket => "websocket",
-        }
-    }
-
-    fn to_u8(self) -> u8 {
-        match self {
-            Self::Polling => 0,
-            Self::WebSocket => 1,
-        }
-    }
-
-    fn from_u8(value: u8) -> Self {
-        if value == 1 {
-            Self::WebSocket
-        } else {
-            Self::Polling
-        }
+fn transport_from_u8(value: u8) -> TransportKind {
+    if value == 1 {
+        TransportKind::WebSocket
+    } else {
+        TransportKind::Polling
     }
 }
 
@@ -158,7 +142,7 @@ impl<D> Socket<D> {
             id: parts.id,
             protocol: parts.protocol,
             supports_binary: parts.supports_binary,
-            transport: AtomicU8::new(parts.transport.to_u8()),
+            transport: AtomicU8::new(transport_to_u8(parts.transport)),
             state: AtomicU8::new(OPEN),
             reason: Mutex::new(None),
             upgrading: AtomicBool::new(false),
@@ -192,11 +176,12 @@ impl<D> Socket<D> {
 
     /// The transport in use now.
     pub fn transport(&self) -> TransportKind {
-        TransportKind::from_u8(self.transport.load(Ordering::Acquire))
+        transport_from_u8(self.transport.load(Ordering::Acquire))
     }
 
     pub(crate) fn set_transport(&self, transport: TransportKind) {
-        self.transport.store(transport.to_u8(), Ordering::Release);
+        self.transport
+            .store(transport_to_u8(transport), Ordering::Release);
     }
 
     /// The request that opened the session.
