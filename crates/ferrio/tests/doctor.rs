@@ -201,6 +201,43 @@ async fn a_healthy_ferrio_is_all_green() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn ferrio_serve_passes_with_a_short_watch() {
+    let port = free_port();
+    let _server = Command::new(env!("CARGO_BIN_EXE_ferrio"))
+        .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .env("FERRIO_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn ferrio serve");
+    let listening = async {
+        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), listening)
+        .await
+        .expect("ferrio serve listens");
+    let url = format!("http://127.0.0.1:{port}");
+    let run = doctor(&[&url, "--json", "--timeout", "1s"]).await;
+    assert_eq!(run.code, 0, "warnings only");
+    let report = run.json();
+    for (name, status) in statuses(&report) {
+        let expected = match name.as_str() {
+            "tls" | "cors" => "skip",
+            // 25 s between pings: a 1 s watch says so, and how to watch longer.
+            "heartbeat" => "warn",
+            _ => "pass",
+        };
+        assert_eq!(status, expected, "step {name}: {}", step(&report, &name));
+    }
+    assert_eq!(
+        text(step(&report, "heartbeat"), "fix"),
+        "run again with --timeout 27s to watch past one interval"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn cors_that_does_not_allow_the_origin_is_diagnosed() {
     let url = ferrio(Some(allow("http://other.test"))).await;
     let run = doctor(&[&url, "--origin", ORIGIN, "--json", "--timeout", "5s"]).await;
@@ -572,7 +609,13 @@ async fn nginx_without_the_upgrade_headers_fails_the_upgrade_with_the_fix() {
             assert!(text(failed, "fix").contains(line), "{name}: {line}");
         }
     }
-    assert_eq!(step(&report, "heartbeat")["status"], "skip");
+    // The heartbeat is watched over long-polling instead.
+    let heartbeat = step(&report, "heartbeat");
+    assert_eq!(heartbeat["status"], "pass");
+    assert!(
+        text(heartbeat, "detail").contains("over long-polling"),
+        "{heartbeat}"
+    );
     // Polling still carries the namespace and events.
     assert_eq!(step(&report, "namespace")["status"], "pass");
     assert_eq!(step(&report, "event")["status"], "pass");
@@ -606,5 +649,43 @@ async fn nginx_reading_for_less_than_the_ping_interval_cuts_the_heartbeat() {
     assert!(
         text(heartbeat, "fix").contains("`proxy_read_timeout 60s;`"),
         "{heartbeat}"
+    );
+
+    // Without WebSockets, the held poll is cut instead.
+    let proxy = nginx(&binary, &backend, "proxy_read_timeout 1s;").await;
+    let report = doctor(&[&proxy.url, "--json", "--timeout", "5s"])
+        .await
+        .json();
+    let heartbeat = step(&report, "heartbeat");
+    assert_eq!(heartbeat["status"], "fail");
+    assert!(
+        text(heartbeat, "detail")
+            .starts_with("the held poll was answered 504 Gateway Timeout after 1."),
+        "{heartbeat}"
+    );
+    assert!(
+        text(heartbeat, "fix").contains("`proxy_read_timeout 60s;`"),
+        "{heartbeat}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nginx_without_its_backend_fails_the_handshake_with_502() {
+    let Some(binary) = nginx_binary() else { return };
+    let backend = format!("127.0.0.1:{}", free_port());
+    let proxy = nginx(&binary, &backend, NGINX_UPGRADE).await;
+    let run = doctor(&[&proxy.url, "--json", "--timeout", "5s"]).await;
+    assert_eq!(run.code, 1);
+    let report = run.json();
+    let handshake = step(&report, "handshake");
+    assert_eq!(handshake["status"], "fail");
+    assert!(
+        text(handshake, "detail")
+            .starts_with("GET /socket.io/?EIO=4&transport=polling answered 502 Bad Gateway"),
+        "{handshake}"
+    );
+    assert!(
+        text(handshake, "fix").starts_with("the proxy in front cannot reach the Socket.IO server"),
+        "{handshake}"
     );
 }

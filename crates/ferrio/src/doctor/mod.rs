@@ -3,25 +3,31 @@
 //!
 //! The steps, in order (each one's module says exactly what it checks):
 //!
-//! | step        | module         | what it checks                                                  |
-//! |-------------|----------------|-----------------------------------------------------------------|
-//! | `tcp`       | [`tcp`]        | the host resolves and accepts a TCP connection                  |
-//! | `tls`       | [`tcp`]        | https URLs: not supported yet, said plainly                     |
-//! | `handshake` | [`handshake`]  | the Engine.IO v4 polling handshake: status, version, open packet, ping settings |
-//! | `cors`      | [`cors`]       | CORS headers for `--origin`, with and without credentials      |
-//! | `long-poll` | [`polling`]    | a POST answered on a held GET promptly (no buffering proxy)    |
-//! | `upgrade`   | [`websocket`]  | the WebSocket upgrade from polling, through the proxy          |
-//! | `websocket` | [`websocket`]  | a WebSocket opened directly                                     |
-//! | `heartbeat` | [`websocket`]  | the server's first ping arrives, on time, and the link survives |
-//! | `eio3`      | [`handshake`]  | whether Engine.IO v3 clients (socket.io-client v2) are accepted |
-//! | `namespace` | [`socketio`]   | connecting to `--namespace` with `{token}` auth                 |
-//! | `event`     | [`socketio`]   | an event acknowledged by the server, with its latency           |
+//! | step        | module        | what it checks                                                 |
+//! |-------------|---------------|----------------------------------------------------------------|
+//! | `tcp`       | [`tcp`]       | the host resolves and accepts a TCP connection                 |
+//! | `tls`       | [`tcp`]       | https URLs: not supported yet, said plainly                    |
+//! | `handshake` | [`handshake`] | the v4 polling handshake: status, open packet, ping settings   |
+//! | `cors`      | [`cors`]      | CORS headers for `--origin`, with and without credentials      |
+//! | `long-poll` | [`polling`]   | a POST answered promptly on a held GET (no buffering proxy)    |
+//! | `upgrade`   | [`websocket`] | the WebSocket upgrade from polling, through the proxy          |
+//! | `websocket` | [`websocket`] | a WebSocket opened directly                                    |
+//! | `heartbeat` | [`heartbeat`] | the first ping comes on time and the link survives it          |
+//! | `eio3`      | [`handshake`] | whether Engine.IO v3 clients (socket.io-client v2) are accepted |
+//! | `namespace` | [`socketio`]  | connecting to `--namespace` with `{token}` auth                |
+//! | `event`     | [`socketio`]  | the event `ferrio:doctor` acknowledged, with its latency       |
+//!
+//! Every step ends `pass`, `warn`, `fail`, `info` or `skip` (not run: an earlier step failed
+//! or an option is missing), and is bounded by `--timeout`. The exit status is 0 when no step
+//! failed, 1 when one did, 2 when the deployment could not be checked (an invalid URL, or
+//! https, which needs TLS the doctor does not speak yet).
 //!
 //! Raw probes use hyper and tokio-tungstenite directly, so that every status and header can
 //! be seen; the namespace and event steps use `ferrio-client`, as an application would.
 
 mod cors;
 mod handshake;
+mod heartbeat;
 mod polling;
 mod probe;
 mod report;
@@ -32,6 +38,8 @@ mod websocket;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
+
+use futures_util::future::Either;
 
 use crate::cli::DoctorArgs;
 use report::{Outcome, Report, Status, Step};
@@ -138,9 +146,15 @@ impl Doctor {
 
         let (outcome, opened) = timed_value(timeout, websocket::direct(&target, timeout)).await;
         let websocket_status = self.push("websocket", outcome);
-        match opened.flatten() {
-            Some(opened) => {
-                let watch = websocket::heartbeat(opened, timeout);
+        let watch = match opened.flatten() {
+            Some(opened) => Some(Either::Left(heartbeat::websocket(opened, timeout))),
+            None if handshake_status != Status::Fail => {
+                Some(Either::Right(heartbeat::polling(&target, timeout)))
+            }
+            None => None,
+        };
+        match watch {
+            Some(watch) => {
                 // The watch bounds itself by the timeout; the margin covers the last read.
                 let started = Instant::now();
                 let outcome = match tokio::time::timeout(timeout * 2, watch).await {
@@ -155,7 +169,7 @@ impl Doctor {
             None => {
                 self.record(
                     "heartbeat",
-                    Outcome::skip("needs a WebSocket"),
+                    Outcome::skip("needs a polling session or a WebSocket"),
                     Duration::ZERO,
                 );
             }

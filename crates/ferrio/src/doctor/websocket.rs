@@ -1,8 +1,7 @@
 //! `upgrade`: the WebSocket upgrade from a polling session, as every default client does it
 //! (the WebSocket request with the session id, the `2probe`/`3probe` exchange, the `5`), through
 //! whatever proxy is in front. `websocket`: a WebSocket opened directly (clients configured with
-//! `transports: ["websocket"]`). `heartbeat`: that WebSocket watched until the server's first
-//! ping, one pingInterval in: a proxy whose read timeout is shorter than the interval cuts it.
+//! `transports: ["websocket"]`), kept open for the `heartbeat` step.
 
 use std::time::{Duration, Instant};
 
@@ -18,9 +17,10 @@ use super::{handshake, human};
 
 /// A WebSocket session the `websocket` step opened, for the heartbeat watch.
 pub(crate) struct Opened {
-    stream: WsStream,
-    open: OpenData,
-    at: Instant,
+    pub(crate) stream: WsStream,
+    pub(crate) open: OpenData,
+    /// When the open packet arrived.
+    pub(crate) at: Instant,
 }
 
 /// The upgrade of a polling session to WebSocket.
@@ -189,82 +189,4 @@ pub(crate) async fn direct(target: &Target, _timeout: Duration) -> (Outcome, Opt
             }
         }
     }
-}
-
-/// Watches the WebSocket until the server's first ping, at most `timeout` from its opening.
-pub(crate) async fn heartbeat(opened: Opened, timeout: Duration) -> Outcome {
-    let Opened {
-        mut stream,
-        open,
-        at,
-    } = opened;
-    let interval = open.ping_interval;
-    // A ping later than this was held on the way.
-    let late = interval + (interval / 2).max(Duration::from_secs(1));
-    let deadline = at + timeout.min(late);
-    let outcome = loop {
-        let read = tokio::time::timeout_at(deadline.into(), stream.next()).await;
-        let elapsed = at.elapsed();
-        match read {
-            Ok(Some(Ok(WsMessage::Text(text)))) if text.as_str() == "2" => {
-                let _ = stream.send(WsMessage::text("3")).await;
-                break Outcome::pass(format!(
-                    "first ping after {} (pingInterval {}), pong sent: the connection outlived \
-                     one interval",
-                    human(elapsed),
-                    human(interval)
-                ));
-            }
-            Ok(Some(Ok(_))) => {}
-            Ok(Some(Err(_)) | None) => break cut(elapsed, &open),
-            Err(_) if timeout < late && elapsed < interval => {
-                break Outcome::warn(
-                    format!(
-                        "watched {} of the {} pingInterval without trouble, but not a whole \
-                         interval",
-                        human(elapsed),
-                        human(interval)
-                    ),
-                    format!(
-                        "run again with --timeout {}s to watch past one interval",
-                        interval.as_secs() + 2
-                    ),
-                )
-            }
-            Err(_) => {
-                break Outcome::warn(
-                    format!(
-                        "no ping after {} (pingInterval {}): something holds WebSocket frames, \
-                         or the server does not ping",
-                        human(elapsed),
-                        human(interval)
-                    ),
-                    "check for a buffering proxy between the client and the server; clients \
-                     will drop the connection after pingInterval + pingTimeout without a ping",
-                )
-            }
-        }
-    };
-    let _ = stream.close(None).await;
-    outcome
-}
-
-/// The connection was cut before the first ping.
-fn cut(elapsed: Duration, open: &OpenData) -> Outcome {
-    let needed = open.ping_interval + open.ping_timeout;
-    let suggest = (needed.as_secs() + 10).max(60);
-    Outcome::fail(
-        format!(
-            "the WebSocket was closed after {}, before the server's first ping (due after {}): \
-             a proxy read timeout shorter than pingInterval cuts idle connections",
-            human(elapsed),
-            human(open.ping_interval)
-        ),
-        format!(
-            "raise the proxy's read timeout above pingInterval + pingTimeout ({}): nginx \
-             `proxy_read_timeout {suggest}s;` (and `proxy_send_timeout {suggest}s;`) in the \
-             Socket.IO location; other proxies and load balancers: their idle timeout",
-            human(needed)
-        ),
-    )
 }
