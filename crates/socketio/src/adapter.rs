@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::ack::AckResponse;
 use crate::namespace::Namespace;
-use crate::outgoing::Outgoing;
+use crate::outgoing::BroadcastPacket;
 use crate::{Room, SocketId};
 
 /// Which sockets an operation targets, as built by [`crate::BroadcastOperator`].
@@ -57,13 +57,13 @@ pub trait Adapter: Send + Sync + 'static {
     fn rooms(&self) -> Vec<Room>;
     /// The local sockets an operation targets.
     fn socket_ids(&self, opts: &BroadcastOptions) -> Vec<SocketId>;
-    /// Sends an encoded packet to every targeted socket.
-    fn broadcast(&self, packet: &Outgoing, opts: &BroadcastOptions);
+    /// Sends a packet to every targeted socket.
+    fn broadcast(&self, packet: &BroadcastPacket, opts: &BroadcastOptions);
     /// Sends a packet that asks for an acknowledgement, and collects the answers until every
     /// targeted socket answered or `timeout` passed.
     fn broadcast_with_ack(
         &self,
-        packet: Outgoing,
+        packet: BroadcastPacket,
         ack_id: u64,
         opts: BroadcastOptions,
         timeout: Duration,
@@ -214,18 +214,18 @@ impl Adapter for LocalAdapter {
         ids
     }
 
-    fn broadcast(&self, packet: &Outgoing, opts: &BroadcastOptions) {
+    fn broadcast(&self, packet: &BroadcastPacket, opts: &BroadcastOptions) {
         let Some(namespace) = self.namespace.upgrade() else {
             return;
         };
         // Collect first: delivering may disconnect a slow client, which takes the rooms lock.
         let ids = self.socket_ids(opts);
-        namespace.deliver(&ids, packet, opts.volatile);
+        namespace.deliver(&ids, packet.encoded(), opts.volatile);
     }
 
     fn broadcast_with_ack(
         &self,
-        packet: Outgoing,
+        packet: BroadcastPacket,
         ack_id: u64,
         opts: BroadcastOptions,
         timeout: Duration,
@@ -236,7 +236,7 @@ impl Adapter for LocalAdapter {
             match namespace {
                 Some(namespace) => {
                     namespace
-                        .deliver_with_ack(&ids, &packet, ack_id, timeout)
+                        .deliver_with_ack(&ids, packet.encoded(), ack_id, timeout)
                         .await
                 }
                 None => Vec::new(),

@@ -41,7 +41,7 @@ pub use io::{SocketIo, SocketIoConfig, SocketIoService};
 pub use limits::{EventRateLimit, OverLimit};
 pub use namespace::{ConnectHandler, DynamicNamespace, Middleware, Namespace};
 pub use operators::{BroadcastOperator, DEFAULT_ACK_TIMEOUT};
-pub use outgoing::Outgoing;
+pub use outgoing::{BroadcastPacket, Outgoing};
 pub use reason::DisconnectReason;
 pub use recovery::RecoveryConfig;
 pub use socket::{DisconnectHandler, Event, EventHandler, Socket};

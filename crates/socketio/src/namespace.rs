@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::ack::{wait_for_ack, AckResponse};
 use crate::adapter::{Adapter, AdapterFactory};
 use crate::limits::SocketLimits;
-use crate::outgoing::Outgoing;
+use crate::outgoing::{BroadcastPacket, Outgoing};
 use crate::recovery::{RecoveryConfig, RecoveryLog};
 use crate::{BroadcastOperator, ConnectError, Socket, SocketId};
 
@@ -116,12 +116,12 @@ impl Namespace {
         payload: crate::Payload,
         ack_id: Option<u64>,
         opts: &crate::BroadcastOptions,
-    ) -> Result<Outgoing, crate::EmitError> {
+    ) -> Result<BroadcastPacket, crate::EmitError> {
         let mut data = crate::socket::event_data(name, payload)?;
         if let (Some(log), None, false) = (&self.recovery, ack_id, opts.volatile) {
             log.record(&mut data, opts);
         }
-        Ok(Outgoing::encode(&ferrio_socketio_proto::Packet::event(
+        Ok(BroadcastPacket::new(ferrio_socketio_proto::Packet::event(
             self.name.as_str(),
             data,
             ack_id,

@@ -40,3 +40,29 @@ impl Outgoing {
         }
     }
 }
+
+/// A packet on its way to many sockets: the packet itself, for adapters that forward it to other
+/// nodes in their own format, and its encoding, queued as is on every local recipient.
+#[derive(Debug, Clone)]
+pub struct BroadcastPacket {
+    packet: Packet,
+    encoded: Outgoing,
+}
+
+impl BroadcastPacket {
+    /// Encodes a packet once for every recipient.
+    pub fn new(packet: Packet) -> Self {
+        let encoded = Outgoing::encode(&packet);
+        Self { packet, encoded }
+    }
+
+    /// The packet (binary attachments in `attachments`, placeholders in the arguments).
+    pub fn packet(&self) -> &Packet {
+        &self.packet
+    }
+
+    /// The Engine.IO messages every local recipient is sent.
+    pub fn encoded(&self) -> &Outgoing {
+        &self.encoded
+    }
+}

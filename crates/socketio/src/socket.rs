@@ -243,7 +243,7 @@ impl Socket {
         let packet = self
             .namespace
             .event_outgoing(name, payload, None, &own_room)?;
-        self.send_outgoing(&packet, false)
+        self.send_outgoing(packet.encoded(), false)
     }
 
     /// Sends event `name` and waits for the client's acknowledgement. Cancel-safe: dropping the
