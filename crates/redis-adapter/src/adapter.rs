@@ -1,0 +1,626 @@
+//! The adapter of one namespace: local rooms in a [`LocalAdapter`], everything else forwarded
+//! to the other nodes through Redis.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrio_socketio::{
+    AckError, AckResponse, Adapter, BroadcastOptions, BroadcastPacket, LocalAdapter, Namespace,
+    Payload, Room, SocketId, SocketInfo,
+};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::time::{timeout_at, Instant};
+
+use crate::node::{random_id, Shared};
+use crate::wire::{
+    self, broadcast_opts_json, decode_broadcast, decode_control, encode_broadcast,
+    encode_control_mp, extract, opts_from_json, opts_json, packet_from_object, packet_object,
+    Channels, RequestType,
+};
+
+type Response = (Value, Vec<Bytes>);
+
+struct Ident {
+    nsp: String,
+    channels: Channels,
+}
+
+pub(crate) struct AdapterInner {
+    local: LocalAdapter,
+    namespace: Weak<Namespace>,
+    shared: Arc<Shared>,
+    ident: OnceLock<Ident>,
+    registered: AtomicBool,
+    pending: Mutex<HashMap<String, mpsc::UnboundedSender<Response>>>,
+    this: Weak<AdapterInner>,
+}
+
+/// The Redis adapter of one namespace. Built by [`crate::RedisNode::factory`].
+///
+/// Rooms are kept per node, as in the Node adapter: membership lives in a [`LocalAdapter`]
+/// and operations that target sockets (broadcast, join, leave, disconnect, fetch) are applied
+/// here and published for the other nodes to apply to theirs.
+pub struct RedisAdapter {
+    inner: Arc<AdapterInner>,
+}
+
+impl std::fmt::Debug for RedisAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisAdapter")
+            .field("nsp", &self.inner.ident.get().map(|i| i.nsp.as_str()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisAdapter {
+    pub(crate) fn new(namespace: Weak<Namespace>, shared: Arc<Shared>) -> Self {
+        let inner = Arc::new_cyclic(|this| AdapterInner {
+            local: LocalAdapter::new(namespace.clone()),
+            namespace,
+            shared,
+            ident: OnceLock::new(),
+            registered: AtomicBool::new(false),
+            pending: Mutex::new(HashMap::new()),
+            this: this.clone(),
+        });
+        // The namespace is being built and cannot be asked its name yet: subscribe as soon as
+        // it can (or at the first call, whichever comes first).
+        let weak = Arc::downgrade(&inner);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                // Until `Namespace::new` returns, its weak reference does not upgrade yet.
+                for _ in 0..1000 {
+                    let Some(inner) = weak.upgrade() else { return };
+                    if inner.ident().is_some() {
+                        return;
+                    }
+                    drop(inner);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            });
+        }
+        Self { inner }
+    }
+}
+
+impl AdapterInner {
+    /// The namespace's name and channels; registers for its messages on first success.
+    fn ident(&self) -> Option<&Ident> {
+        let ident = match self.ident.get() {
+            Some(ident) => ident,
+            None => {
+                let namespace = self.namespace.upgrade()?;
+                self.ident.get_or_init(|| Ident {
+                    nsp: namespace.name().to_owned(),
+                    channels: self.shared.channels(namespace.name()),
+                })
+            }
+        };
+        if !self.registered.swap(true, Ordering::AcqRel) {
+            self.shared.register(&ident.nsp, self.this.clone());
+        }
+        Some(ident)
+    }
+
+    fn respond(&self, request: &Value, response: Vec<u8>) {
+        let Some(ident) = self.ident() else { return };
+        let uid = request.get("uid").and_then(Value::as_str);
+        self.shared
+            .publish(ident.channels.response_for(uid), response);
+    }
+
+    fn respond_json(&self, request: &Value, response: Value) {
+        self.respond(request, response.to_string().into_bytes());
+    }
+
+    /// A broadcast from another node or an emitter.
+    pub(crate) fn on_broadcast(&self, _room: &str, payload: &[u8]) {
+        let Some(ident) = self.ident() else { return };
+        let message = match decode_broadcast(payload, &ident.nsp) {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::debug!(%error, "redis adapter: ignoring a malformed broadcast");
+                return;
+            }
+        };
+        if message.uid == self.shared.uid || message.packet.nsp != ident.nsp {
+            return;
+        }
+        self.local
+            .broadcast(&BroadcastPacket::new(message.packet), &message.opts);
+    }
+
+    /// A request from another node or an emitter.
+    pub(crate) fn on_request(&self, payload: &[u8]) {
+        let (request, attachments) = match decode_control(payload) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                tracing::debug!(%error, "redis adapter: ignoring a malformed request");
+                return;
+            }
+        };
+        if request.get("uid").and_then(Value::as_str) == Some(self.shared.uid.as_str()) {
+            return;
+        }
+        let Some(kind) = request
+            .get("type")
+            .and_then(Value::as_u64)
+            .and_then(RequestType::from_code)
+        else {
+            return;
+        };
+        let request_id = request.get("requestId").cloned().unwrap_or(Value::Null);
+        let opts = request.get("opts").map(|o| opts_from_json(Some(o)));
+        let rooms = |key: &str| -> Vec<Room> {
+            opts_from_json(Some(
+                &json!({ "rooms": request.get(key).cloned().unwrap_or(Value::Null) }),
+            ))
+            .rooms
+        };
+        match kind {
+            RequestType::Sockets => {
+                let opts = opts_from_json(Some(&request));
+                let ids: Vec<String> = self
+                    .local
+                    .socket_ids(&opts)
+                    .iter()
+                    .map(|id| id.to_string())
+                    .collect();
+                self.respond_json(&request, json!({ "requestId": request_id, "sockets": ids }));
+            }
+            RequestType::AllRooms => {
+                let rooms: Vec<String> = self.local.rooms().iter().map(|r| r.to_string()).collect();
+                self.respond_json(&request, json!({ "requestId": request_id, "rooms": rooms }));
+            }
+            RequestType::RemoteJoin | RequestType::RemoteLeave | RequestType::RemoteDisconnect => {
+                if let Some(opts) = opts {
+                    match kind {
+                        RequestType::RemoteJoin => self.local.add_sockets(&opts, &rooms("rooms")),
+                        RequestType::RemoteLeave => self.local.del_sockets(&opts, &rooms("rooms")),
+                        _ => self.local.disconnect_sockets(&opts, close_flag(&request)),
+                    }
+                    return;
+                }
+                // The older form: one socket by id.
+                let Some(socket) = request.get("sid").and_then(Value::as_str).and_then(|sid| {
+                    self.namespace
+                        .upgrade()?
+                        .socket(&SocketId::from_string(sid))
+                }) else {
+                    return;
+                };
+                let room = request.get("room").and_then(Value::as_str).unwrap_or("");
+                match kind {
+                    RequestType::RemoteJoin => socket.join(room),
+                    RequestType::RemoteLeave => socket.leave(room),
+                    _ => socket.disconnect_with(close_flag(&request)),
+                }
+                self.respond_json(&request, json!({ "requestId": request_id }));
+            }
+            RequestType::RemoteFetch => {
+                let Some(inner) = self.this.upgrade() else {
+                    return;
+                };
+                let future = self.local.fetch_sockets(opts.unwrap_or_default());
+                tokio::spawn(async move {
+                    let sockets: Vec<Value> = future.await.iter().map(socket_json).collect();
+                    inner.respond_json(
+                        &request,
+                        json!({ "requestId": request_id, "sockets": sockets }),
+                    );
+                });
+            }
+            RequestType::Broadcast => self.serve_broadcast_with_ack(request, attachments),
+            RequestType::ServerSideEmit => {
+                tracing::debug!("redis adapter: server-side emits are not supported, ignoring");
+            }
+            RequestType::BroadcastClientCount | RequestType::BroadcastAck => {}
+        }
+    }
+
+    /// A response to one of this node's requests.
+    pub(crate) fn on_response(&self, payload: &[u8]) {
+        let Ok((response, attachments)) = decode_control(payload) else {
+            return;
+        };
+        let Some(id) = response.get("requestId").and_then(Value::as_str) else {
+            return;
+        };
+        let sender = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned();
+        if let Some(sender) = sender {
+            let _ = sender.send((response, attachments));
+        }
+    }
+
+    /// Serves another node's broadcast asking for acknowledgements: tells it how many clients
+    /// were sent the packet here, then forwards each acknowledgement as it comes.
+    fn serve_broadcast_with_ack(&self, request: Value, attachments: Vec<Bytes>) {
+        let (Some(ident), Some(namespace), Some(inner)) =
+            (self.ident(), self.namespace.upgrade(), self.this.upgrade())
+        else {
+            return;
+        };
+        let (object, attachments) =
+            extract(request.get("packet").unwrap_or(&Value::Null), &attachments);
+        let packet = match packet_from_object(&object, attachments, &ident.nsp) {
+            Ok(packet) => packet,
+            Err(error) => {
+                tracing::debug!(%error, "redis adapter: ignoring a malformed BROADCAST");
+                return;
+            }
+        };
+        let Some(ack_id) = packet.id() else { return };
+        let opts = opts_from_json(request.get("opts"));
+        let timeout = wire::flags_timeout_ms(request.get("opts"))
+            .map(Duration::from_millis)
+            .unwrap_or(self.shared.config.requests_timeout);
+        let request_id = request.get("requestId").cloned().unwrap_or(Value::Null);
+        let ids = self.local.socket_ids(&opts);
+        self.respond_json(
+            &request,
+            json!({
+                "type": RequestType::BroadcastClientCount as u8,
+                "requestId": request_id,
+                "clientCount": ids.len(),
+            }),
+        );
+        if ids.is_empty() {
+            return;
+        }
+        let packet = BroadcastPacket::new(packet);
+        tokio::spawn(async move {
+            let mut waits: FuturesUnordered<_> = ids
+                .into_iter()
+                .map(|id| {
+                    let namespace = namespace.clone();
+                    let packet = packet.clone();
+                    async move {
+                        namespace
+                            .deliver_with_ack(&[id], packet.encoded(), ack_id, timeout)
+                            .await
+                    }
+                })
+                .collect();
+            while let Some(responses) = waits.next().await {
+                for response in responses {
+                    let Ok(payload) = response.result else {
+                        continue;
+                    };
+                    let first = payload.args.first().cloned().unwrap_or(Value::Null);
+                    // `packet` is what the Node adapter reads (one argument); `args` and
+                    // `socket` are Ferrio's additions, ignored by Node.
+                    let message = json!({
+                        "type": RequestType::BroadcastAck as u8,
+                        "requestId": request_id,
+                        "packet": first,
+                        "args": payload.args,
+                        "socket": response.socket.to_string(),
+                    });
+                    inner.respond(&request, encode_control_mp(&message, &payload.attachments));
+                }
+            }
+        });
+    }
+
+    /// Registers a request, publishes it and returns the channel its responses come on, with
+    /// how many other nodes listen (0: none, nothing was published).
+    async fn send_request(
+        self: &Arc<Self>,
+        mut request: Value,
+        attachments: Option<&[Bytes]>,
+    ) -> Option<(PendingRequest, usize)> {
+        let ident = self.ident()?;
+        let subscribers = self
+            .shared
+            .num_sub(ident.channels.request.clone())
+            .await
+            .unwrap_or(0);
+        let others = subscribers.saturating_sub(1);
+        if others == 0 {
+            return None;
+        }
+        let id = random_id();
+        request["uid"] = Value::from(self.shared.uid.as_str());
+        request["requestId"] = Value::from(id.as_str());
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), sender);
+        let pending = PendingRequest {
+            adapter: self.clone(),
+            id,
+            receiver,
+        };
+        let payload = match attachments {
+            Some(attachments) => encode_control_mp(&request, attachments),
+            None => request.to_string().into_bytes(),
+        };
+        self.shared.publish(ident.channels.request.clone(), payload);
+        Some((pending, others))
+    }
+
+    async fn remote_fetch(self: Arc<Self>, opts: BroadcastOptions) -> Vec<SocketInfo> {
+        let request = json!({ "type": RequestType::RemoteFetch as u8, "opts": opts_json(&opts) });
+        let Some((mut pending, others)) = self.send_request(request, None).await else {
+            return Vec::new();
+        };
+        let deadline = Instant::now() + self.shared.config.requests_timeout;
+        let mut infos = Vec::new();
+        let mut answered = 0;
+        while answered < others {
+            let Ok(Some((response, _))) = timeout_at(deadline, pending.receiver.recv()).await
+            else {
+                tracing::warn!(answered, others, "redis adapter: fetch_sockets timed out");
+                break;
+            };
+            let Some(sockets) = response.get("sockets").and_then(Value::as_array) else {
+                continue;
+            };
+            answered += 1;
+            infos.extend(sockets.iter().filter_map(socket_from_json));
+        }
+        infos
+    }
+
+    async fn remote_broadcast_with_ack(
+        self: Arc<Self>,
+        packet: BroadcastPacket,
+        opts: BroadcastOptions,
+        timeout: Duration,
+    ) -> Vec<AckResponse> {
+        let Some((object, attachments)) = packet_object(packet.packet()) else {
+            return Vec::new();
+        };
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let request = json!({
+            "type": RequestType::Broadcast as u8,
+            "packet": object,
+            "opts": broadcast_opts_json(&opts, Some(timeout_ms)),
+        });
+        let Some((mut pending, others)) = self.send_request(request, Some(attachments)).await
+        else {
+            return Vec::new();
+        };
+        let deadline = Instant::now() + timeout;
+        let mut counted = 0;
+        let mut expected = 0u64;
+        let mut acks = Vec::new();
+        while counted < others || (acks.len() as u64) < expected {
+            let Ok(Some((response, attachments))) =
+                timeout_at(deadline, pending.receiver.recv()).await
+            else {
+                break;
+            };
+            match response.get("type").and_then(Value::as_u64) {
+                Some(8) => {
+                    counted += 1;
+                    expected += response
+                        .get("clientCount")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0);
+                }
+                Some(9) => {
+                    let (args, attachments) = match response.get("args") {
+                        Some(args @ Value::Array(_)) => extract(args, &attachments),
+                        _ => extract(
+                            &Value::Array(vec![response
+                                .get("packet")
+                                .cloned()
+                                .unwrap_or_default()]),
+                            &attachments,
+                        ),
+                    };
+                    let Value::Array(args) = args else { continue };
+                    let socket = response.get("socket").and_then(Value::as_str).unwrap_or("");
+                    acks.push(AckResponse {
+                        socket: SocketId::from_string(socket),
+                        result: Ok(Payload { args, attachments }),
+                    });
+                }
+                _ => {}
+            }
+        }
+        // The clients other nodes counted that never answered.
+        let missing = expected.saturating_sub(acks.len() as u64);
+        for _ in 0..missing {
+            acks.push(AckResponse {
+                socket: SocketId::from_string(""),
+                result: Err(AckError::Timeout),
+            });
+        }
+        acks
+    }
+}
+
+/// A request waiting for responses; forgotten when dropped (so cancelling is safe).
+struct PendingRequest {
+    adapter: Arc<AdapterInner>,
+    id: String,
+    receiver: mpsc::UnboundedReceiver<Response>,
+}
+
+impl Drop for PendingRequest {
+    fn drop(&mut self) {
+        self.adapter
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+
+fn close_flag(request: &Value) -> bool {
+    request
+        .get("close")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// A socket as the Node adapter describes it in a REMOTE_FETCH response.
+fn socket_json(info: &SocketInfo) -> Value {
+    let rooms: Vec<&str> = info.rooms.iter().map(|r| &**r).collect();
+    json!({
+        "id": info.id.to_string(),
+        "handshake": { "auth": info.auth, "headers": {}, "query": {} },
+        "rooms": rooms,
+        "data": {},
+    })
+}
+
+fn socket_from_json(value: &Value) -> Option<SocketInfo> {
+    let id = value.get("id")?.as_str()?;
+    let rooms = opts_from_json(Some(
+        &json!({ "rooms": value.get("rooms").cloned().unwrap_or_default() }),
+    ))
+    .rooms;
+    let auth = value
+        .get("handshake")
+        .and_then(|h| h.get("auth"))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    Some(SocketInfo {
+        id: SocketId::from_string(id),
+        rooms,
+        auth,
+    })
+}
+
+impl Adapter for RedisAdapter {
+    fn add_all(&self, id: &SocketId, rooms: &[Room]) {
+        self.inner.ident();
+        self.inner.local.add_all(id, rooms);
+    }
+
+    fn del(&self, id: &SocketId, room: &str) {
+        self.inner.local.del(id, room);
+    }
+
+    fn del_all(&self, id: &SocketId) {
+        self.inner.local.del_all(id);
+    }
+
+    fn socket_rooms(&self, id: &SocketId) -> Vec<Room> {
+        self.inner.local.socket_rooms(id)
+    }
+
+    fn rooms(&self) -> Vec<Room> {
+        self.inner.local.rooms()
+    }
+
+    fn socket_ids(&self, opts: &BroadcastOptions) -> Vec<SocketId> {
+        self.inner.local.socket_ids(opts)
+    }
+
+    fn broadcast(&self, packet: &BroadcastPacket, opts: &BroadcastOptions) {
+        self.inner.local.broadcast(packet, opts);
+        if opts.local {
+            return;
+        }
+        let Some(ident) = self.inner.ident() else {
+            return;
+        };
+        if let Some(message) = encode_broadcast(&self.inner.shared.uid, packet.packet(), opts) {
+            self.inner
+                .shared
+                .publish(ident.channels.broadcast_channel(opts), message);
+        }
+    }
+
+    fn broadcast_with_ack(
+        &self,
+        packet: BroadcastPacket,
+        ack_id: u64,
+        opts: BroadcastOptions,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Vec<AckResponse>> {
+        let local =
+            self.inner
+                .local
+                .broadcast_with_ack(packet.clone(), ack_id, opts.clone(), timeout);
+        if opts.local {
+            return local;
+        }
+        let remote = self
+            .inner
+            .clone()
+            .remote_broadcast_with_ack(packet, opts, timeout);
+        Box::pin(async move {
+            let (mut local, remote) = futures_util::future::join(local, remote).await;
+            local.extend(remote);
+            local
+        })
+    }
+
+    fn fetch_sockets(&self, opts: BroadcastOptions) -> BoxFuture<'static, Vec<SocketInfo>> {
+        let local = self.inner.local.fetch_sockets(opts.clone());
+        if opts.local {
+            return local;
+        }
+        let remote = self.inner.clone().remote_fetch(opts);
+        Box::pin(async move {
+            let (mut local, remote) = futures_util::future::join(local, remote).await;
+            local.extend(remote);
+            local
+        })
+    }
+
+    fn add_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+        self.inner.local.add_sockets(opts, rooms);
+        self.publish_request(opts, RequestType::RemoteJoin, Some(rooms), false);
+    }
+
+    fn del_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+        self.inner.local.del_sockets(opts, rooms);
+        self.publish_request(opts, RequestType::RemoteLeave, Some(rooms), false);
+    }
+
+    fn disconnect_sockets(&self, opts: &BroadcastOptions, close: bool) {
+        self.inner.local.disconnect_sockets(opts, close);
+        self.publish_request(opts, RequestType::RemoteDisconnect, None, close);
+    }
+}
+
+impl RedisAdapter {
+    /// Publishes a request no one answers (join, leave, disconnect), unless `opts.local`.
+    fn publish_request(
+        &self,
+        opts: &BroadcastOptions,
+        kind: RequestType,
+        rooms: Option<&[Room]>,
+        close: bool,
+    ) {
+        if opts.local {
+            return;
+        }
+        let Some(ident) = self.inner.ident() else {
+            return;
+        };
+        let mut request = json!({
+            "uid": self.inner.shared.uid,
+            "type": kind as u8,
+            "opts": opts_json(opts),
+        });
+        match rooms {
+            Some(rooms) => {
+                request["rooms"] = Value::Array(rooms.iter().map(|r| Value::from(&**r)).collect());
+            }
+            None => request["close"] = Value::Bool(close),
+        }
+        self.inner.shared.publish(
+            ident.channels.request.clone(),
+            request.to_string().into_bytes(),
+        );
+    }
+}

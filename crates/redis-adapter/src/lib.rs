@@ -1,0 +1,38 @@
+//! A Socket.IO adapter over Redis pub/sub for Ferrio: many nodes, one set of rooms.
+//!
+//! Every node keeps the rooms of its own sockets; broadcasts, joins, leaves and disconnects are
+//! applied locally and published for the other nodes, and `fetch_sockets` and broadcasts with
+//! acknowledgements ask the other nodes and wait for their answers (with a timeout).
+//!
+//! The channels and messages are those of the official `@socket.io/redis-adapter` (classic
+//! pub/sub flavour) and `@socket.io/redis-emitter`, so Ferrio and Node Socket.IO nodes can share
+//! one cluster and existing backends that emit through Redis reach Ferrio clients.
+//!
+//! ```no_run
+//! use ferrio_redis_adapter::{RedisAdapterConfig, RedisNode};
+//! use ferrio_socketio::{SocketIo, SocketIoConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let node = RedisNode::new(RedisAdapterConfig::new("redis://127.0.0.1:6379/"))?;
+//! let (service, io) = SocketIo::new(SocketIoConfig {
+//!     adapter: node.factory(),
+//!     ..SocketIoConfig::default()
+//! });
+//! # let _ = (service, io);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Connections to Redis are re-established by themselves (doubling delay, up to
+//! [`RedisAdapterConfig::max_reconnect_delay`]); meanwhile local delivery goes on,
+//! [`RedisNode::is_connected`] is false and the metrics `ferrio_redis_connected`,
+//! `ferrio_redis_disconnects_total` and `ferrio_redis_publish_dropped_total` say so.
+
+mod adapter;
+mod config;
+mod node;
+mod wire;
+
+pub use adapter::RedisAdapter;
+pub use config::RedisAdapterConfig;
+pub use node::{redis_adapter_factory, RedisAdapterError, RedisNode};
