@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -16,21 +17,89 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the Socket.IO server.
     Serve(ServeArgs),
+    /// Check or create a configuration file.
+    Config(ConfigArgs),
     /// Diagnose a Socket.IO deployment step by step: what fails, why, and how to fix it.
     ///
     /// Exit status: 0 when no step failed, 1 when one did, 2 when nothing could be checked.
     Doctor(DoctorArgs),
 }
 
-/// Where `ferrio serve` listens.
+/// How `ferrio serve` is configured.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "FERRIO_HOST", default_value = "0.0.0.0")]
-    pub(crate) host: String,
-    /// Port to listen on.
-    #[arg(long, env = "FERRIO_PORT", default_value_t = 3000)]
-    pub(crate) port: u16,
+    #[command(flatten)]
+    pub(crate) sources: ConfigSources,
+}
+
+/// `ferrio config ...`.
+#[derive(Debug, Args)]
+pub(crate) struct ConfigArgs {
+    #[command(subcommand)]
+    pub(crate) command: ConfigCommand,
+}
+
+/// What `ferrio config` does.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Print the effective configuration, where each value came from, and what looks wrong.
+    ///
+    /// Exit status: 0 when there is no error (warnings allowed), 1 when a lint found an error,
+    /// 2 when the configuration cannot be loaded.
+    Check(Box<ConfigSources>),
+    /// Write a commented starter configuration file with freshly generated secrets.
+    Init(InitArgs),
+}
+
+/// Where the configuration comes from: defaults < TOML file < .env < environment < flags.
+/// docs/configuration.md lists every key.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct ConfigSources {
+    /// TOML configuration file [default: $FERRIO_CONFIG, else none].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) config: Option<PathBuf>,
+    /// The .env file to read settings from [default: ./.env when it exists]. It is read, never
+    /// loaded into the process environment.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) env_file: Option<PathBuf>,
+    /// Read no .env file.
+    #[arg(long, conflicts_with = "env_file")]
+    pub(crate) no_env_file: bool,
+    /// Sets any key, e.g. `--set heartbeat.ping_interval=20s` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) set: Vec<String>,
+    /// Address to listen on (server.host).
+    #[arg(long)]
+    pub(crate) host: Option<String>,
+    /// Port to listen on (server.port).
+    #[arg(long)]
+    pub(crate) port: Option<String>,
+    /// Where Socket.IO is mounted (server.path).
+    #[arg(long)]
+    pub(crate) path: Option<String>,
+    /// heartbeat.ping_interval (`25s`; a bare number is milliseconds).
+    #[arg(long)]
+    pub(crate) ping_interval: Option<String>,
+    /// heartbeat.ping_timeout (`20s`; a bare number is milliseconds).
+    #[arg(long)]
+    pub(crate) ping_timeout: Option<String>,
+    /// limits.max_payload, in bytes.
+    #[arg(long)]
+    pub(crate) max_payload: Option<String>,
+    /// log.level (`info`, `debug`, or a filter such as `info,ferrio=debug`).
+    #[arg(long)]
+    pub(crate) log_level: Option<String>,
+}
+
+/// What `ferrio config init` writes.
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// The file to write.
+    #[arg(default_value = "ferrio.toml")]
+    pub(crate) path: PathBuf,
+    /// Overwrite the file if it exists.
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 /// What `ferrio doctor` checks.

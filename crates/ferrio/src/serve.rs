@@ -7,15 +7,51 @@ use axum::routing::get;
 use axum::Router;
 use ferrio_socketio::{SocketIo, SocketIoConfig};
 
-use crate::cli::ServeArgs;
+use crate::config::build::{mount_path, socketio_config};
+use crate::config::model::{AdapterKind, Config, Log, LogFormat};
 
 /// How long connected clients get to hear of a shutdown before the process exits.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 
-pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let (service, io) = SocketIo::new(SocketIoConfig::default());
-    io.ns("/", |socket| {
-        tracing::debug!(id = %socket.id(), "connected");
+/// Installs the log subscriber: `log.level` as the filter, text or JSON lines.
+pub(crate) fn init_logging(log: &Log) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
+    if config.auth.require_auth {
+        anyhow::bail!(
+            "auth.require_auth is true, but this build of ferrio cannot verify JWTs yet: \
+             refusing to start rather than let every client in"
+        );
+    }
+    if config.cluster.adapter == AdapterKind::Redis {
+        anyhow::bail!("cluster.adapter = \"redis\" is not available in this build of ferrio yet");
+    }
+    let io_config: SocketIoConfig = socketio_config(&config).map_err(anyhow::Error::msg)?;
+    let path = mount_path(&config.server.path);
+    let log_connections = config.log.connections;
+    let (service, io) = SocketIo::new(io_config);
+    io.ns("/", move |socket| {
+        if log_connections {
+            tracing::info!(
+                id = %socket.id(),
+                transport = ?socket.transport(),
+                remote = ?socket.handshake().remote_addr,
+                "connected"
+            );
+            socket.on_disconnect(|socket, reason| {
+                tracing::info!(id = %socket.id(), reason = ?reason, "disconnected");
+            });
+        } else {
+            tracing::debug!(id = %socket.id(), "connected");
+        }
         // `ferrio doctor` measures an event round trip with this event: echo it back.
         socket.on(crate::doctor::DOCTOR_EVENT, |_socket, event| {
             if let Some(ack) = event.ack {
@@ -23,17 +59,25 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
         });
     });
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/health", get(|| async { "ok" }))
-        .route_service("/socket.io/", service.clone())
-        .route_service("/socket.io", service);
+        .route_service(&path, service.clone());
+    let bare = path.trim_end_matches('/');
+    if !bare.is_empty() {
+        app = app.route_service(bare, service);
+    }
 
-    let address = format!("{}:{}", args.host, args.port);
-    let listener = tokio::net::TcpListener::bind(&address)
+    let address = (config.server.host.as_str(), config.server.port);
+    let listener = tokio::net::TcpListener::bind(address)
         .await
-        .with_context(|| format!("cannot listen on {address}"))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {}:{} (server.host, server.port)",
+                config.server.host, config.server.port
+            )
+        })?;
     tracing::info!(
-        "ferrio listening on http://{} (Socket.IO at /socket.io/)",
+        "ferrio listening on http://{} (Socket.IO at {path})",
         listener.local_addr()?
     );
     tokio::select! {

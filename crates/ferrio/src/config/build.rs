@@ -1,0 +1,139 @@
+//! The libraries' settings from the gateway's configuration.
+
+use std::time::Duration;
+
+use ferrio_engineio::{AllowOrigin, CorsConfig, RateLimit, Transports};
+use ferrio_socketio::{EventRateLimit, RecoveryConfig, SocketIoConfig};
+
+use super::model::{Config, Transport};
+
+/// The Socket.IO server's settings. Fails on what the libraries cannot express.
+pub(crate) fn socketio_config(config: &Config) -> Result<SocketIoConfig, String> {
+    let mut io = SocketIoConfig::default();
+    let engine = &mut io.engine;
+    engine.path = mount_path(&config.server.path);
+    engine.transports = Transports {
+        polling: config.engine.transports.contains(&Transport::Polling),
+        websocket: config.engine.transports.contains(&Transport::Websocket),
+    };
+    engine.allow_upgrades = config.engine.allow_upgrades;
+    engine.allow_eio3 = config.engine.allow_eio3;
+    let hb = &config.heartbeat;
+    engine.ping_interval = hb.ping_interval;
+    engine.ping_timeout = hb.ping_timeout;
+    engine.upgrade_timeout = hb.upgrade_timeout;
+    io.connect_timeout = hb.connect_timeout;
+
+    let limits = &config.limits;
+    let engine = &mut io.engine;
+    engine.max_payload = limits.max_payload;
+    engine.max_connections = nonzero(limits.max_connections)?;
+    engine.max_connections_per_ip = nonzero(limits.max_connections_per_ip)?;
+    engine.max_buffered_packets = usize_of(limits.max_buffered_packets)?;
+    engine.polling_body_timeout = limits.polling_body_timeout;
+    io.max_attachments = usize_of(limits.max_attachments)?;
+    io.max_rooms_per_socket = nonzero(limits.max_rooms_per_socket)?;
+
+    if config.rate_limit.enabled {
+        io.engine.handshake_rate_per_ip = Some(RateLimit::new(
+            config.rate_limit.handshakes_per_10s,
+            Duration::from_secs(10),
+        ));
+        io.event_rate = Some(EventRateLimit::new(RateLimit::new(
+            config.rate_limit.events_per_second,
+            Duration::from_secs(1),
+        )));
+    }
+
+    let cors = &config.cors;
+    if !cors.origins.is_empty() {
+        let origin = if cors.origins.iter().any(|o| o == "*") {
+            AllowOrigin::Any
+        } else {
+            AllowOrigin::List(cors.origins.clone())
+        };
+        let mut methods = Vec::new();
+        for method in &cors.methods {
+            methods.push(
+                http::Method::from_bytes(method.trim().to_ascii_uppercase().as_bytes())
+                    .map_err(|_| format!("cors.methods: {method:?} is not an HTTP method"))?,
+            );
+        }
+        io.engine.cors = Some(CorsConfig {
+            credentials: cors.credentials,
+            methods,
+            allowed_headers: (!cors.headers.is_empty()).then(|| cors.headers.clone()),
+            ..CorsConfig::new(origin)
+        });
+    }
+
+    if config.recovery.enabled {
+        io.recovery = Some(RecoveryConfig {
+            max_disconnection_duration: config.recovery.window,
+            ..RecoveryConfig::default()
+        });
+    }
+    Ok(io)
+}
+
+/// The mount path with its trailing slash, as the engine expects it.
+pub(crate) fn mount_path(path: &str) -> String {
+    if path.ends_with('/') {
+        path.to_owned()
+    } else {
+        format!("{path}/")
+    }
+}
+
+fn usize_of(n: u64) -> Result<usize, String> {
+    usize::try_from(n).map_err(|_| format!("{n} is too large for this platform"))
+}
+
+fn nonzero(n: u64) -> Result<Option<usize>, String> {
+    Ok(if n == 0 { None } else { Some(usize_of(n)?) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_reference_defaults() {
+        let built = socketio_config(&Config::default()).unwrap();
+        let reference = SocketIoConfig::default();
+        assert_eq!(format!("{built:?}"), format!("{reference:?}"));
+    }
+
+    #[test]
+    fn fields_reach_the_libraries() {
+        let mut config = Config::default();
+        config.server.path = "/rt".into();
+        config.engine.transports = vec![Transport::Websocket];
+        config.heartbeat.ping_interval = Duration::from_secs(5);
+        config.limits.max_connections = 10;
+        config.cors.origins = vec!["https://a.example".into()];
+        config.cors.credentials = true;
+        config.recovery.enabled = true;
+        config.rate_limit.enabled = true;
+        let built = socketio_config(&config).unwrap();
+        assert_eq!(built.engine.path, "/rt/");
+        assert!(!built.engine.transports.polling);
+        assert_eq!(built.engine.ping_interval, Duration::from_secs(5));
+        assert_eq!(built.engine.max_connections, Some(10));
+        let cors = built.engine.cors.unwrap();
+        assert!(cors.credentials);
+        assert!(cors.origin.allows("https://a.example"));
+        assert!(!cors.origin.allows("https://b.example"));
+        assert!(built.recovery.is_some());
+        assert!(built.event_rate.is_some());
+        assert!(built.engine.handshake_rate_per_ip.is_some());
+    }
+
+    #[test]
+    fn bad_methods_are_refused() {
+        let mut config = Config::default();
+        config.cors.origins = vec!["*".into()];
+        config.cors.methods = vec!["GET POST".into()];
+        assert!(socketio_config(&config).is_err());
+    }
+}

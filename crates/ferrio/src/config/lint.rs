@@ -1,0 +1,486 @@
+//! `ferrio config check`'s lints: settings that are valid but will not do what was meant.
+//!
+//! Each lint has a stable id and an exact message; errors stop `ferrio serve` and make
+//! `ferrio config check` exit 1, warnings explain the fix.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::duration::{self, Written};
+use super::keys::{self, Kind};
+use super::model::{AdapterKind, Config, Transport};
+use super::sources::{Loaded, Source};
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Severity {
+    /// Probably not what was meant; the server runs.
+    Warning,
+    /// The server would not work as configured.
+    Error,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Lint {
+    /// Stable id, e.g. `cors-wildcard-credentials`.
+    pub(crate) id: &'static str,
+    /// Error or warning.
+    pub(crate) severity: Severity,
+    /// What is wrong.
+    pub(crate) message: String,
+    /// How to fix it.
+    pub(crate) fix: String,
+}
+
+impl fmt::Display for Lint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let severity = match self.severity {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        };
+        write!(
+            f,
+            "{severity}[{}]: {}\n  fix: {}",
+            self.id, self.message, self.fix
+        )
+    }
+}
+
+/// A typical reverse proxy's read timeout (nginx `proxy_read_timeout`, AWS ALB idle timeout).
+pub(crate) const PROXY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Below this an upgrade fails on slow networks.
+pub(crate) const MIN_UPGRADE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Above this a payload limit is "huge".
+pub(crate) const HUGE_PAYLOAD: u64 = 10_000_000;
+/// Shortest HS256 secret not flagged.
+pub(crate) const MIN_SECRET_BYTES: usize = 32;
+
+/// The duration keys whose size is checked against their unit, with the longest plausible value.
+const DURATION_RANGES: &[(&str, Duration)] = &[
+    ("heartbeat.ping_interval", Duration::from_secs(3600)),
+    ("heartbeat.ping_timeout", Duration::from_secs(3600)),
+    ("heartbeat.upgrade_timeout", Duration::from_secs(3600)),
+    ("heartbeat.connect_timeout", Duration::from_secs(3600)),
+    ("limits.polling_body_timeout", Duration::from_secs(3600)),
+    ("recovery.window", Duration::from_secs(24 * 3600)),
+];
+
+fn lint(id: &'static str, severity: Severity, message: String, fix: impl Into<String>) -> Lint {
+    Lint {
+        id,
+        severity,
+        message,
+        fix: fix.into(),
+    }
+}
+
+/// Every finding on a loaded configuration, errors first, each group in key order.
+pub(crate) fn check(loaded: &Loaded) -> Vec<Lint> {
+    let config = &loaded.config;
+    let mut out = Vec::new();
+    let unit_flagged = duration_units(loaded, &mut out);
+    server(config, &mut out);
+    cors(config, &mut out);
+    heartbeat(config, &unit_flagged, &mut out);
+    transports(config, &mut out);
+    payload(config, &mut out);
+    log(config, &mut out);
+    auth(config, &mut out);
+    cluster(config, &mut out);
+    environment(loaded, &mut out);
+    out.sort_by_key(|l| std::cmp::Reverse(l.severity));
+    out
+}
+
+/// `duration-unit`: returns the keys it flagged.
+fn duration_units(loaded: &Loaded, out: &mut Vec<Lint>) -> Vec<&'static str> {
+    let mut flagged = Vec::new();
+    for (name, max) in DURATION_RANGES {
+        let origin = loaded.origin(name);
+        if origin.source == Source::Default {
+            continue;
+        }
+        let given = origin.given.trim().trim_matches('"');
+        let Ok((value, written)) = duration::parse_written(given) else {
+            continue;
+        };
+        if written == Written::Bare && value < Duration::from_secs(1) && !value.is_zero() {
+            out.push(lint(
+                "duration-unit",
+                Severity::Warning,
+                format!(
+                    "{name} = {given} ({}) is read as {given} milliseconds, since a bare number \
+                     is milliseconds; that is very short, {given} seconds was probably meant",
+                    origin.source
+                ),
+                format!(
+                    "write \"{given}s\" for seconds, or \"{given}ms\" if milliseconds are meant"
+                ),
+            ));
+            flagged.push(*name);
+        } else if value > *max && written == Written::Seconds {
+            let number = given.trim_end_matches('s');
+            out.push(lint(
+                "duration-unit",
+                Severity::Warning,
+                format!(
+                    "{name} = {given} ({}) is {}, far longer than it should be; \
+                     {number} milliseconds was probably meant",
+                    origin.source,
+                    duration::human(value)
+                ),
+                format!(
+                    "write \"{number}ms\" (or {number} as a bare number, which is milliseconds)"
+                ),
+            ));
+            flagged.push(*name);
+        }
+    }
+    flagged
+}
+
+fn server(config: &Config, out: &mut Vec<Lint>) {
+    if !config.server.path.starts_with('/') {
+        out.push(lint(
+            "server-path",
+            Severity::Error,
+            format!(
+                "server.path = {:?} does not start with \"/\"",
+                config.server.path
+            ),
+            format!("write \"/{}\"", config.server.path),
+        ));
+    }
+}
+
+fn cors(config: &Config, out: &mut Vec<Lint>) {
+    let cors = &config.cors;
+    if cors.credentials && cors.origins.iter().any(|o| o == "*") {
+        out.push(lint(
+            "cors-wildcard-credentials",
+            Severity::Error,
+            "cors.origins allows \"*\" while cors.credentials is true: browsers refuse a \
+             credentialed response whose Access-Control-Allow-Origin is \"*\""
+                .to_owned(),
+            "list the exact origins (cors.origins = [\"https://app.example.com\"]), \
+             or set cors.credentials = false",
+        ));
+    }
+    for origin in cors.origins.iter().filter(|o| *o != "*") {
+        let Some((scheme, rest)) = origin.split_once("://") else {
+            out.push(lint(
+                "cors-origin-scheme",
+                Severity::Error,
+                format!(
+                    "cors.origins entry {origin:?} has no scheme: a browser's Origin header is \
+                     always scheme://host[:port], so it never matches"
+                ),
+                format!("write \"https://{origin}\" (or http:// for a plain-HTTP site)"),
+            ));
+            continue;
+        };
+        if let Some(at) = rest.find('/') {
+            let bare = format!("{scheme}://{}", &rest[..at]);
+            out.push(lint(
+                "cors-origin-path",
+                Severity::Error,
+                format!(
+                    "cors.origins entry {origin:?} has a path or a trailing slash: a browser's \
+                     Origin header is scheme://host[:port] only, so it never matches"
+                ),
+                format!("write {bare:?}"),
+            ));
+        }
+    }
+}
+
+fn heartbeat(config: &Config, unit_flagged: &[&str], out: &mut Vec<Lint>) {
+    let hb = &config.heartbeat;
+    if hb.ping_interval >= PROXY_READ_TIMEOUT {
+        out.push(lint(
+            "heartbeat-proxy-timeout",
+            Severity::Warning,
+            format!(
+                "heartbeat.ping_interval is {}: a reverse proxy's usual read timeout (60s: \
+                 nginx proxy_read_timeout, AWS ALB idle timeout) closes an idle WebSocket or a \
+                 held long-polling request before the next ping, and clients reconnect over and \
+                 over",
+                duration::format(hb.ping_interval)
+            ),
+            "keep heartbeat.ping_interval well below 60s (25s is the default), or raise the \
+             proxy's read timeout above ping_interval + ping_timeout",
+        ));
+    }
+    if hb.upgrade_timeout < MIN_UPGRADE_TIMEOUT
+        && !unit_flagged.contains(&"heartbeat.upgrade_timeout")
+    {
+        out.push(lint(
+            "upgrade-timeout-short",
+            Severity::Warning,
+            format!(
+                "heartbeat.upgrade_timeout is {}: on slow or mobile networks opening and probing \
+                 the WebSocket takes longer, so upgrades fail and clients stay on long-polling",
+                duration::format(hb.upgrade_timeout)
+            ),
+            "use at least 3s (10s is the default)",
+        ));
+    }
+}
+
+fn transports(config: &Config, out: &mut Vec<Lint>) {
+    let list = &config.engine.transports;
+    if list.is_empty() {
+        out.push(lint(
+            "transports-empty",
+            Severity::Error,
+            "engine.transports is empty: no client can connect".to_owned(),
+            "set engine.transports = [\"polling\", \"websocket\"]",
+        ));
+    } else if !list.contains(&Transport::Polling) {
+        out.push(lint(
+            "transports-websocket-only",
+            Severity::Warning,
+            "engine.transports is [\"websocket\"] only: there is no long-polling fallback, so \
+             clients behind proxies or networks that block WebSocket cannot connect, and clients \
+             that start with polling (the default of socket.io-client) are refused"
+                .to_owned(),
+            "add \"polling\" (engine.transports = [\"polling\", \"websocket\"]), or configure \
+             every client with transports: [\"websocket\"]",
+        ));
+    }
+}
+
+fn payload(config: &Config, out: &mut Vec<Lint>) {
+    let max = config.limits.max_payload;
+    if max > HUGE_PAYLOAD {
+        out.push(lint(
+            "payload-huge",
+            Severity::Warning,
+            format!(
+                "limits.max_payload is {max} bytes ({} MB): the server may buffer a message this \
+                 large for every connection, so a few clients can exhaust its memory",
+                max / 1_000_000
+            ),
+            "keep it near the largest message the application sends (1000000, 1 MB, is the \
+             default) and send large files over plain HTTP",
+        ));
+    }
+}
+
+fn log(config: &Config, out: &mut Vec<Lint>) {
+    if tracing_subscriber::EnvFilter::try_new(&config.log.level).is_err() {
+        out.push(lint(
+            "log-level-invalid",
+            Severity::Error,
+            format!("log.level = {:?} is not a log filter", config.log.level),
+            "use error, warn, info, debug or trace, or a filter such as \"info,ferrio=debug\"",
+        ));
+    }
+}
+
+fn auth(config: &Config, out: &mut Vec<Lint>) {
+    let auth = &config.auth;
+    if auth.require_auth && auth.jwt_secret.is_empty() && auth.jwt_public_key.is_empty() {
+        out.push(lint(
+            "auth-no-key",
+            Severity::Error,
+            "auth.require_auth is true but neither auth.jwt_secret nor auth.jwt_public_key is \
+             set: no token can be verified, so every connection would be refused"
+                .to_owned(),
+            "set auth.jwt_secret (HS256) or auth.jwt_public_key (RS256, ES256); \
+             `ferrio config init` writes a file with a generated secret",
+        ));
+    }
+    let len = auth.jwt_secret.len();
+    if len > 0 && len < MIN_SECRET_BYTES {
+        out.push(lint(
+            "auth-weak-secret",
+            Severity::Warning,
+            format!(
+                "auth.jwt_secret is {len} bytes long: an HS256 secret shorter than 32 bytes can \
+                 be guessed by brute force"
+            ),
+            "use at least 32 random bytes, e.g. `openssl rand -hex 32`, or the secret \
+             `ferrio config init` generates",
+        ));
+    }
+}
+
+fn cluster(config: &Config, out: &mut Vec<Lint>) {
+    let cluster = &config.cluster;
+    if cluster.nodes > 1 && cluster.adapter == AdapterKind::Local {
+        out.push(lint(
+            "cluster-no-adapter",
+            Severity::Error,
+            format!(
+                "cluster.nodes is {} but cluster.adapter is \"local\": each node reaches only \
+                 its own clients, so broadcasts and rooms silently miss the clients of the other \
+                 nodes",
+                cluster.nodes
+            ),
+            "set cluster.adapter = \"redis\" and cluster.redis_url, or run a single node",
+        ));
+    }
+    if cluster.adapter == AdapterKind::Redis && cluster.redis_url.is_empty() {
+        out.push(lint(
+            "cluster-redis-url",
+            Severity::Error,
+            "cluster.adapter is \"redis\" but cluster.redis_url is empty".to_owned(),
+            "set cluster.redis_url = \"redis://host:6379\"",
+        ));
+    }
+}
+
+fn environment(loaded: &Loaded, out: &mut Vec<Lint>) {
+    for key in keys::KEYS {
+        let origin = loaded.origin(key.name);
+        for (source, value) in &origin.shadowed {
+            let (won, lost) = if key.kind == Kind::Secret {
+                (origin.source.to_string(), source.to_string())
+            } else {
+                (
+                    format!("{} = {:?}", origin.source, origin.given),
+                    format!("{source} = {value:?}"),
+                )
+            };
+            out.push(lint(
+                "env-alias-conflict",
+                Severity::Warning,
+                format!("{} is set twice: {won} wins over {lost}", key.name),
+                "remove one of the two variables",
+            ));
+        }
+    }
+    for source in &loaded.unknown_vars {
+        out.push(lint(
+            "env-unknown",
+            Severity::Warning,
+            format!("{source} is not a Ferrio setting and is ignored"),
+            "check its spelling against docs/configuration.md, which lists every variable",
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::sources::{load, Inputs};
+
+    fn lints(pairs: &[(&str, &str)]) -> Vec<Lint> {
+        let inputs = Inputs {
+            no_env_file: true,
+            env: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Inputs::default()
+        };
+        check(&load(&inputs).unwrap())
+    }
+
+    fn ids(pairs: &[(&str, &str)]) -> Vec<&'static str> {
+        lints(pairs).into_iter().map(|l| l.id).collect()
+    }
+
+    #[test]
+    fn defaults_are_clean() {
+        assert_eq!(lints(&[]), vec![]);
+    }
+
+    #[test]
+    fn each_lint_fires_alone() {
+        type Vars = &'static [(&'static str, &'static str)];
+        let cases: &[(Vars, &[&str])] = &[
+            (
+                &[
+                    ("FERRIO_CORS_ORIGINS", "*"),
+                    ("FERRIO_CORS_CREDENTIALS", "true"),
+                ],
+                &["cors-wildcard-credentials"],
+            ),
+            (
+                &[("FERRIO_CORS_ORIGINS", "https://a.example/")],
+                &["cors-origin-path"],
+            ),
+            (
+                &[("FERRIO_CORS_ORIGINS", "a.example")],
+                &["cors-origin-scheme"],
+            ),
+            (
+                &[("FERRIO_HEARTBEAT_PING_INTERVAL", "60s")],
+                &["heartbeat-proxy-timeout"],
+            ),
+            (
+                &[("FERRIO_HEARTBEAT_UPGRADE_TIMEOUT", "1s")],
+                &["upgrade-timeout-short"],
+            ),
+            (
+                &[("FERRIO_HEARTBEAT_UPGRADE_TIMEOUT", "2")],
+                &["duration-unit"],
+            ),
+            (
+                &[("FERRIO_HEARTBEAT_PING_TIMEOUT", "60000s")],
+                &["duration-unit"],
+            ),
+            (
+                &[("FERRIO_ENGINE_TRANSPORTS", "websocket")],
+                &["transports-websocket-only"],
+            ),
+            (&[("FERRIO_ENGINE_TRANSPORTS", "")], &["transports-empty"]),
+            (
+                &[("FERRIO_LIMITS_MAX_PAYLOAD", "100000000")],
+                &["payload-huge"],
+            ),
+            (&[("FERRIO_AUTH_REQUIRE_AUTH", "1")], &["auth-no-key"]),
+            (
+                &[("FERRIO_AUTH_JWT_SECRET", "short")],
+                &["auth-weak-secret"],
+            ),
+            (&[("FERRIO_CLUSTER_NODES", "3")], &["cluster-no-adapter"]),
+            (
+                &[("FERRIO_CLUSTER_ADAPTER", "redis")],
+                &["cluster-redis-url"],
+            ),
+            (&[("FERRIO_SERVER_PATH", "io")], &["server-path"]),
+            (&[("FERRIO_LOG_LEVEL", "info,=")], &["log-level-invalid"]),
+            (&[("FERRIO_NOPE", "1")], &["env-unknown"]),
+            (
+                &[
+                    ("SOCKETIO_PING_TIMEOUT", "5s"),
+                    ("SOCKET_IO_PING_TIMEOUT", "6s"),
+                ],
+                &["env-alias-conflict"],
+            ),
+        ];
+        for (env, expected) in cases {
+            assert_eq!(ids(env), *expected, "{env:?}");
+        }
+    }
+
+    #[test]
+    fn plausible_durations_are_not_flagged() {
+        assert_eq!(
+            ids(&[("SOCKETIO_PING_TIMEOUT", "60000")]),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            ids(&[("SOCKETIO_PING_INTERVAL", "20s")]),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            ids(&[("SOCKETIO_PING_INTERVAL", "250ms")]),
+            Vec::<&str>::new()
+        );
+    }
+
+    #[test]
+    fn errors_sort_before_warnings() {
+        let found = lints(&[
+            ("FERRIO_ENGINE_TRANSPORTS", "websocket"),
+            ("FERRIO_CLUSTER_NODES", "2"),
+        ]);
+        assert_eq!(found[0].severity, Severity::Error);
+        assert_eq!(found[1].severity, Severity::Warning);
+    }
+}
