@@ -805,3 +805,54 @@ fn serve_refuses_an_unloadable_configuration() {
         "error: server.port = \"http\" from env FERRIO_SERVER_PORT: expected a whole number\n"
     );
 }
+
+#[test]
+fn serve_logs_as_configured_and_warns_of_lints() {
+    let dir = tmp();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_ferrio"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("FERRIO_LOG_FORMAT", "json")
+        .env("FERRIO_AUTH_JWT_SECRET", "short")
+        .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Server(child);
+    let stdout = server.0.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while !lines
+        .iter()
+        .any(|l: &String| l.contains("ferrio listening"))
+    {
+        let line = lines_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the server logs that it listens")
+            .unwrap();
+        lines.push(line);
+    }
+    let records: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    let warning = records
+        .iter()
+        .find(|r| r["level"] == "WARN")
+        .expect("the lint is logged");
+    assert!(warning["fields"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("warning[auth-weak-secret]: auth.jwt_secret is 5 bytes long"));
+}

@@ -489,6 +489,31 @@ mod tests {
     }
 
     #[test]
+    fn dotenv_is_read_but_never_loaded_into_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.env");
+        std::fs::write(
+            &path,
+            "FERRIO_TEST_NEVER_SET_PORT=1\nFERRIO_SERVER_PORT=4321\n",
+        )
+        .unwrap();
+        let inputs = Inputs {
+            env_file: Some(path.clone()),
+            ..Inputs::default()
+        };
+        let loaded = load(&inputs).unwrap();
+        assert_eq!(loaded.config.server.port, 4321);
+        assert_eq!(
+            loaded.origin("server.port").source,
+            Source::DotEnv {
+                path,
+                var: "FERRIO_SERVER_PORT".into()
+            }
+        );
+        assert!(std::env::var_os("FERRIO_TEST_NEVER_SET_PORT").is_none());
+    }
+
+    #[test]
     fn unknown_ferrio_variables_are_reported() {
         let loaded = load(&env(&[("FERRIO_PING_INTERVAL", "1s"), ("OTHER", "x")])).unwrap();
         assert_eq!(
