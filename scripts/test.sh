@@ -39,6 +39,7 @@ APT_NEEDS=(
   "git:git"
   "/usr/bin/chromium:chromium"
   "nginx:nginx"
+  "redis-server:redis-server"
 )
 
 # ---------------------------------------------------------------------------------------------

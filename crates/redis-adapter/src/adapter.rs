@@ -2,7 +2,7 @@
 //! to the other nodes through Redis.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -25,6 +25,9 @@ use crate::wire::{
 };
 
 type Response = (Value, Vec<Bytes>);
+
+/// Ack ids for broadcasts from other nodes that came without one: from 2^52 up.
+static REMOTE_ACK_IDS: AtomicU64 = AtomicU64::new(1 << 52);
 
 struct Ident {
     nsp: String,
@@ -251,8 +254,16 @@ impl AdapterInner {
         else {
             return;
         };
-        let (object, attachments) =
+        let (mut object, attachments) =
             extract(request.get("packet").unwrap_or(&Value::Null), &attachments);
+        // The Node adapter publishes the packet before numbering it: give it an id of ours,
+        // from a range the namespace's own counter does not reach (still exact in JavaScript).
+        if object.get("id").and_then(Value::as_u64).is_none() {
+            if let Value::Object(map) = &mut object {
+                let id = REMOTE_ACK_IDS.fetch_add(1, Ordering::Relaxed);
+                map.insert("id".into(), Value::from(id));
+            }
+        }
         let packet = match packet_from_object(&object, attachments, &ident.nsp) {
             Ok(packet) => packet,
             Err(error) => {

@@ -1,0 +1,316 @@
+//! A Ferrio node and a Node Socket.IO node (`socket.io` + the official `@socket.io/redis-adapter`)
+//! sharing one `redis-server`, and the official `@socket.io/redis-emitter` reaching Ferrio
+//! clients. The npm packages are those of `tests/redis/package.json`, installed with `npm ci`
+//! when `node_modules` is missing.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Once;
+use std::time::Duration;
+
+use common::{Frame, Node, RedisServer, WsClient, WAIT};
+use ferrio_socketio::Payload;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::time::timeout;
+
+const QUIET: Duration = Duration::from_millis(300);
+
+fn npm_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/redis")
+}
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+fn skip(why: &str) {
+    if ci() {
+        panic!("{why}");
+    }
+    eprintln!("\n*** SKIPPED: {why} ***\n");
+}
+
+/// Whether `node` and the npm packages are there (installing them once if needed).
+fn node_ready() -> bool {
+    static INSTALL: Once = Once::new();
+    let has_node = std::process::Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_node {
+        skip("node is not installed");
+        return false;
+    }
+    let dir = npm_dir();
+    INSTALL.call_once(|| {
+        if !dir.join("node_modules/@socket.io/redis-adapter").exists() {
+            let status = std::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir)
+                .status();
+            assert!(
+                status.is_ok_and(|s| s.success()),
+                "npm ci in {}",
+                dir.display()
+            );
+        }
+    });
+    true
+}
+
+/// A Node Socket.IO server with the official Redis adapter, killed when dropped.
+struct NodeServer {
+    _child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl NodeServer {
+    async fn start(redis_url: &str) -> Self {
+        let mut child = Command::new("node")
+            .arg("node-server.js")
+            .arg(redis_url)
+            .current_dir(npm_dir())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn node");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = timeout(WAIT, lines.next_line())
+            .await
+            .expect("node started in time")
+            .expect("read")
+            .expect("a line");
+        let port: u16 = line
+            .strip_prefix("ready ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected output: {line}"));
+        Self {
+            _child: child,
+            addr: ([127, 0, 0, 1], port).into(),
+        }
+    }
+
+    async fn client(&self) -> WsClient {
+        let mut client = WsClient::connect(self.addr).await;
+        client.join().await;
+        client
+    }
+}
+
+/// A Redis, a Ferrio node and a Node node, both subscribed.
+async fn mixed() -> Option<(RedisServer, Node, NodeServer)> {
+    if !node_ready() {
+        return None;
+    }
+    let redis = RedisServer::start().await?;
+    let ferrio = Node::start(&redis.url()).await;
+    let node = NodeServer::start(&redis.url()).await;
+    redis.wait_nodes(2).await;
+    Some((redis, ferrio, node))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_cross_between_ferrio_and_node_both_ways() {
+    let Some((_redis, ferrio, node)) = mixed().await else {
+        return;
+    };
+    let mut f = ferrio.client().await;
+    let mut n = node.client().await;
+
+    // Ferrio -> Node, JSON and binary.
+    ferrio.io.emit("hello", json!({ "a": 1 })).expect("emit");
+    f.expect(r#"42["hello",{"a":1}]"#).await;
+    n.expect(r#"42["hello",{"a":1}]"#).await;
+    let mut payload = Payload::new();
+    payload.push_binary(vec![9u8, 8]);
+    ferrio
+        .io
+        .of("/")
+        .broadcast()
+        .emit_payload("blob", payload)
+        .expect("emit");
+    for client in [&mut f, &mut n] {
+        client
+            .expect(r#"451-["blob",{"_placeholder":true,"num":0}]"#)
+            .await;
+        assert_eq!(client.frame().await, Frame::Binary(vec![9, 8]));
+    }
+
+    // Node -> Ferrio.
+    n.send(r#"42["relay","from-node",{"x":[1,"two",null]},3.5]"#)
+        .await;
+    for client in [&mut f, &mut n] {
+        client
+            .expect(r#"42["from-node",{"x":[1,"two",null]},3.5]"#)
+            .await;
+    }
+
+    // Node -> a room with a Ferrio socket in it.
+    ferrio.join(&f.sid, "vip");
+    n.send(r#"42["relay-to","vip","v",1]"#).await;
+    f.expect(r#"42["v",1]"#).await;
+    // Ferrio -> a room with a Node socket in it.
+    n.send(r#"421["join","club"]"#).await;
+    n.expect("431[]").await;
+    ferrio.io.to("club").emit("c", 2).expect("emit");
+    n.expect(r#"42["c",2]"#).await;
+
+    f.expect_nothing(QUIET).await;
+    n.expect_nothing(QUIET).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_sockets_and_acks_span_ferrio_and_node() {
+    let Some((_redis, ferrio, node)) = mixed().await else {
+        return;
+    };
+    let mut f = ferrio.client().await;
+    let mut n = node.client().await;
+    ferrio.join(&f.sid, "vip");
+
+    // Ferrio asks: the Node node answers REMOTE_FETCH.
+    let sockets = ferrio.io.of("/").broadcast().fetch_sockets().await;
+    let mut ids: Vec<String> = sockets.iter().map(|s| s.id.to_string()).collect();
+    ids.sort();
+    let mut expected = vec![f.sid.clone(), n.sid.clone()];
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    // Node asks: Ferrio answers.
+    n.send(r#"421["fetch"]"#).await;
+    let answer = n.recv().await;
+    let list: Value =
+        serde_json::from_str(answer.strip_prefix("431").expect("an ack")).expect("JSON");
+    let ferrio_entry = list[0]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|s| s["id"] == f.sid.as_str())
+        .unwrap_or_else(|| panic!("Ferrio's socket in {list}"))
+        .clone();
+    let mut rooms = vec![f.sid.clone(), "vip".to_owned()];
+    rooms.sort();
+    assert_eq!(ferrio_entry["rooms"], json!(rooms));
+
+    // Node broadcasts asking for acks: the Ferrio client's answer reaches it.
+    n.send(r#"422["ask"]"#).await;
+    for (client, answer) in [(&mut f, "\"fa\""), (&mut n, "\"na\"")] {
+        let ask = client.recv().await;
+        let id = ask
+            .strip_prefix("42")
+            .and_then(|rest| rest.strip_suffix(r#"["q",1]"#))
+            .unwrap_or_else(|| panic!("an ask: {ask}"));
+        client.send(&format!("43{id}[{answer}]")).await;
+    }
+    n.expect(r#"432[["fa","na"]]"#).await;
+
+    // Ferrio broadcasts asking for acks: the Node client's answer comes back.
+    let io = ferrio.io.clone();
+    let acks = tokio::spawn(async move {
+        io.of("/")
+            .broadcast()
+            .timeout(Duration::from_secs(3))
+            .emit_with_ack("q2", Payload::new())
+            .await
+            .expect("emit")
+    });
+    for (client, answer) in [(&mut f, "\"fa\""), (&mut n, "\"na\"")] {
+        let ask = client.recv().await;
+        let id = ask
+            .strip_prefix("42")
+            .and_then(|rest| rest.strip_suffix(r#"["q2"]"#))
+            .unwrap_or_else(|| panic!("an ask: {ask}"));
+        client.send(&format!("43{id}[{answer}]")).await;
+    }
+    let mut answers: Vec<String> = acks
+        .await
+        .expect("join")
+        .iter()
+        .map(|r| {
+            r.result
+                .as_ref()
+                .expect("answered")
+                .get::<String>(0)
+                .expect("a string")
+        })
+        .collect();
+    answers.sort();
+    assert_eq!(answers, ["fa", "na"]);
+
+    // Node makes every socket join a room: the Ferrio socket joins.
+    n.send(r#"42["join-all","everyone"]"#).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !ferrio
+        .io
+        .of("/")
+        .adapter()
+        .rooms()
+        .iter()
+        .any(|r| &**r == "everyone")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never joined");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_emitter_reaches_ferrio_clients() {
+    if !node_ready() {
+        return;
+    }
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let ferrio = Node::start(&redis.url()).await;
+    redis.wait_nodes(1).await;
+    let mut vip = ferrio.client().await;
+    let mut other = ferrio.client().await;
+    ferrio.join(&vip.sid, "vip");
+
+    let status = timeout(
+        WAIT,
+        Command::new("node")
+            .arg("emit.js")
+            .arg(redis.url())
+            .current_dir(npm_dir())
+            .kill_on_drop(true)
+            .status(),
+    )
+    .await
+    .expect("the emitter finished in time")
+    .expect("ran node");
+    assert!(status.success());
+
+    for client in [&mut vip, &mut other] {
+        client
+            .expect(r#"451-["from-emitter",{"n":1},{"_placeholder":true,"num":0}]"#)
+            .await;
+        assert_eq!(client.frame().await, Frame::Binary(vec![1, 2, 3]));
+    }
+    vip.expect(r#"42["vip-only","x"]"#).await;
+    other.expect(r#"42["not-vip",2.5]"#).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let rooms = ferrio
+            .io
+            .of("/")
+            .adapter()
+            .socket_rooms(&ferrio_socketio::SocketId::from_string(vip.sid.as_str()));
+        if rooms.iter().any(|r| &**r == "vip2") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "socketsJoin never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    vip.expect_nothing(QUIET).await;
+    other.expect_nothing(QUIET).await;
+}
