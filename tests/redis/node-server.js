@@ -34,6 +34,10 @@ async function main() {
       cb(answers.sort());
     });
     socket.on("join-all", (room) => io.socketsJoin(room));
+    socket.on("all-rooms", async (cb) => {
+      const rooms = await io.of("/").adapter.allRooms();
+      cb([...rooms].sort());
+    });
   });
   httpServer.listen(0, "127.0.0.1", () => {
     console.log(`ready ${httpServer.address().port}`);

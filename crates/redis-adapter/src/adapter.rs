@@ -362,6 +362,39 @@ impl AdapterInner {
         Some((pending, others))
     }
 
+    /// How many nodes serve this namespace (PUBSUB NUMSUB of its request channel), this one
+    /// included; 1 when Redis cannot say.
+    pub(crate) async fn server_count(&self) -> usize {
+        let Some(ident) = self.ident() else { return 1 };
+        self.shared
+            .num_sub(ident.channels.request.clone())
+            .await
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// Every room with a member on any node (ALL_ROOMS).
+    pub(crate) async fn all_rooms(self: Arc<Self>) -> Vec<Room> {
+        let mut rooms: std::collections::BTreeSet<Room> = self.local.rooms().into_iter().collect();
+        let request = json!({ "type": RequestType::AllRooms as u8 });
+        if let Some((mut pending, others)) = self.send_request(request, None).await {
+            let deadline = Instant::now() + self.shared.config.requests_timeout;
+            let mut answered = 0;
+            while answered < others {
+                let Ok(Some((response, _))) = timeout_at(deadline, pending.receiver.recv()).await
+                else {
+                    tracing::warn!(answered, others, "redis adapter: all_rooms timed out");
+                    break;
+                };
+                if response.get("rooms").is_some() {
+                    answered += 1;
+                    rooms.extend(opts_from_json(Some(&response)).rooms);
+                }
+            }
+        }
+        rooms.into_iter().collect()
+    }
+
     async fn remote_fetch(self: Arc<Self>, opts: BroadcastOptions) -> Vec<SocketInfo> {
         let request = json!({ "type": RequestType::RemoteFetch as u8, "opts": opts_json(&opts) });
         let Some((mut pending, others)) = self.send_request(request, None).await else {

@@ -95,7 +95,7 @@ impl Shared {
         let _ = self.changes.send(());
     }
 
-    fn adapter(&self, nsp: &str) -> Option<Arc<AdapterInner>> {
+    pub(crate) fn adapter(&self, nsp: &str) -> Option<Arc<AdapterInner>> {
         self.adapters
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -228,6 +228,29 @@ impl RedisNode {
     /// Whether both connections to Redis are up; for health checks.
     pub fn is_connected(&self) -> bool {
         self.shared.is_connected()
+    }
+
+    /// How many nodes (Ferrio or Node) serve namespace `nsp`, this one included, as Redis
+    /// counts the subscribers of its request channel; 0 when this node has no such namespace.
+    ///
+    /// Cancel-safe.
+    pub async fn server_count(&self, nsp: &str) -> usize {
+        match self.shared.adapter(nsp) {
+            Some(adapter) => adapter.server_count().await,
+            None => 0,
+        }
+    }
+
+    /// Every room of namespace `nsp` with a member on any node (sockets' own rooms included),
+    /// asked of the other nodes with [`RedisAdapterConfig::requests_timeout`]; empty when this
+    /// node has no such namespace.
+    ///
+    /// Cancel-safe.
+    pub async fn all_rooms(&self, nsp: &str) -> Vec<ferrio_socketio::Room> {
+        match self.shared.adapter(nsp) {
+            Some(adapter) => adapter.all_rooms().await,
+            None => Vec::new(),
+        }
     }
 
     /// Stops both connections; the adapters go on delivering locally.

@@ -171,6 +171,12 @@ async fn fetch_sockets_join_leave_and_disconnect_span_nodes() {
         .expect("c is described");
     assert!(remote_c.rooms.iter().any(|r| &**r == "blue"));
 
+    assert_eq!(nodes[0].redis.server_count("/").await, 3);
+    let rooms = nodes[0].redis.all_rooms("/").await;
+    for room in [&a.sid, &b.sid, &c.sid, &"blue".to_owned()] {
+        assert!(rooms.iter().any(|r| **r == **room), "{room} in {rooms:?}");
+    }
+
     let blue = nodes[1].io.to("blue").fetch_sockets().await;
     assert_eq!(blue.len(), 1);
     assert_eq!(blue[0].id.to_string(), c.sid);

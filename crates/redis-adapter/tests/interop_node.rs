@@ -198,8 +198,31 @@ async fn fetch_sockets_and_acks_span_ferrio_and_node() {
     rooms.sort();
     assert_eq!(ferrio_entry["rooms"], json!(rooms));
 
+    // ALL_ROOMS, both ways.
+    n.send(r#"421["join","club"]"#).await;
+    n.expect("431[]").await;
+    let rooms = ferrio.redis.all_rooms("/").await;
+    for room in [&f.sid, &n.sid, "vip", "club"] {
+        assert!(rooms.iter().any(|r| &**r == room), "{room} in {rooms:?}");
+    }
+    assert_eq!(ferrio.redis.server_count("/").await, 2);
+    n.send(r#"422["all-rooms"]"#).await;
+    let answer = n.recv().await;
+    let rooms: Value =
+        serde_json::from_str(answer.strip_prefix("432").expect("an ack")).expect("JSON");
+    for room in [&f.sid, &n.sid, "vip", "club"] {
+        assert!(
+            rooms[0]
+                .as_array()
+                .expect("a list")
+                .iter()
+                .any(|r| r == room),
+            "{room} in {rooms}"
+        );
+    }
+
     // Node broadcasts asking for acks: the Ferrio client's answer reaches it.
-    n.send(r#"422["ask"]"#).await;
+    n.send(r#"423["ask"]"#).await;
     for (client, answer) in [(&mut f, "\"fa\""), (&mut n, "\"na\"")] {
         let ask = client.recv().await;
         let id = ask
@@ -208,7 +231,7 @@ async fn fetch_sockets_and_acks_span_ferrio_and_node() {
             .unwrap_or_else(|| panic!("an ask: {ask}"));
         client.send(&format!("43{id}[{answer}]")).await;
     }
-    n.expect(r#"432[["fa","na"]]"#).await;
+    n.expect(r#"433[["fa","na"]]"#).await;
 
     // Ferrio broadcasts asking for acks: the Node client's answer comes back.
     let io = ferrio.io.clone();
