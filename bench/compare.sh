@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: Ferrio's examples/bench_server against the Node socket.io 4.8 reference
+# (bench/node-server.cjs), both implementing shared/bench/CONTRACT.md, measured by ferrio-bench.
+#
+#   bench/compare.sh                 full contract sizes (idle 10000/19000, echo 10 s, fanout 1000x2000 and 10000x200)
+#   QUICK=1 bench/compare.sh         quick sizes (idle 2000, echo 5 s, fanout 1000x200, churn 5 s)
+#
+# Environment: QUICK=1 (quick sizes), PIN=0 (don't pin; default server on CPU 1, loadgen on CPU 0),
+# ONLY="echo-100 fanout-1000" (run only these keys), PEERS="ferrio node" (servers to run),
+# PORT=47100 (first port; every run takes the next free one), OUT=bench/results/<utc-time> (results).
+#
+# Every measurement starts a fresh server, waits until its port accepts (<= 15 s), runs one
+# ferrio-bench scenario with --server-pid, then sends SIGTERM (SIGKILL after 5 s). The JSON line
+# of every run goes to $OUT/results.jsonl (with "peer" and "key" added); at the end a table shows
+# each metric for both servers and the ratio Ferrio / Node.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+QUICK=${QUICK:-0}
+PIN=${PIN:-1}
+PORT=${PORT:-47100}
+PEERS=${PEERS:-"ferrio node"}
+ONLY=${ONLY:-}
+OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+
+echo "== building (release) and installing the Node reference" >&2
+cargo build --release -q -p ferrio-bench
+cargo build --release -q -p ferrio-examples --example bench_server
+(cd bench && npm ci --no-audit --no-fund --loglevel=error >&2)
+LOADGEN=$ROOT/target/release/ferrio-bench
+
+# The contract: the soft fd limit raised to the hard limit (20000 here) for server and loadgen.
+ulimit -n "$(ulimit -Hn)"
+
+server_command() {
+    case $1 in
+        ferrio) echo "$ROOT/target/release/examples/bench_server" ;;
+        node) echo "node $ROOT/bench/node-server.cjs" ;;
+        *) echo "unknown peer $1" >&2; exit 2 ;;
+    esac
+}
+
+if [ "$PIN" = 1 ]; then
+    SRV_PIN=(taskset -c 1)
+    LG_PIN=(taskset -c 0)
+else
+    SRV_PIN=()
+    LG_PIN=()
+fi
+
+if [ "$QUICK" = 1 ]; then
+    SCENARIOS=(
+        "idle-2000|idle --conns 2000 --hold 5 --concurrency 100"
+        "echo-100|echo --conns 100 --duration 5 --warmup 1"
+        "echo-rate-5000|echo --conns 100 --duration 5 --warmup 1 --rate 5000"
+        "echo-pipe-16|echo --conns 100 --duration 5 --warmup 1 --inflight 16"
+        "fanout-1000|fanout --conns 1000 --msgs 200 --duration 10"
+        "churn-50|churn --duration 5 --concurrency 50"
+    )
+else
+    SCENARIOS=(
+        "idle-10000|idle --conns 10000 --hold 5 --concurrency 100"
+        "idle-19000|idle --conns 19000 --hold 5 --concurrency 100"
+        "echo-100|echo --conns 100 --duration 10 --warmup 2"
+        "echo-rate-5000|echo --conns 100 --duration 10 --warmup 2 --rate 5000"
+        "echo-pipe-16|echo --conns 100 --duration 10 --warmup 2 --inflight 16"
+        "fanout-1000|fanout --conns 1000 --msgs 2000 --duration 10"
+        "fanout-10000|fanout --conns 10000 --msgs 200 --duration 10"
+        "churn-50|churn --duration 10 --concurrency 50"
+    )
+fi
+
+port_open() { # port
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+wait_ready() { # port pid
+    local deadline=$((SECONDS + 15))
+    while [ $SECONDS -lt $deadline ]; do
+        kill -0 "$2" 2>/dev/null || return 1
+        # Ready once the port accepts and the server is still alive (not refused by a bind error).
+        if port_open "$1"; then sleep 0.2; kill -0 "$2" 2>/dev/null && return 0; return 1; fi
+        sleep 0.05
+    done
+    return 1
+}
+
+stop_server() { # pid
+    kill -TERM "$1" 2>/dev/null || return 0
+    for _ in $(seq 50); do
+        kill -0 "$1" 2>/dev/null || { wait "$1" 2>/dev/null || true; return 0; }
+        sleep 0.1
+    done
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+RESULTS=$OUT/results.jsonl
+: >"$RESULTS"
+for entry in "${SCENARIOS[@]}"; do
+    key=${entry%%|*}
+    args=${entry#*|}
+    if [ -n "$ONLY" ] && [[ " $ONLY " != *" $key "* ]]; then continue; fi
+    for peer in $PEERS; do
+        PORT=$((PORT + 1))
+        # Another process may listen there already: take the next port nobody answers on.
+        while port_open "$PORT"; do PORT=$((PORT + 1)); done
+        log=$OUT/$key-$peer.server.log
+        # shellcheck disable=SC2046 # the command is split into words on purpose
+        PORT=$PORT HOST=127.0.0.1 "${SRV_PIN[@]}" $(server_command "$peer") >"$log" 2>&1 &
+        pid=$!
+        if ! wait_ready "$PORT" "$pid"; then
+            echo "!! $peer did not listen on 127.0.0.1:$PORT within 15 s (see $log)" >&2
+            stop_server "$pid"
+            continue
+        fi
+        echo "== $key on $peer (pid $pid, port $PORT): ferrio-bench $args" >&2
+        # shellcheck disable=SC2086
+        line=$("${LG_PIN[@]}" "$LOADGEN" --port "$PORT" --server-pid "$pid" --label "$peer" --quiet $args \
+            2>"$OUT/$key-$peer.loadgen.log") || echo "!! loadgen failed on $key/$peer (see $OUT/$key-$peer.loadgen.log)" >&2
+        stop_server "$pid"
+        if [ -n "$line" ]; then
+            python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["peer"]=sys.argv[2]; r["key"]=sys.argv[3]; print(json.dumps(r))' \
+                "$line" "$peer" "$key" >>"$RESULTS"
+        fi
+        sleep 1
+    done
+done
+
+python3 - "$RESULTS" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+by = {(r["key"], r["peer"]): r for r in rows}
+keys = list(dict.fromkeys(r["key"] for r in rows))
+# (metric, better): "+" higher is better, "-" lower is better.
+metrics = {
+    "idle": [("kib_per_conn", "-"), ("conn_per_s", "+"), ("hs_p99_us", "-"), ("srv_cpu_ramp", "-"), ("lg_cpu_ramp", "")],
+    "echo": [("acks_per_s", "+"), ("rtt_p50_us", "-"), ("rtt_p99_us", "-"), ("rtt_p999_us", "-"), ("late_sends", "-"), ("srv_cpu", ""), ("lg_cpu", "")],
+    "fanout": [("deliveries_per_s", "+"), ("lat_p50_us", "-"), ("lat_p99_us", "-"), ("lost", "-"), ("srv_cpu", ""), ("lg_cpu", "")],
+    "churn": [("cycles_per_s", "+"), ("hs_p99_us", "-"), ("srv_cpu", ""), ("lg_cpu", "")],
+}
+print(f"{'key':<16}{'metric':<18}{'ferrio':>14}{'node':>14}{'ferrio/node':>13}")
+for key in keys:
+    f, n = by.get((key, "ferrio")), by.get((key, "node"))
+    scenario = (f or n)["scenario"]
+    for metric, better in metrics[scenario]:
+        fv = f.get(metric) if f else None
+        nv = n.get(metric) if n else None
+        ratio = f"{fv / nv:.2f}" if isinstance(fv, (int, float)) and isinstance(nv, (int, float)) and nv else "-"
+        hint = {"+": " (higher better)", "-": " (lower better)"}.get(better, "")
+        show = lambda v: "-" if v is None else str(v)
+        print(f"{key:<16}{metric:<18}{show(fv):>14}{show(nv):>14}{ratio:>13}{hint}")
+    for r in (f, n):
+        if r and r.get("first_error"):
+            print(f"{'':<16}{r['peer']} first_error: {r['first_error']} ({r.get('errors')} errors)")
+        if r and isinstance(r.get("lg_cpu"), (int, float)) and r["lg_cpu"] >= 0.9:
+            print(f"{'':<16}{r['peer']}: loadgen at {r['lg_cpu']} core: a loadgen ceiling, not a server one")
+PY
+echo "results: $RESULTS" >&2
