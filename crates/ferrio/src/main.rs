@@ -14,6 +14,7 @@
 mod cli;
 mod config;
 mod doctor;
+mod gateway;
 mod serve;
 
 use clap::Parser;

@@ -25,40 +25,14 @@ pub(crate) fn init_logging(log: &Log) {
 }
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
-    if config.auth.require_auth {
-        anyhow::bail!(
-            "auth.require_auth is true, but this build of ferrio cannot verify JWTs yet: \
-             refusing to start rather than let every client in"
-        );
-    }
     if config.cluster.adapter == AdapterKind::Redis {
         anyhow::bail!("cluster.adapter = \"redis\" is not available in this build of ferrio yet");
     }
     let io_config: SocketIoConfig = socketio_config(&config).map_err(anyhow::Error::msg)?;
     let path = mount_path(&config.server.path);
-    let log_connections = config.log.connections;
     let (service, io) = SocketIo::new(io_config);
-    io.ns("/", move |socket| {
-        if log_connections {
-            tracing::info!(
-                id = %socket.id(),
-                transport = ?socket.transport(),
-                remote = ?socket.handshake().remote_addr,
-                "connected"
-            );
-            socket.on_disconnect(|socket, reason| {
-                tracing::info!(id = %socket.id(), reason = ?reason, "disconnected");
-            });
-        } else {
-            tracing::debug!(id = %socket.id(), "connected");
-        }
-        // `ferrio doctor` measures an event round trip with this event: echo it back.
-        socket.on(crate::doctor::DOCTOR_EVENT, |_socket, event| {
-            if let Some(ack) = event.ack {
-                let _ = ack.send(event.payload);
-            }
-        });
-    });
+    let gateway = crate::gateway::install(&io, &config).map_err(anyhow::Error::msg)?;
+    tracing::info!("{}", gateway.describe());
     let mut app = Router::new()
         .route("/health", get(|| async { "ok" }))
         .route_service(&path, service.clone());

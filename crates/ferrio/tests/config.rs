@@ -80,7 +80,7 @@ fn zero_configuration_is_the_defaults_and_clean() {
     assert_eq!(lints(&out), "0 errors, 0 warnings\n");
     // Every line of the report is a `key = value`, a comment or the lint section.
     let settings = out.lines().filter(|l| l.contains(" = ")).count();
-    assert_eq!(settings, 36);
+    assert_eq!(settings, 48);
 }
 
 #[test]
@@ -420,7 +420,7 @@ fn loading_errors_exit_2_and_say_where() {
     assert_eq!(code, 2);
     assert_eq!(
         err,
-        "error: unknown key server.prot in typo.toml; [server] has: host, port, path\n"
+        "error: unknown key server.prot in typo.toml; [server] has: host, port, path, namespaces\n"
     );
     std::fs::write(d.join("section.toml"), "[sever]\nport = 1\n").unwrap();
     let (code, _, err) = check(d, &[], &["--config", "section.toml"]);
@@ -550,6 +550,43 @@ const LINT_CASES: &[(Vars, i32, &str)] = &[
         &[("FERRIO_CLUSTER_ADAPTER", "redis")],
         1,
         "error[cluster-redis-url]: cluster.adapter is \"redis\" but cluster.redis_url is empty\n  fix: set cluster.redis_url = \"redis://host:6379\"\n1 error, 0 warnings\n",
+    ),
+    (
+        &[("FERRIO_AUTH_JWKS_PATH", "/nonexistent/jwks.json")],
+        1,
+        "error[auth-key-invalid]: auth.jwks_path: cannot read /nonexistent/jwks.json: No such file or directory (os error 2)\n  fix: point the setting at a readable PEM public key or JWKS file, and make auth.jwt_algorithm (if set) match the configured keys\n1 error, 0 warnings\n",
+    ),
+    (
+        &[
+            ("FERRIO_AUTH_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("FERRIO_AUTH_JWT_ALGORITHM", "ES256"),
+        ],
+        1,
+        "error[auth-key-invalid]: auth.jwt_algorithm is ES256 but no configured key verifies ES256\n  fix: point the setting at a readable PEM public key or JWKS file, and make auth.jwt_algorithm (if set) match the configured keys\n1 error, 0 warnings\n",
+    ),
+    (
+        &[
+            ("FERRIO_AUTH_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("FERRIO_AUTH_REQUIRE_AUTH", "1"),
+            ("FERRIO_AUTH_ALLOW_ANONYMOUS", "1"),
+        ],
+        1,
+        "error[auth-anonymous-required]: auth.require_auth and auth.allow_anonymous are both true: a client without a token cannot be both refused and let in\n  fix: turn one of them off (require_auth refuses clients without a token)\n1 error, 0 warnings\n",
+    ),
+    (
+        &[("FERRIO_AUTH_ALLOW_ANONYMOUS", "1")],
+        0,
+        "warning[auth-anonymous-no-key]: auth.allow_anonymous is true but no key is set: every client is anonymous anyway, and gets only the rooms of rooms.public_join and rooms.public_publish\n  fix: set auth.jwt_secret, auth.jwt_public_key, auth.jwt_public_key_path or auth.jwks_path to authenticate users\n0 errors, 1 warning\n",
+    ),
+    (
+        &[("FERRIO_ROOMS_JOIN", "^a($")],
+        1,
+        "error[rooms-pattern-invalid]: rooms.join: \"^a($\" is not a regular expression (unclosed group)\n  fix: fix the pattern; e.g. \"^patient_[A-Za-z0-9]+$\" allows patient_ and letters or digits\n1 error, 0 warnings\n",
+    ),
+    (
+        &[("FERRIO_ROOMS_PUBLIC_JOIN", "lobby")],
+        0,
+        "warning[rooms-pattern-unanchored]: rooms.public_join: \"lobby\" is not anchored with ^ and $, so it matches any room that merely contains a match (\"admin\" allows \"not_admin_really\")\n  fix: write \"^lobby$\" to match whole room names\n0 errors, 1 warning\n",
     ),
     (
         &[("FERRIO_SERVER_PATH", "io")],

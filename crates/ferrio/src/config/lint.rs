@@ -64,6 +64,7 @@ const DURATION_RANGES: &[(&str, Duration)] = &[
     ("heartbeat.connect_timeout", Duration::from_secs(3600)),
     ("limits.polling_body_timeout", Duration::from_secs(3600)),
     ("recovery.window", Duration::from_secs(24 * 3600)),
+    ("auth.leeway", Duration::from_secs(3600)),
 ];
 
 fn lint(id: &'static str, severity: Severity, message: String, fix: impl Into<String>) -> Lint {
@@ -87,6 +88,7 @@ pub(crate) fn check(loaded: &Loaded) -> Vec<Lint> {
     payload(config, &mut out);
     log(config, &mut out);
     auth(config, &mut out);
+    rooms(config, &mut out);
     cluster(config, &mut out);
     environment(loaded, &mut out);
     out.sort_by_key(|l| std::cmp::Reverse(l.severity));
@@ -281,7 +283,7 @@ fn log(config: &Config, out: &mut Vec<Lint>) {
 
 fn auth(config: &Config, out: &mut Vec<Lint>) {
     let auth = &config.auth;
-    if auth.require_auth && auth.jwt_secret.is_empty() && auth.jwt_public_key.is_empty() {
+    if auth.require_auth && !auth.has_key() {
         out.push(lint(
             "auth-no-key",
             Severity::Error,
@@ -290,6 +292,36 @@ fn auth(config: &Config, out: &mut Vec<Lint>) {
                 .to_owned(),
             "set auth.jwt_secret (HS256) or auth.jwt_public_key (RS256, ES256); \
              `ferrio config init` writes a file with a generated secret",
+        ));
+    }
+    if let Err(e) = crate::gateway::auth::Verifier::from_config(auth) {
+        out.push(lint(
+            "auth-key-invalid",
+            Severity::Error,
+            e,
+            "point the setting at a readable PEM public key or JWKS file, and make \
+             auth.jwt_algorithm (if set) match the configured keys",
+        ));
+    }
+    if auth.require_auth && auth.allow_anonymous {
+        out.push(lint(
+            "auth-anonymous-required",
+            Severity::Error,
+            "auth.require_auth and auth.allow_anonymous are both true: a client without a token \
+             cannot be both refused and let in"
+                .to_owned(),
+            "turn one of them off (require_auth refuses clients without a token)",
+        ));
+    }
+    if auth.allow_anonymous && !auth.has_key() {
+        out.push(lint(
+            "auth-anonymous-no-key",
+            Severity::Warning,
+            "auth.allow_anonymous is true but no key is set: every client is anonymous anyway, \
+             and gets only the rooms of rooms.public_join and rooms.public_publish"
+                .to_owned(),
+            "set auth.jwt_secret, auth.jwt_public_key, auth.jwt_public_key_path or \
+             auth.jwks_path to authenticate users",
         ));
     }
     let len = auth.jwt_secret.len();
@@ -304,6 +336,42 @@ fn auth(config: &Config, out: &mut Vec<Lint>) {
             "use at least 32 random bytes, e.g. `openssl rand -hex 32`, or the secret \
              `ferrio config init` generates",
         ));
+    }
+}
+
+fn rooms(config: &Config, out: &mut Vec<Lint>) {
+    let rooms = &config.rooms;
+    let sets = [
+        ("rooms.join", &rooms.join),
+        ("rooms.publish", &rooms.publish),
+        ("rooms.public_join", &rooms.public_join),
+        ("rooms.public_publish", &rooms.public_publish),
+    ];
+    for (key, patterns) in sets {
+        for pattern in patterns {
+            if let Some(error) = crate::gateway::policy::pattern_error(key, pattern) {
+                out.push(lint(
+                    "rooms-pattern-invalid",
+                    Severity::Error,
+                    error,
+                    "fix the pattern; e.g. \"^patient_[A-Za-z0-9]+$\" allows patient_ and \
+                     letters or digits",
+                ));
+            } else if !(pattern.starts_with('^') && pattern.ends_with('$')) {
+                out.push(lint(
+                    "rooms-pattern-unanchored",
+                    Severity::Warning,
+                    format!(
+                        "{key}: {pattern:?} is not anchored with ^ and $, so it matches any room \
+                         that merely contains a match (\"admin\" allows \"not_admin_really\")"
+                    ),
+                    format!(
+                        "write \"^{}$\" to match whole room names",
+                        pattern.trim_start_matches('^').trim_end_matches('$')
+                    ),
+                ));
+            }
+        }
     }
 }
 
@@ -436,6 +504,34 @@ mod tests {
             (
                 &[("FERRIO_AUTH_JWT_SECRET", "short")],
                 &["auth-weak-secret"],
+            ),
+            (
+                &[
+                    ("FERRIO_AUTH_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+                    ("FERRIO_AUTH_JWT_ALGORITHM", "RS256"),
+                ],
+                &["auth-key-invalid"],
+            ),
+            (
+                &[("FERRIO_AUTH_JWKS_PATH", "/nonexistent/jwks.json")],
+                &["auth-key-invalid"],
+            ),
+            (
+                &[
+                    ("FERRIO_AUTH_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+                    ("FERRIO_AUTH_REQUIRE_AUTH", "1"),
+                    ("FERRIO_AUTH_ALLOW_ANONYMOUS", "1"),
+                ],
+                &["auth-anonymous-required"],
+            ),
+            (
+                &[("FERRIO_AUTH_ALLOW_ANONYMOUS", "1")],
+                &["auth-anonymous-no-key"],
+            ),
+            (&[("FERRIO_ROOMS_JOIN", "^a($")], &["rooms-pattern-invalid"]),
+            (
+                &[("FERRIO_ROOMS_PUBLIC_JOIN", "lobby")],
+                &["rooms-pattern-unanchored"],
             ),
             (&[("FERRIO_CLUSTER_NODES", "3")], &["cluster-no-adapter"]),
             (

@@ -22,6 +22,7 @@ pub(crate) struct Config {
     pub(crate) recovery: Recovery,
     pub(crate) log: Log,
     pub(crate) auth: Auth,
+    pub(crate) rooms: Rooms,
     pub(crate) api: Api,
     pub(crate) cluster: Cluster,
 }
@@ -33,6 +34,8 @@ pub(crate) struct Server {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) path: String,
+    /// Namespaces served: names (`/chat`) or globs (`/team-*`); `/` is always served.
+    pub(crate) namespaces: Vec<String>,
 }
 
 impl Default for Server {
@@ -41,6 +44,7 @@ impl Default for Server {
             host: "0.0.0.0".to_owned(),
             port: 3000,
             path: "/socket.io/".to_owned(),
+            namespaces: vec!["/".to_owned()],
         }
     }
 }
@@ -211,12 +215,71 @@ impl Default for Log {
 }
 
 /// Client authentication (JWT). Empty strings are "not set".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct Auth {
+    /// Refuse clients without a valid token (needs a key).
     pub(crate) require_auth: bool,
+    /// Let clients without a token in (anonymous) when a key is set.
+    pub(crate) allow_anonymous: bool,
+    /// HS256 secret.
     pub(crate) jwt_secret: String,
+    /// PEM public key (RS256 or ES256), as text.
     pub(crate) jwt_public_key: String,
+    /// A file holding a PEM public key (RS256 or ES256).
+    pub(crate) jwt_public_key_path: String,
+    /// A file holding a JWKS (`{"keys": [...]}`), keys chosen by the token's `kid`.
+    pub(crate) jwks_path: String,
+    /// `HS256`, `RS256` or `ES256`; empty accepts any algorithm the configured keys verify.
+    pub(crate) jwt_algorithm: String,
+    /// The cookie a token is read from, after the auth payload and the `Authorization` header.
+    pub(crate) cookie_name: String,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    #[serde(with = "serde_duration")]
+    pub(crate) leeway: Duration,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Self {
+            require_auth: false,
+            allow_anonymous: false,
+            jwt_secret: String::new(),
+            jwt_public_key: String::new(),
+            jwt_public_key_path: String::new(),
+            jwks_path: String::new(),
+            jwt_algorithm: String::new(),
+            cookie_name: "token".to_owned(),
+            leeway: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Auth {
+    /// Whether a key to verify tokens with is configured.
+    pub(crate) fn has_key(&self) -> bool {
+        !(self.jwt_secret.is_empty()
+            && self.jwt_public_key.is_empty()
+            && self.jwt_public_key_path.is_empty()
+            && self.jwks_path.is_empty())
+    }
+}
+
+/// Which rooms clients may join and publish to through the built-in `join`, `leave` and
+/// `publish` events, besides what their token's claims allow. Patterns are regular expressions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Rooms {
+    /// Rooms authenticated users may join.
+    pub(crate) join: Vec<String>,
+    /// Rooms authenticated users may publish to.
+    pub(crate) publish: Vec<String>,
+    /// Rooms anyone, anonymous clients included, may join.
+    pub(crate) public_join: Vec<String>,
+    /// Rooms anyone, anonymous clients included, may publish to.
+    pub(crate) public_publish: Vec<String>,
+    /// Whether a publisher also receives what it publishes (when it is in the room).
+    pub(crate) publish_to_sender: bool,
 }
 
 /// The HTTP API for backends.

@@ -1,0 +1,516 @@
+//! JWT verification: the keys from the configuration, where a client's token is found, and why
+//! a connection is refused.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferrio_socketio::{ConnectError, Handshake};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+
+use super::claims::Claims;
+use crate::config::model::Auth;
+
+/// The algorithms the gateway verifies.
+const SUPPORTED: [Algorithm; 3] = [Algorithm::HS256, Algorithm::RS256, Algorithm::ES256];
+
+/// Why a connection was refused: `data.reason` of the CONNECT_ERROR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// No token in the auth payload, the `Authorization` header or the cookie.
+    MissingToken,
+    /// Not a JWT, claims of the wrong shape, not valid yet (`nbf`), or an unsupported algorithm.
+    InvalidToken,
+    /// Past its `exp` (and the leeway).
+    ExpiredToken,
+    /// Signed with an algorithm or key id this server has no key for.
+    WrongKey,
+    /// The signature does not match the key.
+    BadSignature,
+    /// The token's `namespaces` claim does not allow this namespace.
+    NamespaceNotAllowed,
+}
+
+impl Reason {
+    /// The reason as sent to the client.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::InvalidToken => "invalid_token",
+            Self::ExpiredToken => "expired_token",
+            Self::WrongKey => "wrong_key",
+            Self::BadSignature => "bad_signature",
+            Self::NamespaceNotAllowed => "namespace_not_allowed",
+        }
+    }
+}
+
+/// A refused connection: a message for people and a reason for programs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    /// Why, for programs.
+    pub(crate) reason: Reason,
+    /// Why, for people.
+    pub(crate) message: String,
+}
+
+impl Refusal {
+    pub(crate) fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// The CONNECT_ERROR sent to the client: `{message, data: {reason}}`.
+    pub(crate) fn into_connect_error(self) -> ConnectError {
+        ConnectError::with_data(
+            self.message,
+            serde_json::json!({ "reason": self.reason.as_str() }),
+        )
+    }
+}
+
+/// One verifying key.
+struct KeyEntry {
+    algorithm: Algorithm,
+    /// The JWKS `kid`, for keys from a JWKS file.
+    kid: Option<String>,
+    key: DecodingKey,
+}
+
+/// Verifies tokens with the configured keys.
+pub(crate) struct Verifier {
+    keys: Vec<KeyEntry>,
+    leeway: Duration,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("algorithms", &self.algorithms())
+            .finish_non_exhaustive()
+    }
+}
+
+fn algorithm_name(algorithm: Algorithm) -> String {
+    format!("{algorithm:?}")
+}
+
+impl Verifier {
+    /// The verifier the configuration describes; `None` when no key is set. The error says
+    /// which setting is wrong and why.
+    pub(crate) fn from_config(auth: &Auth) -> Result<Option<Self>, String> {
+        let only = match auth.jwt_algorithm.trim().to_ascii_uppercase().as_str() {
+            "" => None,
+            "HS256" => Some(Algorithm::HS256),
+            "RS256" => Some(Algorithm::RS256),
+            "ES256" => Some(Algorithm::ES256),
+            other => {
+                return Err(format!(
+                    "auth.jwt_algorithm = {other:?} is not supported: use HS256, RS256 or ES256 \
+                     (or leave it empty to accept what the configured keys verify)"
+                ))
+            }
+        };
+        let mut keys = Vec::new();
+        if !auth.jwt_secret.is_empty() {
+            keys.push(KeyEntry {
+                algorithm: Algorithm::HS256,
+                kid: None,
+                key: DecodingKey::from_secret(auth.jwt_secret.as_bytes()),
+            });
+        }
+        if !auth.jwt_public_key.is_empty() {
+            keys.push(pem_key(
+                auth.jwt_public_key.as_bytes(),
+                "auth.jwt_public_key",
+            )?);
+        }
+        if !auth.jwt_public_key_path.is_empty() {
+            let path = &auth.jwt_public_key_path;
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("auth.jwt_public_key_path: cannot read {path}: {e}"))?;
+            keys.push(pem_key(
+                &pem,
+                &format!("auth.jwt_public_key_path ({path})"),
+            )?);
+        }
+        if !auth.jwks_path.is_empty() {
+            keys.extend(jwks_keys(&auth.jwks_path)?);
+        }
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        if let Some(only) = only {
+            keys.retain(|k| k.algorithm == only);
+            if keys.is_empty() {
+                return Err(format!(
+                    "auth.jwt_algorithm is {} but no configured key verifies {}",
+                    algorithm_name(only),
+                    algorithm_name(only)
+                ));
+            }
+        }
+        Ok(Some(Self {
+            keys,
+            leeway: auth.leeway,
+        }))
+    }
+
+    /// The algorithms some key verifies, without repeats.
+    pub(crate) fn algorithms(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for key in &self.keys {
+            let name = algorithm_name(key.algorithm);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// The leeway on `exp` and `nbf`.
+    pub(crate) fn leeway(&self) -> Duration {
+        self.leeway
+    }
+
+    /// Verifies a token and returns its claims.
+    pub(crate) fn verify(&self, token: &str) -> Result<Claims, Refusal> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| {
+            Refusal::new(
+                Reason::InvalidToken,
+                format!("invalid token: not a JWT ({e})"),
+            )
+        })?;
+        if !SUPPORTED.contains(&header.alg) {
+            return Err(Refusal::new(
+                Reason::InvalidToken,
+                format!(
+                    "invalid token: algorithm {} is not supported (HS256, RS256, ES256)",
+                    algorithm_name(header.alg)
+                ),
+            ));
+        }
+        let candidates: Vec<&KeyEntry> = self
+            .keys
+            .iter()
+            .filter(|k| k.algorithm == header.alg)
+            .filter(|k| match (&k.kid, &header.kid) {
+                (Some(kid), Some(wanted)) => kid == wanted,
+                _ => true,
+            })
+            .collect();
+        if candidates.is_empty() {
+            let kid = header
+                .kid
+                .as_ref()
+                .map(|k| format!(" and key id {k:?}"))
+                .unwrap_or_default();
+            return Err(Refusal::new(
+                Reason::WrongKey,
+                format!(
+                    "token signed with {}{kid}, but this server has no such key (it verifies {})",
+                    algorithm_name(header.alg),
+                    self.algorithms().join(", ")
+                ),
+            ));
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
+        // `sub` is checked below, with a clear message; `exp` is optional.
+        validation.set_required_spec_claims::<&str>(&[]);
+        let mut last = None;
+        for entry in candidates {
+            match jsonwebtoken::decode::<Claims>(token, &entry.key, &validation) {
+                Ok(data) if data.claims.sub.is_empty() => {
+                    return Err(Refusal::new(
+                        Reason::InvalidToken,
+                        "invalid token: the sub claim (the user id) is missing",
+                    ))
+                }
+                Ok(data) => return Ok(data.claims),
+                Err(e) => {
+                    let refusal = refusal_of(e.kind());
+                    if refusal.reason != Reason::BadSignature {
+                        return Err(refusal);
+                    }
+                    last = Some(refusal);
+                }
+            }
+        }
+        Err(last.expect("at least one candidate"))
+    }
+}
+
+fn refusal_of(kind: &ErrorKind) -> Refusal {
+    match kind {
+        ErrorKind::ExpiredSignature => Refusal::new(Reason::ExpiredToken, "token expired"),
+        ErrorKind::InvalidSignature => Refusal::new(
+            Reason::BadSignature,
+            "invalid token: bad signature (signed with another key)",
+        ),
+        ErrorKind::ImmatureSignature => {
+            Refusal::new(Reason::InvalidToken, "invalid token: not valid yet (nbf)")
+        }
+        ErrorKind::InvalidAlgorithm => Refusal::new(
+            Reason::WrongKey,
+            "token signed with an algorithm this server has no key for",
+        ),
+        ErrorKind::Json(e) => Refusal::new(
+            Reason::InvalidToken,
+            format!("invalid token: unexpected claims ({e})"),
+        ),
+        other => Refusal::new(Reason::InvalidToken, format!("invalid token ({other:?})")),
+    }
+}
+
+/// A PEM public key: RSA (RS256) or EC P-256 (ES256).
+fn pem_key(pem: &[u8], setting: &str) -> Result<KeyEntry, String> {
+    let text = String::from_utf8_lossy(pem);
+    if !text.contains("-----BEGIN") {
+        return Err(format!("{setting} is not a PEM key (no -----BEGIN line)"));
+    }
+    if text.contains("PRIVATE KEY") {
+        return Err(format!(
+            "{setting} is a private key: configure the public key only"
+        ));
+    }
+    if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+        return Ok(KeyEntry {
+            algorithm: Algorithm::RS256,
+            kid: None,
+            key,
+        });
+    }
+    if let Ok(key) = DecodingKey::from_ec_pem(pem) {
+        return Ok(KeyEntry {
+            algorithm: Algorithm::ES256,
+            kid: None,
+            key,
+        });
+    }
+    Err(format!(
+        "{setting} is neither an RSA nor an EC P-256 public key in PEM"
+    ))
+}
+
+/// The RS256 and ES256 keys of a JWKS file.
+fn jwks_keys(path: &str) -> Result<Vec<KeyEntry>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("auth.jwks_path: cannot read {path}: {e}"))?;
+    let set: JwkSet = serde_json::from_str(&text)
+        .map_err(|e| format!("auth.jwks_path: {path} is not a JWKS ({e})"))?;
+    let mut keys = Vec::new();
+    for (index, jwk) in set.keys.iter().enumerate() {
+        let key = DecodingKey::from_jwk(jwk)
+            .map_err(|e| format!("auth.jwks_path: key {index} of {path}: {e}"))?;
+        let unsupported = |what: String| {
+            format!(
+                "auth.jwks_path: key {index} of {path} is {what}: only RS256, ES256 and HS256 \
+                 keys are supported"
+            )
+        };
+        if !jwk.is_supported() {
+            return Err(unsupported("of an unsupported kind".to_owned()));
+        }
+        use jsonwebtoken::jwk::{AlgorithmParameters, KeyAlgorithm};
+        let algorithm = match (jwk.common.key_algorithm, &jwk.algorithm) {
+            (Some(KeyAlgorithm::RS256), _) | (None, AlgorithmParameters::RSA(_)) => {
+                Algorithm::RS256
+            }
+            (Some(KeyAlgorithm::ES256), _) | (None, AlgorithmParameters::EllipticCurve(_)) => {
+                Algorithm::ES256
+            }
+            (Some(KeyAlgorithm::HS256), _) | (None, AlgorithmParameters::OctetKey(_)) => {
+                Algorithm::HS256
+            }
+            (Some(other), _) => return Err(unsupported(format!("{other:?}"))),
+            (None, _) => return Err(unsupported("of an unsupported kind".to_owned())),
+        };
+        keys.push(KeyEntry {
+            algorithm,
+            kid: jwk.common.key_id.clone(),
+            key,
+        });
+    }
+    if keys.is_empty() {
+        return Err(format!("auth.jwks_path: {path} holds no key"));
+    }
+    Ok(keys)
+}
+
+/// Where a client's token is looked for, first found wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenSource {
+    /// `{token}` of the CONNECT auth payload.
+    Auth,
+    /// `Authorization: Bearer` of the handshake request.
+    Header,
+    /// The configured cookie of the handshake request.
+    Cookie,
+}
+
+/// The client's token and where it was found.
+pub(crate) fn find_token(
+    auth: &Value,
+    handshake: &Handshake,
+    cookie_name: &str,
+) -> Option<(String, TokenSource)> {
+    if let Some(token) = auth.get("token").and_then(Value::as_str) {
+        if !token.is_empty() {
+            return Some((token.to_owned(), TokenSource::Auth));
+        }
+    }
+    for value in handshake.headers.get_all(http::header::AUTHORIZATION) {
+        let Ok(value) = value.to_str() else { continue };
+        let value = value.trim();
+        if let Some((scheme, token)) = value.split_once(' ') {
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
+                return Some((token.trim().to_owned(), TokenSource::Header));
+            }
+        }
+    }
+    if cookie_name.is_empty() {
+        return None;
+    }
+    for value in handshake.headers.get_all(http::header::COOKIE) {
+        let Ok(value) = value.to_str() else { continue };
+        for pair in value.split(';') {
+            if let Some((name, token)) = pair.trim().split_once('=') {
+                let token = token.trim().trim_matches('"');
+                if name.trim() == cookie_name && !token.is_empty() {
+                    return Some((token.to_owned(), TokenSource::Cookie));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// How long until `exp` (plus the leeway) passes; zero when it has.
+pub(crate) fn until_expiry(exp: u64, leeway: Duration) -> Duration {
+    let deadline = UNIX_EPOCH + Duration::from_secs(exp) + leeway;
+    deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+
+    fn auth(secret: &str) -> Auth {
+        Auth {
+            jwt_secret: secret.to_owned(),
+            leeway: Duration::ZERO,
+            ..Auth::default()
+        }
+    }
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn hs(secret: &str, claims: Value) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn no_key_no_verifier() {
+        assert!(Verifier::from_config(&Auth::default()).unwrap().is_none());
+    }
+
+    #[test]
+    fn hs256_flows() {
+        let v = Verifier::from_config(&auth("s3cret")).unwrap().unwrap();
+        let ok = hs(
+            "s3cret",
+            serde_json::json!({"sub": "u1", "exp": now() + 60}),
+        );
+        assert_eq!(v.verify(&ok).unwrap().sub, "u1");
+        let expired = hs(
+            "s3cret",
+            serde_json::json!({"sub": "u1", "exp": now() - 10}),
+        );
+        assert_eq!(v.verify(&expired).unwrap_err().reason, Reason::ExpiredToken);
+        let other = hs("other", serde_json::json!({"sub": "u1"}));
+        assert_eq!(v.verify(&other).unwrap_err().reason, Reason::BadSignature);
+        let no_sub = hs("s3cret", serde_json::json!({"exp": now() + 60}));
+        assert_eq!(v.verify(&no_sub).unwrap_err().reason, Reason::InvalidToken);
+        let later = hs(
+            "s3cret",
+            serde_json::json!({"sub": "u1", "nbf": now() + 600}),
+        );
+        assert_eq!(v.verify(&later).unwrap_err().reason, Reason::InvalidToken);
+        assert_eq!(
+            v.verify("garbage").unwrap_err().reason,
+            Reason::InvalidToken
+        );
+    }
+
+    #[test]
+    fn algorithm_setting_is_checked() {
+        let mut config = auth("s");
+        config.jwt_algorithm = "RS256".into();
+        assert!(Verifier::from_config(&config)
+            .unwrap_err()
+            .contains("no configured key verifies RS256"));
+        config.jwt_algorithm = "none".into();
+        assert!(Verifier::from_config(&config)
+            .unwrap_err()
+            .contains("is not supported"));
+        let bad_pem = Auth {
+            jwt_public_key: "hello".into(),
+            ..Auth::default()
+        };
+        assert!(Verifier::from_config(&bad_pem)
+            .unwrap_err()
+            .contains("not a PEM key"));
+    }
+
+    #[test]
+    fn tokens_are_found_in_order() {
+        let mut handshake = Handshake {
+            uri: "/socket.io/?EIO=4".parse().unwrap(),
+            headers: http::HeaderMap::new(),
+            remote_addr: None,
+            issued_at: SystemTime::now(),
+        };
+        assert_eq!(
+            find_token(&serde_json::json!({}), &handshake, "token"),
+            None
+        );
+        handshake
+            .headers
+            .insert(http::header::COOKIE, "a=1; token=C; b=2".parse().unwrap());
+        assert_eq!(
+            find_token(&serde_json::json!({}), &handshake, "token"),
+            Some(("C".into(), TokenSource::Cookie))
+        );
+        assert_eq!(find_token(&serde_json::json!({}), &handshake, "jwt"), None);
+        handshake
+            .headers
+            .insert(http::header::AUTHORIZATION, "Bearer H".parse().unwrap());
+        assert_eq!(
+            find_token(&serde_json::json!({}), &handshake, "token"),
+            Some(("H".into(), TokenSource::Header))
+        );
+        assert_eq!(
+            find_token(&serde_json::json!({"token": "A"}), &handshake, "token"),
+            Some(("A".into(), TokenSource::Auth))
+        );
+    }
+}

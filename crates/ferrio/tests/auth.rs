@@ -1,0 +1,651 @@
+//! JWT authentication and room policy of `ferrio serve`, end to end: the built binary on a free
+//! 127.0.0.1 port with a configuration file in a temporary directory, and the official
+//! socket.io-client v4 (tests/interop/node_modules) in `node` scripts as the client.
+//!
+//! Without `node` or without `npm ci` in tests/interop these tests are skipped loudly, unless
+//! `CI=true`, where they fail. Every wait is bounded.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+/// The longest a node script may run.
+const SCRIPT_LIMIT: Duration = Duration::from_secs(30);
+/// An HS256 secret long enough not to draw the weak-secret warning.
+const SECRET: &str = "0123456789abcdef0123456789abcdef-test-secret";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop")
+}
+
+/// Whether node and the official client are here; without them, skip loudly (fail under CI).
+fn node_available() -> bool {
+    let node = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let client = interop_dir().join("node_modules/sio-client-v4").is_dir();
+    if node && client {
+        return true;
+    }
+    let what = if node {
+        "tests/interop/node_modules/sio-client-v4 (run `npm ci` in tests/interop)"
+    } else {
+        "node"
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{what} is missing, and CI=true: the auth tests cannot run");
+    }
+    eprintln!("SKIPPED: {what} is missing; the auth end-to-end test did not run");
+    false
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn sign(algorithm: Algorithm, key: &EncodingKey, kid: Option<&str>, claims: &Value) -> String {
+    let mut header = Header::new(algorithm);
+    header.kid = kid.map(str::to_owned);
+    encode(&header, claims, key).unwrap()
+}
+
+fn hs256(secret: &str, claims: &Value) -> String {
+    sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(secret.as_bytes()),
+        None,
+        claims,
+    )
+}
+
+fn pem_key(name: &str, algorithm: Algorithm) -> EncodingKey {
+    let pem = std::fs::read(fixture(name)).unwrap();
+    match algorithm {
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem).unwrap(),
+        Algorithm::ES256 => EncodingKey::from_ec_pem(&pem).unwrap(),
+        _ => unreachable!(),
+    }
+}
+
+/// A `ferrio serve` process, killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.path().join("server.log"));
+            eprintln!("server log:\n{}", log.unwrap_or_default());
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, target: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
+impl Server {
+    /// Starts the server with `config` (TOML, without `[server]`) and `namespaces` served, and
+    /// waits until it answers.
+    fn start(config: &str, namespaces: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let namespaces: Vec<String> = namespaces.iter().map(|n| format!("{n:?}")).collect();
+        let text = format!(
+            "[server]\nhost = \"127.0.0.1\"\nport = {port}\nnamespaces = [{}]\n\
+             [log]\nlevel = \"info,ferrio=debug\"\n{config}",
+            namespaces.join(", ")
+        );
+        std::fs::write(dir.path().join("ferrio.toml"), text).unwrap();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ferrio"))
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .args(["serve", "--config", "ferrio.toml", "--no-env-file"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let server = Server { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match http_get(port, "/health") {
+                Ok(answer) if answer.starts_with("HTTP/1.1 200") => break,
+                _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                other => panic!("the server never answered: {other:?}"),
+            }
+        }
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+/// Helpers every script gets: `connect(nsp, opts)` resolves to `{s}` or `{s, error}`,
+/// `ack(s, event, arg)`, `out(value)` prints a JSON line, `sleep(ms)`.
+const PRELUDE: &str = r#"
+const { io } = require("sio-client-v4");
+const URL = process.env.URL;
+const out = (o) => console.log(JSON.stringify(o));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const connect = (nsp, opts) => new Promise((resolve) => {
+  const s = io(URL + nsp, { forceNew: true, reconnection: false, ...opts });
+  s.once("connect", () => resolve({ s }));
+  s.once("connect_error", (e) => resolve({ s, error: { message: e.message, data: e.data } }));
+});
+const ack = (s, ev, arg) => s.timeout(5000).emitWithAck(ev, arg).catch((e) => ({ timeout: String(e) }));
+setTimeout(() => { out({ fatal: "script timeout" }); process.exit(2); }, 20000);
+"#;
+
+/// Runs `body` (an async function body) with node against `server`; the JSON lines it printed.
+fn script(server: &Server, body: &str) -> Vec<Value> {
+    let source = format!(
+        "{PRELUDE}\n(async () => {{\n{body}\nprocess.exit(0);\n}})().catch((e) => {{ out({{ fatal: String(e.stack) }}); process.exit(3); }});\n"
+    );
+    let mut child = Command::new("node")
+        .arg("-e")
+        .arg(&source)
+        .current_dir(interop_dir())
+        .env("URL", server.url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn node");
+    let deadline = Instant::now() + SCRIPT_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the node script ran over {SCRIPT_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        status.success(),
+        "node script failed ({status}):\n{stdout}\n{stderr}\nserver log:\n{}",
+        server.log()
+    );
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+/// Connects to `nsp` with `opts` (JSON) and prints the connection error, or `{connected: true}`.
+fn try_connect(server: &Server, nsp: &str, opts: &Value) -> Value {
+    let lines = script(
+        server,
+        &format!(
+            "const r = await connect({nsp:?}, {opts});\n\
+             out(r.error ? {{ error: r.error }} : {{ connected: true }});\n\
+             r.s.close();"
+        ),
+    );
+    lines.into_iter().next().expect("one line")
+}
+
+fn with_token(token: &str) -> Value {
+    json!({ "auth": { "token": token } })
+}
+
+fn refused(message: &str, reason: &str) -> Value {
+    json!({ "error": { "message": message, "data": { "reason": reason } } })
+}
+
+fn connected() -> Value {
+    json!({ "connected": true })
+}
+
+fn hs_config() -> String {
+    format!("[auth]\njwt_secret = {SECRET:?}\nleeway = \"0s\"\n")
+}
+
+#[test]
+fn hs256_valid_expired_wrong_key_and_missing() {
+    if !node_available() {
+        return;
+    }
+    let server = Server::start(&hs_config(), &["/"]);
+    let valid = hs256(SECRET, &json!({ "sub": "u1", "exp": now() + 600 }));
+    assert_eq!(try_connect(&server, "/", &with_token(&valid)), connected());
+    let no_exp = hs256(SECRET, &json!({ "sub": "u1" }));
+    assert_eq!(try_connect(&server, "/", &with_token(&no_exp)), connected());
+
+    let expired = hs256(SECRET, &json!({ "sub": "u1", "exp": now() - 60 }));
+    assert_eq!(
+        try_connect(&server, "/", &with_token(&expired)),
+        refused("token expired", "expired_token")
+    );
+    let other = hs256(
+        "another-secret-another-secret-another",
+        &json!({ "sub": "u1" }),
+    );
+    assert_eq!(
+        try_connect(&server, "/", &with_token(&other)),
+        refused(
+            "invalid token: bad signature (signed with another key)",
+            "bad_signature"
+        )
+    );
+    let rs = sign(
+        Algorithm::RS256,
+        &pem_key("rsa_private.pem", Algorithm::RS256),
+        None,
+        &json!({ "sub": "u1" }),
+    );
+    assert_eq!(
+        try_connect(&server, "/", &with_token(&rs)),
+        refused(
+            "token signed with RS256, but this server has no such key (it verifies HS256)",
+            "wrong_key"
+        )
+    );
+    let garbage = try_connect(&server, "/", &with_token("not.a.jwt"));
+    assert_eq!(
+        garbage["error"]["data"],
+        json!({ "reason": "invalid_token" })
+    );
+    assert!(
+        garbage["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid token: not a JWT"),
+        "{garbage}"
+    );
+    let no_sub = hs256(SECRET, &json!({ "exp": now() + 600 }));
+    assert_eq!(
+        try_connect(&server, "/", &with_token(&no_sub)),
+        refused(
+            "invalid token: the sub claim (the user id) is missing",
+            "invalid_token"
+        )
+    );
+    assert_eq!(
+        try_connect(&server, "/", &json!({})),
+        refused(
+            "authentication required: no token (send it as auth.token, an Authorization: \
+             Bearer header or the token cookie)",
+            "missing_token"
+        )
+    );
+    assert!(server.log().contains("connection refused: token expired"));
+}
+
+#[test]
+fn rs256_es256_from_pem_and_jwks() {
+    if !node_available() {
+        return;
+    }
+    let ec_public = std::fs::read_to_string(fixture("ec_public.pem")).unwrap();
+    let config = format!(
+        "[auth]\njwt_public_key_path = {:?}\njwt_public_key = {ec_public:?}\nleeway = \"0s\"\n",
+        fixture("rsa_public.pem").display().to_string()
+    );
+    let server = Server::start(&config, &["/"]);
+    let claims = json!({ "sub": "u2", "exp": now() + 600 });
+    let rs = sign(
+        Algorithm::RS256,
+        &pem_key("rsa_private.pem", Algorithm::RS256),
+        None,
+        &claims,
+    );
+    let es = sign(
+        Algorithm::ES256,
+        &pem_key("ec_private.pem", Algorithm::ES256),
+        None,
+        &claims,
+    );
+    assert_eq!(try_connect(&server, "/", &with_token(&rs)), connected());
+    assert_eq!(try_connect(&server, "/", &with_token(&es)), connected());
+    let other = sign(
+        Algorithm::RS256,
+        &pem_key("rsa_other_private.pem", Algorithm::RS256),
+        None,
+        &claims,
+    );
+    assert_eq!(
+        try_connect(&server, "/", &with_token(&other)),
+        refused(
+            "invalid token: bad signature (signed with another key)",
+            "bad_signature"
+        )
+    );
+    let hs = hs256(SECRET, &claims);
+    assert_eq!(
+        try_connect(&server, "/", &with_token(&hs)),
+        refused(
+            "token signed with HS256, but this server has no such key (it verifies ES256, RS256)",
+            "wrong_key"
+        )
+    );
+    drop(server);
+
+    let config = format!(
+        "[auth]\njwks_path = {:?}\n",
+        fixture("jwks.json").display().to_string()
+    );
+    let server = Server::start(&config, &["/"]);
+    let key = pem_key("rsa_private.pem", Algorithm::RS256);
+    let good = sign(Algorithm::RS256, &key, Some("test-rsa"), &claims);
+    assert_eq!(try_connect(&server, "/", &with_token(&good)), connected());
+    let unknown_kid = sign(Algorithm::RS256, &key, Some("rotated-away"), &claims);
+    assert_eq!(
+        try_connect(&server, "/", &with_token(&unknown_kid)),
+        refused(
+            "token signed with RS256 and key id \"rotated-away\", but this server has no such key \
+             (it verifies RS256)",
+            "wrong_key"
+        )
+    );
+}
+
+#[test]
+fn tokens_from_header_and_cookie_and_anonymous_access() {
+    if !node_available() {
+        return;
+    }
+    let config = format!(
+        "{}allow_anonymous = true\ncookie_name = \"jwt\"\n[rooms]\npublic_join = [\"^lobby$\"]\n",
+        hs_config()
+    );
+    let server = Server::start(&config, &["/"]);
+    let token = hs256(
+        SECRET,
+        &json!({ "sub": "u3", "exp": now() + 600, "rooms": ["team_*"] }),
+    );
+    // The claims' rooms are granted only when the token was read: a join proves it.
+    let body = format!(
+        r#"
+for (const [name, opts] of [
+  ["header", {{ extraHeaders: {{ authorization: "Bearer {token}" }} }}],
+  ["cookie", {{ extraHeaders: {{ cookie: "a=b; jwt={token}" }} }}],
+  ["anonymous", {{}}],
+]) {{
+  const r = await connect("/", opts);
+  out({{ name, error: r.error || null, team: await ack(r.s, "join", {{ room: "team_a" }}),
+         lobby: await ack(r.s, "join", {{ room: "lobby" }}) }});
+  r.s.close();
+}}
+"#
+    );
+    let lines = script(&server, &body);
+    let ok = |room: &str| json!({ "ok": true, "room": room });
+    assert_eq!(
+        lines,
+        vec![
+            json!({ "name": "header", "error": null, "team": ok("team_a"), "lobby": ok("lobby") }),
+            json!({ "name": "cookie", "error": null, "team": ok("team_a"), "lobby": ok("lobby") }),
+            json!({ "name": "anonymous", "error": null,
+                    "team": { "ok": false, "error": "not allowed to join room team_a" },
+                    "lobby": ok("lobby") }),
+        ]
+    );
+    // A bad token is refused even where anonymous clients are let in.
+    let bad = hs256(
+        "another-secret-another-secret-another",
+        &json!({ "sub": "x" }),
+    );
+    assert_eq!(
+        try_connect(
+            &server,
+            "/",
+            &json!({ "extraHeaders": { "cookie": format!("jwt={bad}") } })
+        )["error"]["data"],
+        json!({ "reason": "bad_signature" })
+    );
+}
+
+#[test]
+fn namespaces_allowed_by_the_token() {
+    if !node_available() {
+        return;
+    }
+    let server = Server::start(&hs_config(), &["/", "/chat", "/team-*"]);
+    let token = hs256(
+        SECRET,
+        &json!({ "sub": "u4", "namespaces": ["/chat", "/team-*"] }),
+    );
+    assert_eq!(
+        try_connect(&server, "/", &with_token(&token)),
+        refused(
+            "namespace / not allowed by the token",
+            "namespace_not_allowed"
+        )
+    );
+    assert_eq!(
+        try_connect(&server, "/chat", &with_token(&token)),
+        connected()
+    );
+    assert_eq!(
+        try_connect(&server, "/team-red", &with_token(&token)),
+        connected()
+    );
+    // A namespace the server does not serve is refused by the library as usual.
+    assert_eq!(
+        try_connect(&server, "/admin", &with_token(&token))["error"]["message"],
+        json!("Invalid namespace")
+    );
+    // Without the claim, every served namespace.
+    let any = hs256(SECRET, &json!({ "sub": "u4" }));
+    assert_eq!(try_connect(&server, "/", &with_token(&any)), connected());
+    assert_eq!(
+        try_connect(&server, "/chat", &with_token(&any)),
+        connected()
+    );
+}
+
+#[test]
+fn an_expiring_token_disconnects_the_socket() {
+    if !node_available() {
+        return;
+    }
+    let server = Server::start(&hs_config(), &["/"]);
+    let token = hs256(SECRET, &json!({ "sub": "u5", "exp": now() + 2 }));
+    let body = format!(
+        r#"
+const r = await connect("/", {{ auth: {{ token: "{token}" }} }});
+out({{ error: r.error || null }});
+const started = Date.now();
+const reason = await new Promise((resolve) => {{
+  r.s.on("disconnect", resolve);
+  setTimeout(() => resolve("still connected"), 8000);
+}});
+out({{ reason, after_ms: Date.now() - started }});
+r.s.close();
+"#
+    );
+    let lines = script(&server, &body);
+    assert_eq!(lines[0], json!({ "error": null }));
+    assert_eq!(
+        lines[1]["reason"],
+        json!("io server disconnect"),
+        "{lines:?}"
+    );
+    assert!(lines[1]["after_ms"].as_u64().unwrap() <= 3500, "{lines:?}");
+    assert!(server.log().contains("token expired: disconnecting"));
+}
+
+#[test]
+fn room_policy_join_publish_and_leave() {
+    if !node_available() {
+        return;
+    }
+    let config = format!(
+        "{}[rooms]\njoin = [\"^patient_[A-Za-z0-9]+$\"]\npublic_publish = [\"^lobby$\"]\n",
+        hs_config()
+    );
+    let server = Server::start(&config, &["/"]);
+    let token = |sub: &str| {
+        hs256(
+            SECRET,
+            &json!({ "sub": sub, "exp": now() + 600, "rooms": ["team_*"], "publish": ["team_*", "user:*"] }),
+        )
+    };
+    let (a, b, c) = (token("alice"), token("bob"), token("carol"));
+    let body = format!(
+        r#"
+const a = (await connect("/", {{ auth: {{ token: "{a}" }} }})).s;
+const b = (await connect("/", {{ auth: {{ token: "{b}" }} }})).s;
+const c = (await connect("/", {{ auth: {{ token: "{c}" }} }})).s;
+const got = {{ a: [], b: [], c: [] }};
+for (const [name, s] of [["a", a], ["b", b], ["c", c]]) {{
+  s.on("news", (data) => got[name].push(data));
+  s.on("dm", (data) => got[name].push({{ dm: data }}));
+}}
+out({{ join_patient: await ack(a, "join", {{ room: "patient_42" }}) }});
+out({{ join_bad_pattern: await ack(a, "join", {{ room: "patient_4-2" }}) }});
+out({{ join_admin: await ack(a, "join", {{ room: "admin" }}) }});
+out({{ join_team_a: await ack(a, "join", {{ room: "team_x" }}) }});
+out({{ join_team_b: await ack(b, "join", {{ room: "team_x" }}) }});
+out({{ join_invalid: await ack(a, "join", "team_x") }});
+out({{ publish: await ack(a, "publish", {{ room: "team_x", event: "news", data: {{ n: 1 }} }}) }});
+out({{ publish_refused: await ack(a, "publish", {{ room: "patient_42", event: "news", data: {{ n: 2 }} }}) }});
+out({{ publish_lobby: await ack(c, "publish", {{ room: "lobby", event: "news", data: {{ n: 3 }} }}) }});
+out({{ publish_user: await ack(c, "publish", {{ room: "user:bob", event: "dm", data: "hi bob" }}) }});
+out({{ leave: await ack(b, "leave", {{ room: "team_x" }}) }});
+out({{ leave_own: await ack(b, "leave", {{ room: "user:bob" }}) }});
+out({{ publish_after_leave: await ack(a, "publish", {{ room: "team_x", event: "news", data: {{ n: 4 }} }}) }});
+out({{ publish_reserved: await ack(a, "publish", {{ room: "team_x", event: "disconnect", data: 1 }}) }});
+await sleep(300);
+out({{ got }});
+a.close(); b.close(); c.close();
+"#
+    );
+    let lines = script(&server, &body);
+    let refused = |error: &str| json!({ "ok": false, "error": error });
+    let ok = |room: &str| json!({ "ok": true, "room": room });
+    let invalid = lines[5]["join_invalid"]["error"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(invalid.starts_with("invalid argument: "), "{lines:?}");
+    let reserved = lines[13]["publish_reserved"].clone();
+    assert_eq!(reserved["ok"], json!(false), "{lines:?}");
+    assert!(
+        reserved["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot publish \"disconnect\""),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines,
+        vec![
+            json!({ "join_patient": ok("patient_42") }),
+            json!({ "join_bad_pattern": refused("not allowed to join room patient_4-2") }),
+            json!({ "join_admin": refused("not allowed to join room admin") }),
+            json!({ "join_team_a": ok("team_x") }),
+            json!({ "join_team_b": ok("team_x") }),
+            json!({ "join_invalid": { "error": invalid } }),
+            json!({ "publish": ok("team_x") }),
+            json!({ "publish_refused": refused("not allowed to publish to room patient_42") }),
+            json!({ "publish_lobby": ok("lobby") }),
+            json!({ "publish_user": ok("user:bob") }),
+            json!({ "leave": ok("team_x") }),
+            json!({ "leave_own": refused("cannot leave room user:bob: it is the socket's own") }),
+            json!({ "publish_after_leave": ok("team_x") }),
+            json!({ "publish_reserved": reserved }),
+            // The sender is excluded, carol is not in team_x, bob left before n: 4, and the
+            // lobby has no member.
+            json!({ "got": { "a": [], "b": [{ "n": 1 }, { "dm": "hi bob" }], "c": [] } }),
+        ]
+    );
+    assert!(server
+        .log()
+        .contains("refused: not allowed to join room admin"));
+}
+
+#[test]
+fn publish_to_sender_when_configured() {
+    if !node_available() {
+        return;
+    }
+    let config = format!(
+        "{}[rooms]\npublic_join = [\"^lobby$\"]\npublic_publish = [\"^lobby$\"]\npublish_to_sender = true\n",
+        hs_config()
+    );
+    let server = Server::start(&config, &["/"]);
+    let token = hs256(SECRET, &json!({ "sub": "dave" }));
+    let body = format!(
+        r#"
+const a = (await connect("/", {{ auth: {{ token: "{token}" }} }})).s;
+const got = [];
+a.on("news", (d) => got.push(d));
+out(await ack(a, "join", {{ room: "lobby" }}));
+out(await ack(a, "publish", {{ room: "lobby", event: "news", data: "mine" }}));
+const deadline = Date.now() + 5000;
+while (got.length === 0 && Date.now() < deadline) await sleep(20);
+out({{ got }});
+a.close();
+"#
+    );
+    assert_eq!(
+        script(&server, &body),
+        vec![
+            json!({ "ok": true, "room": "lobby" }),
+            json!({ "ok": true, "room": "lobby" }),
+            json!({ "got": ["mine"] }),
+        ]
+    );
+}
