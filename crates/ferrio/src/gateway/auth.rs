@@ -391,12 +391,17 @@ pub(crate) fn find_token(
     None
 }
 
-/// How long until `exp` (plus the leeway) passes; zero when it has.
-pub(crate) fn until_expiry(exp: u64, leeway: Duration) -> Duration {
-    let deadline = UNIX_EPOCH + Duration::from_secs(exp) + leeway;
-    deadline
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO)
+/// How long until `exp` (plus the leeway) passes; zero when it has, `None` when it is beyond
+/// what the clock can represent.
+pub(crate) fn until_expiry(exp: u64, leeway: Duration) -> Option<Duration> {
+    let deadline = UNIX_EPOCH
+        .checked_add(Duration::from_secs(exp))?
+        .checked_add(leeway)?;
+    Some(
+        deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 #[cfg(test)]
@@ -426,6 +431,14 @@ mod tests {
             &EncodingKey::from_secret(secret.as_bytes()),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn expiry_delays() {
+        assert_eq!(until_expiry(0, Duration::ZERO), Some(Duration::ZERO));
+        assert_eq!(until_expiry(u64::MAX, Duration::ZERO), None);
+        let wait = until_expiry(now() + 100, Duration::from_secs(5)).unwrap();
+        assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(105));
     }
 
     #[test]

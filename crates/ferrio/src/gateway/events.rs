@@ -80,8 +80,11 @@ pub(crate) fn register(socket: &Arc<Socket>, gateway: &Arc<Gateway>) {
     });
 }
 
-fn identity(socket: &Arc<Socket>) -> Identity {
-    socket.data::<Identity>().unwrap_or(Identity::Anonymous)
+/// Who the socket is, as the connect middleware found.
+pub(crate) fn identity(socket: &Socket) -> Arc<Identity> {
+    socket
+        .data::<Arc<Identity>>()
+        .unwrap_or_else(|| Arc::new(Identity::Anonymous))
 }
 
 fn check_room(room: &str) -> Result<(), String> {

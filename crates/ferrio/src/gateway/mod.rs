@@ -104,7 +104,8 @@ impl Gateway {
     fn middleware(&self, socket: &Socket) -> Result<(), ConnectError> {
         match self.authenticate(socket) {
             Ok(identity) => {
-                socket.insert_data(identity);
+                // Shared: the event handlers read it on every join and publish.
+                socket.insert_data(Arc::new(identity));
                 Ok(())
             }
             Err(refusal) => {
@@ -122,7 +123,7 @@ impl Gateway {
 
     /// The connect handler: the user's room, the expiry timer, the built-in events.
     fn on_connection(self: &Arc<Self>, socket: &Arc<Socket>) {
-        let identity = socket.data::<Identity>().unwrap_or(Identity::Anonymous);
+        let identity = events::identity(socket);
         if self.log_connections {
             tracing::info!(
                 id = %socket.id(),
@@ -138,7 +139,7 @@ impl Gateway {
         } else {
             tracing::debug!(id = %socket.id(), "connected");
         }
-        if let Identity::User(claims) = &identity {
+        if let Identity::User(claims) = identity.as_ref() {
             socket.join(user_room(&claims.sub));
             if let (Some(exp), Some(verifier)) = (claims.exp, &self.verifier) {
                 schedule_expiry(socket, exp, verifier.leeway());
@@ -156,7 +157,9 @@ impl Gateway {
 
 /// Disconnects the socket when its token expires (`exp` plus the leeway).
 fn schedule_expiry(socket: &Arc<Socket>, exp: u64, leeway: std::time::Duration) {
-    let wait = until_expiry(exp, leeway);
+    let Some(wait) = until_expiry(exp, leeway) else {
+        return; // So far in the future that it never comes.
+    };
     let weak = Arc::downgrade(socket);
     let task = tokio::spawn(async move {
         tokio::time::sleep(wait).await;
