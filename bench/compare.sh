@@ -7,7 +7,8 @@
 #
 # Environment: QUICK=1 (quick sizes), PIN=0 (don't pin; default server on CPU 1, loadgen on CPU 0),
 # ONLY="echo-100 fanout-1000" (run only these keys), PEERS="ferrio node" (servers to run),
-# PORT=47100 (first port; every run takes the next free one), OUT=bench/results/<utc-time> (results).
+# PORT=21100 (first port, below the ephemeral range the loadgen's own sockets take; every
+# run takes the next free one), OUT=bench/results/<utc-time> (results).
 #
 # Every measurement starts a fresh server, waits until its port accepts (<= 15 s), runs one
 # ferrio-bench scenario with --server-pid, then sends SIGTERM (SIGKILL after 5 s). The JSON line
@@ -19,7 +20,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 QUICK=${QUICK:-0}
 PIN=${PIN:-1}
-PORT=${PORT:-47100}
+PORT=${PORT:-21100}
 PEERS=${PEERS:-"ferrio node"}
 ONLY=${ONLY:-}
 OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -104,18 +105,21 @@ for entry in "${SCENARIOS[@]}"; do
     args=${entry#*|}
     if [ -n "$ONLY" ] && [[ " $ONLY " != *" $key "* ]]; then continue; fi
     for peer in $PEERS; do
-        PORT=$((PORT + 1))
-        # Another process may listen there already: take the next port nobody answers on.
-        while port_open "$PORT"; do PORT=$((PORT + 1)); done
         log=$OUT/$key-$peer.server.log
-        # shellcheck disable=SC2046 # the command is split into words on purpose
-        PORT=$PORT HOST=127.0.0.1 "${SRV_PIN[@]}" $(server_command "$peer") >"$log" 2>&1 &
-        pid=$!
-        if ! wait_ready "$PORT" "$pid"; then
+        pid=
+        for _attempt in 1 2 3; do
+            PORT=$((PORT + 1))
+            # Another process may listen there already: take the next port nobody answers on.
+            while port_open "$PORT"; do PORT=$((PORT + 1)); done
+            # shellcheck disable=SC2046 # the command is split into words on purpose
+            PORT=$PORT HOST=127.0.0.1 "${SRV_PIN[@]}" $(server_command "$peer") >"$log" 2>&1 &
+            pid=$!
+            wait_ready "$PORT" "$pid" && break
             echo "!! $peer did not listen on 127.0.0.1:$PORT within 15 s (see $log)" >&2
             stop_server "$pid"
-            continue
-        fi
+            pid=
+        done
+        [ -n "$pid" ] || continue
         echo "== $key on $peer (pid $pid, port $PORT): ferrio-bench $args" >&2
         # shellcheck disable=SC2086
         line=$("${LG_PIN[@]}" "$LOADGEN" --port "$PORT" --server-pid "$pid" --label "$peer" --quiet $args \
