@@ -246,6 +246,21 @@ pub(crate) async fn close(mut ws: Ws, timeout: Duration) {
     let _ = tokio::time::timeout(timeout, work).await;
 }
 
+/// Runs `work` until `deadline` at the latest: a write the server never drains cannot hold a task
+/// past the run's end.
+pub(crate) async fn bounded<T>(
+    deadline: Instant,
+    work: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    match tokio::time::timeout_at(deadline.into(), work).await {
+        Ok(result) => result,
+        Err(_) => Err(
+            "still blocked at the run's hard deadline (a write the server did not drain?)"
+                .to_owned(),
+        ),
+    }
+}
+
 /// Opens `n` connections with at most `concurrency` handshakes in flight, each joining
 /// `join_room` when given, and returns those that succeeded with their handshake latencies (µs).
 /// Failures are counted in `errors`; `done` counts completed connections for progress lines.

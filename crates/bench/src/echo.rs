@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::conn::{classify, open_many, Errors, EventTemplate, Incoming, Ws, PONG};
+use crate::conn::{bounded, classify, open_many, Errors, EventTemplate, Incoming, Ws, PONG};
 use crate::procfs::CpuMark;
 use crate::{progress, CommonArgs, EchoArgs, Histogram, Report};
 
@@ -153,7 +153,7 @@ impl EchoConn {
 
 async fn closed_loop(mut ws: Ws, inflight: usize, shared: Arc<Shared>, phases: Phases) -> EchoConn {
     let mut conn = EchoConn::new(inflight);
-    let result = async {
+    let result = bounded(phases.stop + Duration::from_secs(1), async {
         tokio::time::sleep_until(phases.start.into()).await;
         for _ in 0..inflight.max(1) {
             conn.feed_echo(&mut ws, &shared).await?;
@@ -171,7 +171,7 @@ async fn closed_loop(mut ws: Ws, inflight: usize, shared: Arc<Shared>, phases: P
             shared.acks.fetch_add(acks, Ordering::Relaxed);
         }
         Ok::<_, String>(())
-    }
+    })
     .await;
     if let Err(error) = result {
         shared.errors.record(error);
@@ -187,7 +187,7 @@ async fn rate_loop(
     phases: Phases,
 ) -> EchoConn {
     let mut conn = EchoConn::new(16);
-    let result = async {
+    let result = bounded(phases.stop + Duration::from_secs(1), async {
         let stop = tokio::time::Instant::from_std(phases.stop);
         let mut next_at = phases.start + offset;
         loop {
@@ -218,7 +218,7 @@ async fn rate_loop(
             }
         }
         Ok::<_, String>(())
-    }
+    })
     .await;
     if let Err(error) = result {
         shared.errors.record(error);

@@ -9,7 +9,7 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::{watch, Notify};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::conn::{classify, open_many, Errors, Incoming, Ws, PONG};
+use crate::conn::{bounded, classify, open_many, Errors, Incoming, Ws, PONG};
 use crate::procfs::CpuMark;
 use crate::{progress, CommonArgs, FanoutArgs, Histogram, Report};
 
@@ -82,7 +82,7 @@ async fn receive(
         count: 0,
         last: None,
     };
-    let result = async {
+    let result = bounded(bound + Duration::from_secs(5), async {
         loop {
             let deadline = match *sent.borrow() {
                 Some((total, _)) if got.count >= total => break,
@@ -149,7 +149,7 @@ async fn receive(
             }
         }
         Ok(())
-    }
+    })
     .await;
     if let Err(error) = result {
         shared.errors.record(error);
@@ -168,12 +168,8 @@ async fn send(
     shared: &Shared,
     args: &FanoutArgs,
     send_end: Instant,
-) -> Result<Sent, (Sent, String)> {
-    let mut sent = Sent {
-        count: 0,
-        first: None,
-        last: None,
-    };
+    sent: &mut Sent,
+) -> Result<(), String> {
     let interval = Duration::from_millis(args.interval_ms);
     for seq in 0..args.msgs {
         if Instant::now() >= send_end {
@@ -189,7 +185,7 @@ async fn send(
                     break;
                 }
                 if Instant::now() >= send_end {
-                    return Ok(sent);
+                    return Ok(());
                 }
                 let _ = tokio::time::timeout(Duration::from_millis(10), notified).await;
             }
@@ -204,7 +200,7 @@ async fn send(
             .send(broadcast_message(id, ns, seq, args.payload_size))
             .await
         {
-            return Err((sent, format!("broadcast send: {e}")));
+            return Err(format!("broadcast send: {e}"));
         }
         sent.first.get_or_insert(now);
         sent.last = Some(now);
@@ -231,16 +227,15 @@ async fn send(
         .await;
         match acked {
             Ok(Ok(())) => sent.count += 1,
-            Ok(Err(error)) => return Err((sent, error)),
+            Ok(Err(error)) => return Err(error),
             Err(_) => {
-                return Err((
-                    sent,
-                    format!("broadcast {seq} not acknowledged after {ACK_TIMEOUT:?}"),
+                return Err(format!(
+                    "broadcast {seq} not acknowledged after {ACK_TIMEOUT:?}"
                 ))
             }
         }
     }
-    Ok(sent)
+    Ok(())
 }
 
 pub(crate) async fn run(
@@ -298,7 +293,7 @@ pub(crate) async fn run(
     let start = Instant::now();
     let send_end = start + duration;
     // Receivers stop by themselves at the latest here, even if the sender hangs.
-    let bound = send_end + super::fanout::ACK_TIMEOUT + drain;
+    let bound = send_end + ACK_TIMEOUT + Duration::from_secs(1) + drain;
     let (sent_tx, sent_rx) = watch::channel(None);
     let cap = args.msgs.min(1 << 20) as usize;
     let tasks: Vec<_> = receivers
@@ -316,13 +311,15 @@ pub(crate) async fn run(
             line
         });
     let cpu_start = CpuMark::now(common.server_pid);
-    let sent = match send(sender, &shared, args, send_end).await {
-        Ok(sent) => sent,
-        Err((sent, error)) => {
-            errors.record(error);
-            sent
-        }
+    let mut sent = Sent {
+        count: 0,
+        first: None,
+        last: None,
     };
+    let sending = send(sender, &shared, args, send_end, &mut sent);
+    if let Err(error) = bounded(send_end + ACK_TIMEOUT + Duration::from_secs(1), sending).await {
+        errors.record(error);
+    }
     let _ = sent_tx.send(Some((sent.count, Instant::now() + drain)));
     if !common.quiet {
         eprintln!(

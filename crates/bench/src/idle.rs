@@ -144,9 +144,13 @@ async fn hold(
             message = ws.next() => match message {
                 Some(Ok(message)) => match classify(&message) {
                     Incoming::Ping => {
-                        if let Err(error) = ws.send(Message::Text(PONG)).await {
-                            errors.record(format!("pong: {error}"));
-                            return false;
+                        match tokio::time::timeout_at(give_up, ws.send(Message::Text(PONG))).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(error)) => {
+                                errors.record(format!("pong: {error}"));
+                                return false;
+                            }
+                            Err(_) => return true,
                         }
                     }
                     Incoming::Closed => {

@@ -153,8 +153,8 @@ async fn echo_at_a_fixed_rate_sends_about_that_many() {
     let report = bench(port, "echo --conns 4 --duration 1 --warmup 0.2 --rate 200").await;
     assert_common(&report, "echo", port);
     let acks = num(&report, "acks");
-    // 200/s for 1 s: the schedule is exact, a timer tick either side at most.
-    assert!((190.0..=210.0).contains(&acks), "{acks}");
+    // 200/s for 1 s: the schedule is exact; a late timer moves a few sends across the edges.
+    assert!((180.0..=220.0).contains(&acks), "{acks}");
     assert!(num(&report, "late_sends") >= 0.0);
     assert_latencies(&report, "rtt");
 }
