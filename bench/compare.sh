@@ -3,7 +3,7 @@
 # (bench/node-server.cjs), both implementing shared/bench/CONTRACT.md, measured by ferrio-bench.
 #
 #   bench/compare.sh                 full contract sizes (idle 10000/19000, echo 10 s, fanout 1000x2000 and 10000x200)
-#   QUICK=1 bench/compare.sh         quick sizes (idle 2000, echo 5 s, fanout 1000x200, churn 5 s)
+#   QUICK=1 bench/compare.sh         quick sizes (idle 2000, echo 5 s, fanout 1000x200, churn 5 s, poll 5 s)
 #
 # Environment: QUICK=1 (quick sizes), PIN=0 (don't pin; default server on CPU 1, loadgen on CPU 0),
 # ONLY="echo-100 fanout-1000" (run only these keys), PEERS="ferrio node" (servers to run),
@@ -59,6 +59,7 @@ if [ "$QUICK" = 1 ]; then
         "echo-pipe-16|echo --conns 100 --duration 5 --warmup 1 --inflight 16"
         "fanout-1000|fanout --conns 1000 --msgs 200 --duration 10"
         "churn-50|churn --duration 5 --concurrency 50"
+        "poll-echo-10|poll --conns 10 --duration 5 --warmup 1"
     )
 else
     SCENARIOS=(
@@ -70,6 +71,7 @@ else
         "fanout-1000|fanout --conns 1000 --msgs 2000 --duration 10"
         "fanout-10000|fanout --conns 10000 --msgs 200 --duration 10"
         "churn-50|churn --duration 10 --concurrency 50"
+        "poll-echo-10|poll --conns 10 --duration 10 --warmup 2"
     )
 fi
 
@@ -144,6 +146,7 @@ metrics = {
     "echo": [("acks_per_s", "+"), ("rtt_p50_us", "-"), ("rtt_p99_us", "-"), ("rtt_p999_us", "-"), ("late_sends", "-"), ("srv_cpu", ""), ("lg_cpu", "")],
     "fanout": [("deliveries_per_s", "+"), ("lat_p50_us", "-"), ("lat_p99_us", "-"), ("lost", "-"), ("srv_cpu", ""), ("lg_cpu", "")],
     "churn": [("cycles_per_s", "+"), ("hs_p99_us", "-"), ("srv_cpu", ""), ("lg_cpu", "")],
+    "poll": [("acks_per_s", "+"), ("rtt_p50_us", "-"), ("rtt_p99_us", "-"), ("rtt_p999_us", "-"), ("srv_cpu", ""), ("lg_cpu", "")],
 }
 print(f"{'key':<16}{'metric':<18}{'ferrio':>14}{'node':>14}{'ferrio/node':>13}")
 for key in keys:

@@ -60,7 +60,8 @@ pub(crate) fn classify(message: &Message) -> Incoming<'_> {
     }
 }
 
-fn classify_socketio(text: &str) -> Incoming<'_> {
+/// Classifies a Socket.IO packet (the text of an Engine.IO message) without allocating.
+pub(crate) fn classify_socketio(text: &str) -> Incoming<'_> {
     let bytes = text.as_bytes();
     match bytes.first() {
         Some(b'1') => Incoming::Closed,
@@ -97,11 +98,16 @@ impl EventTemplate {
 
     /// The Engine.IO message for this event with ack id `id`: one allocation.
     pub(crate) fn message(&self, id: u64) -> Message {
+        Message::Text(Utf8Bytes::from(self.text(id)))
+    }
+
+    /// The Engine.IO packet text `42<id>[...]`.
+    pub(crate) fn text(&self, id: u64) -> String {
         let mut out = String::with_capacity(self.args.len() + 24);
         out.push_str("42");
         out.push_str(itoa::Buffer::new().format(id));
         out.push_str(&self.args);
-        Message::Text(Utf8Bytes::from(out))
+        out
     }
 }
 

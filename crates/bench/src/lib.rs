@@ -10,6 +10,7 @@
 //! - `fanout`: N receivers in room `r`, one more client broadcasts M payloads; deliveries/s,
 //!   delivery latency and lost deliveries.
 //! - `churn`: connect, Socket.IO connect and close in a loop; cycles/s and handshake latency.
+//! - `poll`: echo with ack over HTTP long-polling only: the polling client's round trip.
 //!
 //! Progress goes to stderr every second; at the end a summary table goes to stderr and one JSON
 //! line with the contract's field names to stdout. Every loop is bounded in count and in time.
@@ -23,6 +24,7 @@ mod echo;
 mod fanout;
 mod hist;
 mod idle;
+mod poll;
 mod procfs;
 mod progress;
 mod report;
@@ -84,6 +86,8 @@ pub enum Scenario {
     Fanout(FanoutArgs),
     /// Connect and disconnect in a loop: cycles/s.
     Churn(ChurnArgs),
+    /// Echo with ack over HTTP long-polling: the polling round trip.
+    Poll(PollArgs),
 }
 
 /// `idle` options.
@@ -169,6 +173,20 @@ pub struct ChurnArgs {
     pub max_cycles: u64,
 }
 
+/// `poll` options.
+#[derive(Debug, Clone, Args)]
+pub struct PollArgs {
+    /// Long-polling clients, one echo in flight each.
+    #[arg(long, default_value_t = 10)]
+    pub conns: usize,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds of load before the measurement starts.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+}
+
 impl CommonArgs {
     fn connect_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.connect_timeout.max(0.001))
@@ -196,6 +214,7 @@ pub async fn run_scenario(cli: &Cli) -> anyhow::Result<Report> {
         Scenario::Echo(_) => "echo",
         Scenario::Fanout(_) => "fanout",
         Scenario::Churn(_) => "churn",
+        Scenario::Poll(_) => "poll",
     };
     report.set("scenario", name);
     report.set("label", cli.common.label.as_str());
@@ -208,6 +227,7 @@ pub async fn run_scenario(cli: &Cli) -> anyhow::Result<Report> {
         Scenario::Echo(args) => echo::run(&cli.common, args, &errors, &mut report).await?,
         Scenario::Fanout(args) => fanout::run(&cli.common, args, &errors, &mut report).await?,
         Scenario::Churn(args) => churn::run(&cli.common, args, &errors, &mut report).await?,
+        Scenario::Poll(args) => poll::run(&cli.common, args, &errors, &mut report).await?,
     }
     report.set("errors", errors.count());
     if let Some(first) = errors.first() {

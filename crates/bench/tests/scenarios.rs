@@ -199,6 +199,16 @@ async fn churn_connects_and_disconnects_within_its_bounds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_echoes_over_long_polling() {
+    let port = start_server().await;
+    let report = bench(port, "poll --conns 3 --duration 0.5 --warmup 0.1").await;
+    assert_common(&report, "poll", port);
+    assert!(num(&report, "acks") > 0.0);
+    assert!(num(&report, "acks_per_s") > 0.0);
+    assert_latencies(&report, "rtt");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_is_not_there_is_an_error_in_the_result() {
     // Bind and drop: a port nobody listens on.
     let port = tokio::net::TcpListener::bind("127.0.0.1:0")
