@@ -53,6 +53,7 @@ fi
 
 if [ "$QUICK" = 1 ]; then
     SCENARIOS=(
+        "check|check"
         "idle-2000|idle --conns 2000 --hold 5 --concurrency 100"
         "echo-100|echo --conns 100 --duration 5 --warmup 1"
         "echo-rate-5000|echo --conns 100 --duration 5 --warmup 1 --rate 5000"
@@ -63,6 +64,7 @@ if [ "$QUICK" = 1 ]; then
     )
 else
     SCENARIOS=(
+        "check|check"
         "idle-10000|idle --conns 10000 --hold 5 --concurrency 100"
         "idle-19000|idle --conns 19000 --hold 5 --concurrency 100"
         "echo-100|echo --conns 100 --duration 10 --warmup 2"
@@ -142,6 +144,7 @@ by = {(r["key"], r["peer"]): r for r in rows}
 keys = list(dict.fromkeys(r["key"] for r in rows))
 # (metric, better): "+" higher is better, "-" lower is better.
 metrics = {
+    "check": [("passed", "+"), ("failed", "-")],
     "idle": [("kib_per_conn", "-"), ("conn_per_s", "+"), ("hs_p99_us", "-"), ("srv_cpu_ramp", "-"), ("lg_cpu_ramp", "")],
     "echo": [("acks_per_s", "+"), ("rtt_p50_us", "-"), ("rtt_p99_us", "-"), ("rtt_p999_us", "-"), ("late_sends", "-"), ("srv_cpu", ""), ("lg_cpu", "")],
     "fanout": [("deliveries_per_s", "+"), ("lat_p50_us", "-"), ("lat_p99_us", "-"), ("lost", "-"), ("srv_cpu", ""), ("lg_cpu", "")],

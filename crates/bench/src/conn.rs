@@ -151,16 +151,22 @@ pub(crate) async fn connect(port: u16, timeout: Duration) -> Result<(Ws, Duratio
     }
 }
 
-async fn handshake(port: u16) -> Result<Ws, String> {
+/// Opens the WebSocket only: the next message is the server's Engine.IO open packet.
+pub(crate) async fn open_websocket(port: u16) -> Result<Ws, String> {
     let tcp = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
         .await
         .map_err(|e| format!("tcp connect to 127.0.0.1:{port}: {e}"))?;
     tcp.set_nodelay(true)
         .map_err(|e| format!("TCP_NODELAY: {e}"))?;
     let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
-    let (mut ws, _) = client_async_with_config(url, tcp, Some(ws_config()))
+    let (ws, _) = client_async_with_config(url, tcp, Some(ws_config()))
         .await
         .map_err(|e| format!("websocket upgrade: {e}"))?;
+    Ok(ws)
+}
+
+async fn handshake(port: u16) -> Result<Ws, String> {
+    let mut ws = open_websocket(port).await?;
 
     let open = next_text(&mut ws).await?;
     match eio_ws::decode(eio_ws::Frame::Text(open.into()), ProtocolVersion::V4) {
@@ -194,11 +200,11 @@ async fn handshake(port: u16) -> Result<Ws, String> {
     }
 }
 
-async fn send(ws: &mut Ws, message: Message) -> Result<(), String> {
+pub(crate) async fn send(ws: &mut Ws, message: Message) -> Result<(), String> {
     ws.send(message).await.map_err(|e| format!("send: {e}"))
 }
 
-async fn next_text(ws: &mut Ws) -> Result<Utf8Bytes, String> {
+pub(crate) async fn next_text(ws: &mut Ws) -> Result<Utf8Bytes, String> {
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(text))) => return Ok(text),

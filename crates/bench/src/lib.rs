@@ -11,6 +11,7 @@
 //!   delivery latency and lost deliveries.
 //! - `churn`: connect, Socket.IO connect and close in a loop; cycles/s and handshake latency.
 //! - `poll`: echo with ack over HTTP long-polling only: the polling client's round trip.
+//! - `check`: the contract check, pass/fail per item.
 //!
 //! Progress goes to stderr every second; at the end a summary table goes to stderr and one JSON
 //! line with the contract's field names to stdout. Every loop is bounded in count and in time.
@@ -18,6 +19,7 @@
 //! [`run`] is the whole command line (a binary calls it with its arguments);
 //! [`run_scenario`] runs parsed arguments inside the caller's Tokio runtime.
 
+mod check;
 mod churn;
 mod conn;
 mod echo;
@@ -88,6 +90,9 @@ pub enum Scenario {
     Churn(ChurnArgs),
     /// Echo with ack over HTTP long-polling: the polling round trip.
     Poll(PollArgs),
+    /// The contract check: pass/fail per item (open packet, heartbeat, connect, echo, join,
+    /// broadcast).
+    Check,
 }
 
 /// `idle` options.
@@ -215,6 +220,7 @@ pub async fn run_scenario(cli: &Cli) -> anyhow::Result<Report> {
         Scenario::Fanout(_) => "fanout",
         Scenario::Churn(_) => "churn",
         Scenario::Poll(_) => "poll",
+        Scenario::Check => "check",
     };
     report.set("scenario", name);
     report.set("label", cli.common.label.as_str());
@@ -228,6 +234,7 @@ pub async fn run_scenario(cli: &Cli) -> anyhow::Result<Report> {
         Scenario::Fanout(args) => fanout::run(&cli.common, args, &errors, &mut report).await?,
         Scenario::Churn(args) => churn::run(&cli.common, args, &errors, &mut report).await?,
         Scenario::Poll(args) => poll::run(&cli.common, args, &errors, &mut report).await?,
+        Scenario::Check => check::run(&cli.common, &errors, &mut report).await?,
     }
     report.set("errors", errors.count());
     if let Some(first) = errors.first() {

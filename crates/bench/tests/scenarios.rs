@@ -209,6 +209,20 @@ async fn poll_echoes_over_long_polling() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_contract_check_passes_every_item() {
+    let port = start_server().await;
+    let report = bench(port, "check").await;
+    assert_common(&report, "check", port);
+    assert_eq!(num(&report, "failed"), 0.0, "{}", report.to_json_line());
+    assert_eq!(num(&report, "passed"), 8.0);
+    for (key, value) in report.fields() {
+        if key.starts_with("check_") {
+            assert_eq!(value, &Value::from("pass"), "{key}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_is_not_there_is_an_error_in_the_result() {
     // Bind and drop: a port nobody listens on.
     let port = tokio::net::TcpListener::bind("127.0.0.1:0")
