@@ -41,7 +41,8 @@ async fn emit_and_ack(
     seen: &mut Vec<String>,
 ) -> Result<String, String> {
     send(ws, Message::Text(Utf8Bytes::from(text))).await?;
-    loop {
+    // Bounded: a server that keeps sending other packets does not hold the check forever.
+    for _ in 0..1000 {
         let packet = next_socketio(ws).await?;
         if let Incoming::Ack(got, body) = classify_socketio(&packet) {
             if got == id {
@@ -50,6 +51,7 @@ async fn emit_and_ack(
         }
         seen.push(packet);
     }
+    Err(format!("no ack {id} among 1000 packets"))
 }
 
 fn verdict(
