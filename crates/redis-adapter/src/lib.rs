@@ -27,6 +27,21 @@
 //! [`RedisAdapterConfig::max_reconnect_delay`]); meanwhile local delivery goes on,
 //! [`RedisNode::is_connected`] is false and the metrics `ferrio_redis_connected`,
 //! `ferrio_redis_disconnects_total` and `ferrio_redis_publish_dropped_total` say so.
+//!
+//! # Compatibility with the Node packages
+//!
+//! Checked by `tests/interop_node.rs` against `socket.io` 4.8, `@socket.io/redis-adapter` 8.3
+//! (classic, not sharded) and `@socket.io/redis-emitter` 5.1 (`tests/redis/package.json`):
+//! broadcasts both ways (rooms, except, binary as msgpack `bin`), REMOTE_FETCH, ALL_ROOMS,
+//! REMOTE_JOIN / REMOTE_LEAVE / REMOTE_DISCONNECT, BROADCAST with acknowledgements both ways,
+//! PUBSUB NUMSUB as the server count, and the emitter (uid `emitter`).
+//!
+//! Not supported: SERVER_SIDE_EMIT (Ferrio has no server-side emit; such requests are ignored,
+//! so a Node `serverSideEmitWithAck` times out waiting for Ferrio nodes), the sharded adapter
+//! (`SPUBLISH`), the custom `parser` option (msgpack only) and `publishOnSpecificResponseChannel`
+//! is implied (Ferrio answers on the requester's own response channel, where Node listens).
+//! An acknowledgement from a Node node carries only the first argument and no socket id
+//! ([`ferrio_socketio::AckResponse::socket`] is then empty), as in the Node adapter.
 
 mod adapter;
 mod config;

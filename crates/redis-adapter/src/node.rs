@@ -451,10 +451,20 @@ async fn subscriber(
                 if let Some(shared) = shared.upgrade() {
                     shared.set_up(&shared.sub_up, true);
                 }
+                let mut last_seen = Instant::now();
                 loop {
                     tokio::select! {
+                        // A connection that went silent (half-open) is found by a PING.
+                        _ = tokio::time::sleep_until(last_seen + config.ping_interval) => {
+                            let pong = timeout(config.response_timeout, sink.ping::<redis::Value>()).await;
+                            if !matches!(pong, Ok(Ok(_))) {
+                                break;
+                            }
+                            last_seen = Instant::now();
+                        }
                         message = stream.next() => {
                             let Some(message) = message else { break };
+                            last_seen = Instant::now();
                             let Some(shared) = shared.upgrade() else { return };
                             shared.dispatch(message.get_channel_name(), message.get_payload_bytes());
                         }

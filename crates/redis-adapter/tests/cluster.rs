@@ -334,3 +334,23 @@ async fn redis_restarted_local_delivery_goes_on_and_the_cluster_heals() {
     a.expect("42[\"back\",0]").await;
     b.expect("42[\"back\",0]").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_checked_without_being_dropped() {
+    let redis = redis_or_skip!();
+    let nodes = cluster(&redis, 1).await;
+    // Several ping intervals (200 ms in these tests) on an idle cluster.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(nodes[0].redis.is_connected());
+    let clients = redis.client_list().await;
+    let subscriber = clients
+        .lines()
+        .find(|line| line.contains("psub=1"))
+        .unwrap_or_else(|| panic!("no subscriber in {clients}"));
+    let age: u64 = subscriber
+        .split(' ')
+        .find_map(|field| field.strip_prefix("age="))
+        .and_then(|age| age.parse().ok())
+        .expect("an age");
+    assert!(age >= 1, "the subscriber reconnected: {subscriber}");
+}

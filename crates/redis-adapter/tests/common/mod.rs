@@ -171,6 +171,23 @@ impl RedisServer {
         }
     }
 
+    /// `CLIENT LIST`.
+    pub(crate) async fn client_list(&self) -> String {
+        let client = redis::Client::open(self.url()).expect("url");
+        let mut conn = timeout(
+            Duration::from_secs(1),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .expect("connected in time")
+        .expect("connected");
+        redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut conn)
+            .await
+            .expect("CLIENT LIST")
+    }
+
     /// Waits until `count` nodes listen to the requests of namespace `/`.
     pub(crate) async fn wait_nodes(&self, count: usize) {
         let deadline = Instant::now() + WAIT;
