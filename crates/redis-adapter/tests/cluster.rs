@@ -354,3 +354,32 @@ async fn idle_connections_are_checked_without_being_dropped() {
         .expect("an age");
     assert!(age >= 1, "the subscriber reconnected: {subscriber}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_started_before_redis_join_the_cluster_when_it_comes_up() {
+    let mut redis = redis_or_skip!();
+    redis.kill();
+    let first = Node::start(&redis.url()).await;
+    let second = Node::start(&redis.url()).await;
+    let mut a = first.client().await;
+    let mut b = second.client().await;
+    // Redis is down: local delivery only.
+    first.io.emit("alone", 1).expect("emit");
+    a.expect("42[\"alone\",1]").await;
+    assert!(!first.redis.is_connected());
+
+    redis.restart().await;
+    redis.wait_nodes(2).await;
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    let mut n = 0;
+    loop {
+        second.io.emit("together", n).expect("emit");
+        b.expect(&format!("42[\"together\",{n}]")).await;
+        if let Some(frame) = a.frame_within(Duration::from_millis(300)).await {
+            assert_eq!(frame, common::Frame::Text(format!("42[\"together\",{n}]")));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never joined");
+        n += 1;
+    }
+}
