@@ -250,7 +250,12 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = Cli::parse_from(args);
+    run_cli(Cli::parse_from(args))
+}
+
+/// Runs parsed arguments as [`run`] does: for callers that embed [`Cli`] in their own command
+/// line (`ferrio bench`).
+pub fn run_cli(cli: Cli) -> anyhow::Result<Report> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(lg_threads(&cli.common))
         .enable_all()

@@ -23,6 +23,9 @@ pub(crate) enum Command {
     ///
     /// Exit status: 0 when no step failed, 1 when one did, 2 when nothing could be checked.
     Doctor(DoctorArgs),
+    /// Measure a Socket.IO server that implements the benchmark contract (idle, echo, fanout,
+    /// churn, poll, check): a summary table on stderr, one JSON line on stdout.
+    Bench(ferrio_bench::Cli),
 }
 
 /// How `ferrio serve` is configured.

@@ -10,6 +10,8 @@
 //! `ferrio doctor URL` walks a deployment step by step (TCP, handshake, CORS, long-polling,
 //! the WebSocket upgrade, heartbeat, namespaces, events) and says, for every step that fails,
 //! why and how to fix it.
+//!
+//! `ferrio bench ...` is the load generator of `crates/bench` (`docs/benchmarks.md`).
 
 mod cli;
 mod config;
@@ -56,6 +58,11 @@ fn main() -> anyhow::Result<()> {
             cli::ConfigCommand::Check(sources) => config::run_check(&sources),
             cli::ConfigCommand::Init(init) => config::run_init(&init),
         }),
+        // The load generator sizes its own runtime to the CPUs it may use.
+        cli::Command::Bench(args) => {
+            drop(runtime);
+            ferrio_bench::run_cli(args).map(|_| ())
+        }
         // The doctor's report is its whole output: no log lines are mixed into it.
         cli::Command::Doctor(args) => {
             let code = runtime.block_on(doctor::run(args));
