@@ -1,11 +1,17 @@
 //! `ferrio serve`: the server process.
 
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use ferrio_socketio::{SocketIo, SocketIoConfig};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::config::build::{mount_path, socketio_config};
 use crate::config::model::{AdapterKind, Config, Log, LogFormat};
@@ -24,18 +30,90 @@ pub(crate) fn init_logging(log: &Log) {
     }
 }
 
+/// The gauge of open Engine.IO connections, read at each scrape.
+const CONNECTIONS: &str = "ferrio_connections";
+/// The gauge of connected sockets per namespace, read at each scrape.
+const SOCKETS: &str = "ferrio_sockets";
+/// The content type of the Prometheus text format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
+
+/// What `GET /metrics` needs: the recorder's handle and the server it reads the gauges from.
+struct Scrape {
+    handle: PrometheusHandle,
+    io: SocketIo,
+    /// Namespaces given a `ferrio_sockets` value before, set to 0 once they are gone.
+    namespaces: Mutex<BTreeSet<String>>,
+}
+
+impl Scrape {
+    /// Updates the gauges read from the server, then renders every metric.
+    fn render(&self) -> String {
+        metrics::gauge!(CONNECTIONS).set(self.io.connection_count() as f64);
+        let mut seen = BTreeSet::new();
+        for namespace in self.io.namespaces() {
+            let name = namespace.name().to_owned();
+            metrics::gauge!(SOCKETS, "namespace" => name.clone())
+                .set(namespace.socket_count() as f64);
+            seen.insert(name);
+        }
+        let mut known = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
+        for gone in known.difference(&seen) {
+            metrics::gauge!(SOCKETS, "namespace" => gone.clone()).set(0.0);
+        }
+        known.extend(seen);
+        drop(known);
+        self.handle.run_upkeep();
+        self.handle.render()
+    }
+}
+
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     if config.cluster.adapter == AdapterKind::Redis {
         anyhow::bail!("cluster.adapter = \"redis\" is not available in this build of ferrio yet");
     }
+    // Installed before the server exists, so that no metric of the libraries is missed.
+    let recorder = if config.server.metrics {
+        Some(
+            PrometheusBuilder::new()
+                .install_recorder()
+                .context("cannot install the metrics recorder")?,
+        )
+    } else {
+        None
+    };
     let io_config: SocketIoConfig = socketio_config(&config).map_err(anyhow::Error::msg)?;
     let path = mount_path(&config.server.path);
     let (service, io) = SocketIo::new(io_config);
     let gateway = crate::gateway::install(&io, &config).map_err(anyhow::Error::msg)?;
     tracing::info!("{}", gateway.describe());
+    let shutting_down = Arc::new(AtomicBool::new(false));
+    let ready = {
+        let shutting_down = shutting_down.clone();
+        move || async move {
+            if shutting_down.load(Ordering::SeqCst) {
+                (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+            } else {
+                (StatusCode::OK, "ready")
+            }
+        }
+    };
     let mut app = Router::new()
         .route("/health", get(|| async { "ok" }))
-        .route_service(&path, service.clone());
+        .route("/ready", get(ready));
+    if let Some(handle) = recorder {
+        let scrape = Arc::new(Scrape {
+            handle,
+            io: io.clone(),
+            namespaces: Mutex::new(BTreeSet::new()),
+        });
+        app = app.route(
+            "/metrics",
+            get(move || async move {
+                ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], scrape.render()).into_response()
+            }),
+        );
+    }
+    let mut app = app.route_service(&path, service.clone());
     let bare = path.trim_end_matches('/');
     if !bare.is_empty() {
         app = app.route_service(bare, service);
@@ -58,6 +136,8 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         result = ferrio_socketio::serve(listener, app) => result.context("server failed")?,
         () = shutdown_signal() => {
             tracing::info!("shutting down: disconnecting clients");
+            // Readiness probes see it before the clients are told to go.
+            shutting_down.store(true, Ordering::SeqCst);
             io.close();
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         }

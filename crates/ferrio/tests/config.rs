@@ -80,7 +80,7 @@ fn zero_configuration_is_the_defaults_and_clean() {
     assert_eq!(lints(&out), "0 errors, 0 warnings\n");
     // Every line of the report is a `key = value`, a comment or the lint section.
     let settings = out.lines().filter(|l| l.contains(" = ")).count();
-    assert_eq!(settings, 48);
+    assert_eq!(settings, 49);
 }
 
 #[test]
@@ -420,7 +420,7 @@ fn loading_errors_exit_2_and_say_where() {
     assert_eq!(code, 2);
     assert_eq!(
         err,
-        "error: unknown key server.prot in typo.toml; [server] has: host, port, path, namespaces\n"
+        "error: unknown key server.prot in typo.toml; [server] has: host, port, path, namespaces, metrics\n"
     );
     std::fs::write(d.join("section.toml"), "[sever]\nport = 1\n").unwrap();
     let (code, _, err) = check(d, &[], &["--config", "section.toml"]);

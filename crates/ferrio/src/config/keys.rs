@@ -71,6 +71,7 @@ pub(crate) static KEYS: &[Key] = &[
     key("server.port", Kind::Int, &["FERRIO_PORT"]),
     key("server.path", Kind::Text, &[]),
     key("server.namespaces", Kind::List, &[]),
+    key("server.metrics", Kind::Bool, &[]),
     key(
         "engine.transports",
         Kind::List,

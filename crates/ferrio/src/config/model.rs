@@ -36,6 +36,8 @@ pub(crate) struct Server {
     pub(crate) path: String,
     /// Namespaces served: names (`/chat`) or globs (`/team-*`); `/` is always served.
     pub(crate) namespaces: Vec<String>,
+    /// Whether `GET /metrics` answers with the Prometheus metrics.
+    pub(crate) metrics: bool,
 }
 
 impl Default for Server {
@@ -45,6 +47,7 @@ impl Default for Server {
             port: 3000,
             path: "/socket.io/".to_owned(),
             namespaces: vec!["/".to_owned()],
+            metrics: true,
         }
     }
 }
