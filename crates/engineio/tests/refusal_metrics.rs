@@ -4,70 +4,23 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{config, read_response, request, send_raw, send_request_from, ws_end};
 use ferrio_engineio::{
     AllowOrigin, EngineConfig, RateLimit, RequestRefused, ServeConfig, REFUSALS_TOTAL,
 };
-use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use ferrio_test_support::CountingRecorder;
 use tokio::io::AsyncReadExt;
 
-/// Counters by `name{label="value",...}`.
-#[derive(Default)]
-struct Counters(Mutex<BTreeMap<String, Arc<AtomicU64>>>);
-
-impl Counters {
-    fn get(&self, name: &str) -> u64 {
-        self.0
-            .lock()
-            .expect("counters lock")
-            .get(name)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
-    }
-}
-
-impl Recorder for &'static Counters {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-
-    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        let labels: Vec<String> = key
-            .labels()
-            .map(|l| format!("{}=\"{}\"", l.key(), l.value()))
-            .collect();
-        let name = format!("{}{{{}}}", key.name(), labels.join(","));
-        let counter = self
-            .0
-            .lock()
-            .expect("counters lock")
-            .entry(name)
-            .or_default()
-            .clone();
-        Counter::from_arc(counter)
-    }
-
-    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::noop()
-    }
-
-    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::noop()
-    }
-}
-
-fn refusals(counters: &Counters, reason: &str) -> u64 {
+fn refusals(counters: &CountingRecorder, reason: &str) -> u64 {
     counters.get(&format!("{REFUSALS_TOTAL}{{reason=\"{reason}\"}}"))
 }
 
 #[tokio::test]
 async fn every_refusal_is_counted_once_by_reason() {
-    let counters: &'static Counters = Box::leak(Box::default());
-    metrics::set_global_recorder(counters).expect("the only recorder of this binary");
+    let counters = CountingRecorder::install();
     let handshake = common::TestServer::target("EIO=4&transport=polling");
 
     // Connections, the handshake rate, the origin check and the application's check.
@@ -200,13 +153,5 @@ async fn every_refusal_is_counted_once_by_reason() {
     assert_eq!(refusals(counters, "header_timeout"), 1);
 
     // Nothing else was counted.
-    let total: u64 = counters
-        .0
-        .lock()
-        .expect("counters lock")
-        .iter()
-        .filter(|(name, _)| name.starts_with(REFUSALS_TOTAL))
-        .map(|(_, c)| c.load(Ordering::Relaxed))
-        .sum();
-    assert_eq!(total, 11);
+    assert_eq!(counters.sum_prefixed(REFUSALS_TOTAL), 11);
 }

@@ -4,69 +4,21 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{recorder, PollingClient, TestServer};
 use ferrio_socketio::{
     DisconnectReason, EventRateLimit, RateLimit, SocketIoConfig, REFUSALS_TOTAL,
 };
-use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use ferrio_test_support::CountingRecorder;
 
-/// Counters by `name{label="value",...}`.
-#[derive(Default)]
-struct Counters(Mutex<BTreeMap<String, Arc<AtomicU64>>>);
-
-impl Counters {
-    fn get(&self, name: &str) -> u64 {
-        self.0
-            .lock()
-            .expect("counters lock")
-            .get(name)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
-    }
-}
-
-impl Recorder for &'static Counters {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-
-    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        let labels: Vec<String> = key
-            .labels()
-            .map(|l| format!("{}=\"{}\"", l.key(), l.value()))
-            .collect();
-        let name = format!("{}{{{}}}", key.name(), labels.join(","));
-        let counter = self
-            .0
-            .lock()
-            .expect("counters lock")
-            .entry(name)
-            .or_default()
-            .clone();
-        Counter::from_arc(counter)
-    }
-
-    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::noop()
-    }
-
-    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::noop()
-    }
-}
-
-fn refusals(counters: &Counters, reason: &str) -> u64 {
+fn refusals(counters: &CountingRecorder, reason: &str) -> u64 {
     counters.get(&format!("{REFUSALS_TOTAL}{{reason=\"{reason}\"}}"))
 }
 
 #[tokio::test]
 async fn every_refusal_is_counted_once_by_reason() {
-    let counters: &'static Counters = Box::leak(Box::default());
-    metrics::set_global_recorder(counters).expect("the only recorder of this binary");
+    let counters = CountingRecorder::install();
 
     let mut config = SocketIoConfig {
         max_rooms_per_socket: Some(1),
@@ -136,13 +88,5 @@ async fn every_refusal_is_counted_once_by_reason() {
     );
     assert_eq!(refusals(counters, "slow_consumer"), 1);
 
-    let total: u64 = counters
-        .0
-        .lock()
-        .expect("counters lock")
-        .iter()
-        .filter(|(name, _)| name.starts_with(REFUSALS_TOTAL))
-        .map(|(_, c)| c.load(Ordering::Relaxed))
-        .sum();
-    assert_eq!(total, 7);
+    assert_eq!(counters.sum_prefixed(REFUSALS_TOTAL), 7);
 }

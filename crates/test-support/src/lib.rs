@@ -1,0 +1,5 @@
+//! Helpers shared by Ferrio's test suites. A dev-dependency only: nothing here ships.
+
+mod counting_recorder;
+
+pub use counting_recorder::CountingRecorder;
