@@ -13,6 +13,7 @@ use crate::refusal::Refusal;
 use crate::socket::{
     Farewell, FarewellPacket, Handshake, SessionOwner, SocketParts, TransportKind,
 };
+use crate::telemetry::{count_disconnect, count_handshake, Traffic};
 use crate::{DisconnectReason, EngineConfig, EngineHandler, Socket};
 
 /// An Engine.IO server: its configuration, its handler and the open sessions.
@@ -23,6 +24,7 @@ pub struct Engine<H: EngineHandler> {
     handler: H,
     sessions: RwLock<HashMap<Sid, Arc<Socket<H::Data>>>>,
     admission: Admission,
+    traffic: Traffic,
     this: Weak<Engine<H>>,
 }
 
@@ -43,6 +45,7 @@ impl<H: EngineHandler> Engine<H> {
             config,
             handler,
             sessions: RwLock::new(HashMap::new()),
+            traffic: Traffic::new(),
             this: this.clone(),
         })
     }
@@ -55,6 +58,11 @@ impl<H: EngineHandler> Engine<H> {
     /// The handler.
     pub fn handler(&self) -> &H {
         &self.handler
+    }
+
+    /// The packet and byte counters.
+    pub(crate) fn traffic(&self) -> &Traffic {
+        &self.traffic
     }
 
     /// The open session with this id, if any.
@@ -172,6 +180,7 @@ impl<H: EngineHandler> Engine<H> {
             sessions.insert(id, socket.clone());
             socket
         };
+        count_handshake(transport, protocol);
         tokio::spawn(run_heartbeat(socket.clone(), self.config.ping_timeout));
         Ok(socket)
     }
@@ -225,6 +234,7 @@ impl<H: EngineHandler> SessionOwner<H::Data> for Engine<H> {
             self.admission.release(ip);
         }
         tracing::debug!(sid = %socket.id(), %reason, "session closed");
+        count_disconnect(reason);
         self.handler.on_disconnect(socket, reason);
     }
 }

@@ -8,6 +8,13 @@
 //! HTTP loop), refusals answer with a message naming the limit, and each is logged and counted
 //! in [`REFUSALS_TOTAL`] through the `metrics` facade. The rate limiter is [`rate`], sans-IO.
 //!
+//! Metrics: besides refusals, the engine counts handshakes ([`HANDSHAKES_TOTAL`]), upgrades
+//! ([`UPGRADES_TOTAL`]), disconnects by reason ([`DISCONNECTS_TOTAL`]) and Engine.IO packets and
+//! bytes in and out ([`PACKETS_RECEIVED_TOTAL`], [`PACKETS_SENT_TOTAL`],
+//! [`BYTES_RECEIVED_TOTAL`], [`BYTES_SENT_TOTAL`]), all through the `metrics` facade: install an
+//! exporter before creating the [`Engine`] (the traffic counters are registered when it is
+//! created).
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use ferrio_engineio::{Engine, EngineConfig, EngineHandler, EngineService, Message, Socket,
@@ -46,6 +53,7 @@ mod refusal;
 mod serve;
 mod service;
 mod socket;
+mod telemetry;
 mod websocket;
 
 pub use body::{BodyAborted, ResponseBody};
@@ -64,3 +72,7 @@ pub use refusal::{count_refusal, REFUSALS_TOTAL};
 pub use serve::{serve, serve_with, ServeConfig};
 pub use service::EngineService;
 pub use socket::{Handshake, Socket, TransportKind};
+pub use telemetry::{
+    BYTES_RECEIVED_TOTAL, BYTES_SENT_TOTAL, DISCONNECTS_TOTAL, HANDSHAKES_TOTAL,
+    PACKETS_RECEIVED_TOTAL, PACKETS_SENT_TOTAL, UPGRADES_TOTAL,
+};

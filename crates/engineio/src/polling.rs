@@ -14,6 +14,7 @@ use crate::body::ResponseBody;
 use crate::errors::{error_response, ErrorCode};
 use crate::refusal::Refusal;
 use crate::socket::{Farewell, FarewellPacket, TransportKind};
+use crate::telemetry::Flow;
 use crate::{DisconnectReason, Engine, EngineHandler, Socket};
 
 /// Answers a polling handshake: opens a session and returns its open packet.
@@ -42,14 +43,15 @@ pub(crate) fn handshake<H: EngineHandler>(
         ping_timeout: config.ping_timeout,
         max_payload: config.max_payload,
     };
-    let mut response = payload_response(&[open.to_packet()], &socket);
+    let mut response =
+        payload_response(&[open.to_packet()], &socket, &engine.traffic().polling_out);
     engine.set_cookie(response.headers_mut(), socket.id());
     engine.announce(&socket);
     response
 }
 
 /// Answers a long-poll: waits for packets, then returns all that are queued.
-pub(crate) async fn poll<D>(socket: Arc<Socket<D>>) -> Response<ResponseBody> {
+pub(crate) async fn poll<D>(socket: Arc<Socket<D>>, sent: &Flow) -> Response<ResponseBody> {
     if socket.transport() != TransportKind::Polling {
         return error_response(ErrorCode::BadRequest, None);
     }
@@ -107,7 +109,7 @@ pub(crate) async fn poll<D>(socket: Arc<Socket<D>>) -> Response<ResponseBody> {
             }
         }
     }
-    payload_response(&packets, &socket)
+    payload_response(&packets, &socket, sent)
 }
 
 /// Takes a `POST` of client packets.
@@ -168,6 +170,7 @@ where
             return error_response(ErrorCode::BadRequest, None);
         }
     };
+    let body_len = body.len();
     let packets = match payload::decode(body, socket.protocol(), binary) {
         Ok(packets) => packets,
         Err(error) => {
@@ -176,6 +179,7 @@ where
             return error_response(ErrorCode::BadRequest, None);
         }
     };
+    engine.traffic().polling_in.count(packets.len(), body_len);
     for packet in packets {
         engine.handle_packet(&socket, packet);
     }
@@ -219,8 +223,14 @@ where
     }
 }
 
-fn payload_response<D>(packets: &[Packet], socket: &Socket<D>) -> Response<ResponseBody> {
+/// The response carrying `packets`, counted in `sent`.
+fn payload_response<D>(
+    packets: &[Packet],
+    socket: &Socket<D>,
+    sent: &Flow,
+) -> Response<ResponseBody> {
     let encoded = payload::encode(packets, socket.protocol(), socket.supports_binary());
+    sent.count(packets.len(), encoded.body.len());
     let mut response = Response::new(ResponseBody::full(encoded.body));
     let content_type = if encoded.binary {
         "application/octet-stream"

@@ -30,6 +30,18 @@ impl DisconnectReason {
             Self::ServerShutdown => "server shutting down",
         }
     }
+
+    /// The reason as a metric label, e.g. `"ping_timeout"` (see [`crate::DISCONNECTS_TOTAL`]).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::TransportClose => "transport_close",
+            Self::TransportError => "transport_error",
+            Self::PingTimeout => "ping_timeout",
+            Self::ParseError => "parse_error",
+            Self::ForcedClose => "forced_close",
+            Self::ServerShutdown => "server_shutdown",
+        }
+    }
 }
 
 impl fmt::Display for DisconnectReason {

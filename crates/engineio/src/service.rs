@@ -144,7 +144,7 @@ where
     }
     match query.transport {
         TransportKind::Polling => match *request.method() {
-            Method::GET => polling::poll(socket).await,
+            Method::GET => polling::poll(socket, &engine.traffic().polling_out).await,
             Method::POST => polling::post(engine, socket, request).await,
             _ => error_response(ErrorCode::BadRequest, None),
         },

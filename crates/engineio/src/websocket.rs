@@ -21,6 +21,7 @@ use crate::body::ResponseBody;
 use crate::errors::ErrorCode;
 use crate::refusal::count_refusal;
 use crate::socket::{Farewell, TransportKind};
+use crate::telemetry::{count_upgrade, Flow};
 use crate::{DisconnectReason, Engine, EngineHandler, Socket};
 
 type Stream = WebSocketStream<TokioIo<Upgraded>>;
@@ -111,11 +112,9 @@ pub(crate) fn spawn_direct<H: EngineHandler>(
             ping_timeout: config.ping_timeout,
             max_payload: config.max_payload,
         };
-        if stream
-            .send(to_ws(&open.to_packet(), socket.protocol()))
-            .await
-            .is_err()
-        {
+        let open = to_ws(&open.to_packet(), socket.protocol());
+        engine.traffic().websocket_out.count(1, open.len());
+        if stream.send(open).await.is_err() {
             socket.close_with(DisconnectReason::TransportError, Farewell::None);
             return;
         }
@@ -157,6 +156,7 @@ pub(crate) fn spawn_upgrade<H: EngineHandler>(
         .await;
         match upgraded {
             Some(stream) => {
+                count_upgrade();
                 socket.set_transport(TransportKind::WebSocket);
                 socket.upgrading.store(false, Ordering::Release);
                 socket.upgraded.notify_waiters();
@@ -260,6 +260,7 @@ async fn run<H: EngineHandler>(
                     }
                     Some(Ok(message)) => {
                         let Some(frame) = from_ws(message) else { continue };
+                        engine.traffic().websocket_in.count(1, frame_len(&frame));
                         match ws::decode(frame, socket.protocol()) {
                             Ok(packet) => {
                                 engine.handle_packet(socket, packet);
@@ -287,7 +288,13 @@ async fn run<H: EngineHandler>(
                     socket.finish_close();
                     return;
                 }
-                let written = write_batch(&mut stream, &mut batch, socket.protocol()).await;
+                let written = write_batch(
+                    &mut stream,
+                    &mut batch,
+                    socket.protocol(),
+                    &engine.traffic().websocket_out,
+                )
+                .await;
                 if farewell.is_some() || written.is_err() {
                     if written.is_ok() {
                         let _ = stream.close(None).await;
@@ -302,16 +309,30 @@ async fn run<H: EngineHandler>(
     }
 }
 
-/// Writes every packet of the batch, then flushes once.
+/// Writes every packet of the batch, then flushes once. The batch is counted in `sent` once,
+/// when the stream has taken it all.
 async fn write_batch(
     stream: &mut Stream,
     batch: &mut Vec<Packet>,
     protocol: ProtocolVersion,
+    sent: &Flow,
 ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    let packets = batch.len();
+    let mut bytes = 0;
     for packet in batch.drain(..) {
-        stream.feed(to_ws(&packet, protocol)).await?;
+        let message = to_ws(&packet, protocol);
+        bytes += message.len();
+        stream.feed(message).await?;
     }
+    sent.count(packets, bytes);
     stream.flush().await
+}
+
+/// The payload length of a frame.
+fn frame_len(frame: &ws::Frame) -> usize {
+    match frame {
+        ws::Frame::Text(bytes) | ws::Frame::Binary(bytes) => bytes.len(),
+    }
 }
 
 fn to_ws(packet: &Packet, protocol: ProtocolVersion) -> WsMessage {

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
@@ -80,18 +81,34 @@ impl PendingAcks {
     }
 }
 
-/// Waits for an acknowledgement with a timeout, forgetting the wait if it expires.
+/// The round trip of server-emitted acknowledgements, from the packet queued to the client's
+/// answer handled, in seconds: `ferrio_ack_duration_seconds` (a histogram). Answers that never
+/// came are counted in [`ACK_TIMEOUTS_TOTAL`] instead.
+pub const ACK_DURATION_SECONDS: &str = "ferrio_ack_duration_seconds";
+
+/// Server-emitted acknowledgements that timed out: `ferrio_ack_timeouts_total`.
+pub const ACK_TIMEOUTS_TOTAL: &str = "ferrio_ack_timeouts_total";
+
+/// Waits for an acknowledgement with a timeout, forgetting the wait if it expires. `sent` is when
+/// the packet was queued: the round trip is measured from there.
 pub(crate) async fn wait_for_ack(
     socket: &Socket,
     id: u64,
     receiver: oneshot::Receiver<Result<Payload, AckError>>,
     timeout: std::time::Duration,
+    sent: Instant,
 ) -> Result<Payload, AckError> {
     match tokio::time::timeout(timeout, receiver).await {
-        Ok(Ok(result)) => result,
+        Ok(Ok(result)) => {
+            if result.is_ok() {
+                metrics::histogram!(ACK_DURATION_SECONDS).record(sent.elapsed().as_secs_f64());
+            }
+            result
+        }
         Ok(Err(_)) => Err(AckError::Disconnected),
         Err(_) => {
             socket.pending_acks().forget(id);
+            metrics::counter!(ACK_TIMEOUTS_TOTAL).increment(1);
             Err(AckError::Timeout)
         }
     }

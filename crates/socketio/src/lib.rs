@@ -10,6 +10,11 @@
 //!   broadcasts are encoded once and the same buffer is queued for every recipient.
 //! - Rooms live behind the [`Adapter`] trait; [`LocalAdapter`] serves a single process.
 //!
+//! Metrics (through the `metrics` facade; the application installs the exporter): the engine's
+//! counters, re-exported here ([`HANDSHAKES_TOTAL`], [`DISCONNECTS_TOTAL`], ...), plus the round
+//! trip of server-emitted acknowledgements ([`ACK_DURATION_SECONDS`], [`ACK_TIMEOUTS_TOTAL`]).
+//! The table is `docs/metrics.md`.
+//!
 //! Event handlers run on the connection's reading task, in order, like Node's listeners: keep
 //! them short and spawn asynchronous work.
 
@@ -27,13 +32,14 @@ mod reason;
 mod recovery;
 mod socket;
 
-pub use ack::{AckResponse, AckSender};
+pub use ack::{AckResponse, AckSender, ACK_DURATION_SECONDS, ACK_TIMEOUTS_TOTAL};
 pub use adapter::{Adapter, AdapterFactory, BroadcastOptions, LocalAdapter, SocketInfo};
 pub use client::{ClientState, SocketIoHandler};
 pub use errors::{AckError, ConnectError, EmitError, JoinError};
 pub use ferrio_engineio::{
     count_refusal, serve, serve_with, Handshake, ProtocolVersion, RateLimit, ServeConfig,
-    TransportKind, REFUSALS_TOTAL,
+    TransportKind, BYTES_RECEIVED_TOTAL, BYTES_SENT_TOTAL, DISCONNECTS_TOTAL, HANDSHAKES_TOTAL,
+    PACKETS_RECEIVED_TOTAL, PACKETS_SENT_TOTAL, REFUSALS_TOTAL, UPGRADES_TOTAL,
 };
 pub use ferrio_socketio_proto::{ArgError, Payload};
 pub use ids::{IntoRooms, Room, SocketId};

@@ -268,8 +268,9 @@ impl Namespace {
         };
         let waits = targets.into_iter().map(|socket| async move {
             let receiver = socket.pending_acks().register(ack_id);
+            let sent = std::time::Instant::now();
             let result = match socket.send_outgoing(packet, false) {
-                Ok(()) => wait_for_ack(&socket, ack_id, receiver, timeout).await,
+                Ok(()) => wait_for_ack(&socket, ack_id, receiver, timeout, sent).await,
                 Err(error) => {
                     socket.pending_acks().forget(ack_id);
                     Err(crate::AckError::Emit(error.to_string()))

@@ -258,11 +258,12 @@ impl Socket {
         let data = event_data(name, payload).map_err(|e| AckError::Emit(e.to_string()))?;
         let packet = Outgoing::encode(&Packet::event(self.nsp(), data, Some(id)));
         let receiver = self.acks.register(id);
+        let sent = Instant::now();
         if let Err(error) = self.send_outgoing(&packet, false) {
             self.acks.forget(id);
             return Err(AckError::Emit(error.to_string()));
         }
-        wait_for_ack(self, id, receiver, timeout).await
+        wait_for_ack(self, id, receiver, timeout, sent).await
     }
 
     pub(crate) fn pending_acks(&self) -> &PendingAcks {

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 
 /// A `metrics` recorder that keeps every counter, by `name{label="value",...}`, so a test can
-/// read exact counts. Gauges and histograms are ignored.
+/// read exact counts. A histogram counts its samples under its name (their values are not
+/// kept); gauges are ignored.
 ///
 /// Install it once per test binary (the global recorder cannot be replaced); a binary holding a
 /// single test then sees exact counts:
@@ -49,32 +50,46 @@ impl CountingRecorder {
     }
 }
 
+impl CountingRecorder {
+    /// The count kept for `key`, created at zero.
+    fn slot(&self, key: &Key) -> Arc<AtomicU64> {
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}=\"{}\"", l.key(), l.value()))
+            .collect();
+        let name = format!("{}{{{}}}", key.name(), labels.join(","));
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name)
+            .or_default()
+            .clone()
+    }
+}
+
+/// A histogram that counts its samples.
+struct SampleCount(Arc<AtomicU64>);
+
+impl metrics::HistogramFn for SampleCount {
+    fn record(&self, _value: f64) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 impl Recorder for &'static CountingRecorder {
     fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
     fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        let labels: Vec<String> = key
-            .labels()
-            .map(|l| format!("{}=\"{}\"", l.key(), l.value()))
-            .collect();
-        let name = format!("{}{{{}}}", key.name(), labels.join(","));
-        let counter = self
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(name)
-            .or_default()
-            .clone();
-        Counter::from_arc(counter)
+        Counter::from_arc(self.slot(key))
     }
 
     fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
         Gauge::noop()
     }
 
-    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::noop()
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        Histogram::from_arc(Arc::new(SampleCount(self.slot(key))))
     }
 }
