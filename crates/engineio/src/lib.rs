@@ -46,6 +46,8 @@ mod refusal;
 mod serve;
 mod service;
 mod socket;
+#[cfg(feature = "tls")]
+mod tls;
 mod websocket;
 
 pub use body::{BodyAborted, ResponseBody};
@@ -64,3 +66,5 @@ pub use refusal::{count_refusal, REFUSALS_TOTAL};
 pub use serve::{serve, serve_with, ServeConfig};
 pub use service::EngineService;
 pub use socket::{Handshake, Socket, TransportKind};
+#[cfg(feature = "tls")]
+pub use tls::{check_tls_files, serve_tls, TlsError, TlsFiles};
