@@ -169,7 +169,7 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        if let Some(ip) = self.from_forwarded_for(headers) {
+        if let Some(ip) = self.client_in_forwarded_for(headers) {
             return ip;
         }
         headers
@@ -182,7 +182,7 @@ impl TrustedProxies {
     /// The right-most untrusted address of all `X-Forwarded-For` headers taken in order. When
     /// an entry cannot be read, the search stops there and nothing is returned: what lies to
     /// its left came through a hop that is not understood.
-    fn from_forwarded_for(&self, headers: &http::HeaderMap) -> Option<IpAddr> {
+    fn client_in_forwarded_for(&self, headers: &http::HeaderMap) -> Option<IpAddr> {
         let mut entries = Vec::new();
         for value in headers.get_all("x-forwarded-for") {
             let text = value.to_str().ok()?;
