@@ -18,7 +18,22 @@ async function main() {
   const io = new Server(httpServer, {
     adapter: createAdapter(pub, sub, { requestsTimeout: 3000 }),
   });
+  // Server-side events from other nodes: the last one seen is kept for "last-server-event".
+  let lastServerEvent = null;
+  io.on("from-ferrio", (...args) => {
+    lastServerEvent = args;
+  });
+  io.on("question", (n, cb) => cb({ node: n + 1 }));
   io.on("connection", (socket) => {
+    socket.on("last-server-event", (cb) => cb(lastServerEvent));
+    socket.on("server-emit", (...args) => io.serverSideEmit("from-node", ...args));
+    socket.on("server-ask", async (cb) => {
+      try {
+        cb(await io.serverSideEmitWithAck("question", 41));
+      } catch (err) {
+        cb({ error: String(err) });
+      }
+    });
     socket.on("relay", (name, ...args) => io.emit(name, ...args));
     socket.on("relay-to", (room, name, ...args) => io.to(room).emit(name, ...args));
     socket.on("join", (room, cb) => {

@@ -43,6 +43,7 @@ mod config;
 mod cors;
 mod engine;
 mod errors;
+mod forwarded;
 mod handler;
 mod outbox;
 mod polling;
@@ -54,6 +55,8 @@ mod serve;
 mod service;
 mod socket;
 mod telemetry;
+#[cfg(feature = "tls")]
+mod tls;
 mod websocket;
 
 pub use body::{BodyAborted, ResponseBody};
@@ -64,6 +67,7 @@ pub use cors::{AllowOrigin, CorsConfig};
 pub use engine::Engine;
 pub use errors::{ErrorCode, SendError};
 pub use ferrio_engineio_proto::{Message, ProtocolVersion, Sid, Text};
+pub use forwarded::{IpNet, IpNetError, TrustedProxies};
 pub use handler::EngineHandler;
 pub use query::percent_decode;
 pub use rate::RateLimit;
@@ -76,3 +80,5 @@ pub use telemetry::{
     BYTES_RECEIVED_TOTAL, BYTES_SENT_TOTAL, DISCONNECTS_TOTAL, HANDSHAKES_TOTAL,
     PACKETS_RECEIVED_TOTAL, PACKETS_SENT_TOTAL, UPGRADES_TOTAL,
 };
+#[cfg(feature = "tls")]
+pub use tls::{check_tls_files, serve_tls, TlsError, TlsFiles};

@@ -15,7 +15,7 @@ use http_body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::refusal::count_refusal;
 
@@ -73,10 +73,7 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout);
+    let builder = http_builder(&config);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -88,43 +85,72 @@ where
             }
         };
         let _ = stream.set_nodelay(true);
-        let service = service.clone();
-        let builder = builder.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert::<SocketAddr>(peer);
-                let mut service = service.clone();
-                service.call(request)
-            });
-            let stream = Watched::new(stream);
-            let started_request = stream.started_request.clone();
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            if let Err(error) = connection.await {
-                if error.is_timeout() && started_request.load(Ordering::Relaxed) {
-                    // Part of a request head arrived, but not all of it in time. (A timeout
-                    // with nothing received is an idle connection closing: not a refusal.)
-                    tracing::info!(reason = "header_timeout", %peer, "refused: request headers not received in time");
-                    count_refusal("header_timeout");
-                } else {
-                    tracing::trace!(%error, "connection ended with an error");
-                }
-            }
-        });
+        tokio::spawn(serve_connection(
+            stream,
+            peer,
+            service.clone(),
+            builder.clone(),
+        ));
     }
 }
 
-/// A TCP stream that remembers whether bytes arrived since the server last wrote, that is,
+/// The HTTP/1.1 builder [`serve_with`] (and the TLS loop) serves each connection with.
+pub(crate) fn http_builder(config: &ServeConfig) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
+    builder
+}
+
+/// Serves one accepted connection (plain TCP, or TLS once its handshake is done) until it ends.
+pub(crate) async fn serve_connection<I, S, B>(
+    stream: I,
+    peer: SocketAddr,
+    service: S,
+    builder: hyper::server::conn::http1::Builder,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: tower_service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert::<SocketAddr>(peer);
+        let mut service = service.clone();
+        service.call(request)
+    });
+    let stream = Watched::new(stream);
+    let started_request = stream.started_request.clone();
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    if let Err(error) = connection.await {
+        if error.is_timeout() && started_request.load(Ordering::Relaxed) {
+            // Part of a request head arrived, but not all of it in time. (A timeout
+            // with nothing received is an idle connection closing: not a refusal.)
+            tracing::info!(reason = "header_timeout", %peer, "refused: request headers not received in time");
+            count_refusal("header_timeout");
+        } else {
+            tracing::trace!(%error, "connection ended with an error");
+        }
+    }
+}
+
+/// A stream that remembers whether bytes arrived since the server last wrote, that is,
 /// whether a new request has started: the difference between a slow client and an idle one
 /// when the header timeout fires. (Across an upgrade the flag goes on being kept, unused.)
-struct Watched {
-    stream: TcpStream,
+struct Watched<I> {
+    stream: I,
     started_request: Arc<AtomicBool>,
 }
 
-impl Watched {
-    fn new(stream: TcpStream) -> Self {
+impl<I> Watched<I> {
+    fn new(stream: I) -> Self {
         Self {
             stream,
             started_request: Arc::new(AtomicBool::new(false)),
@@ -132,7 +158,7 @@ impl Watched {
     }
 }
 
-impl AsyncRead for Watched {
+impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -147,7 +173,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferrio_socketio::{
     AckError, AckResponse, Adapter, BroadcastOptions, BroadcastPacket, LocalAdapter, Namespace,
-    Payload, Room, SocketId, SocketInfo,
+    Payload, Room, ServerAck, ServerSideEmitError, ServerSideHandlers, SocketId, SocketInfo,
 };
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -41,6 +41,8 @@ pub(crate) struct AdapterInner {
     ident: OnceLock<Ident>,
     registered: AtomicBool,
     pending: Mutex<HashMap<String, mpsc::UnboundedSender<Response>>>,
+    /// The handlers of events other servers emit (SERVER_SIDE_EMIT).
+    handlers: ServerSideHandlers,
     this: Weak<AdapterInner>,
 }
 
@@ -70,6 +72,7 @@ impl RedisAdapter {
             ident: OnceLock::new(),
             registered: AtomicBool::new(false),
             pending: Mutex::new(HashMap::new()),
+            handlers: ServerSideHandlers::default(),
             this: this.clone(),
         });
         // The namespace is being built and cannot be asked its name yet: subscribe as soon as
@@ -220,9 +223,7 @@ impl AdapterInner {
                 });
             }
             RequestType::Broadcast => self.serve_broadcast_with_ack(request, attachments),
-            RequestType::ServerSideEmit => {
-                tracing::debug!("redis adapter: server-side emits are not supported, ignoring");
-            }
+            RequestType::ServerSideEmit => self.serve_server_side_emit(request),
             RequestType::BroadcastClientCount | RequestType::BroadcastAck => {}
         }
     }
@@ -243,6 +244,36 @@ impl AdapterInner {
             .cloned();
         if let Some(sender) = sender {
             let _ = sender.send((response, attachments));
+        }
+    }
+
+    /// Runs the handler of an event another server emitted; when it asked for answers, the
+    /// handler's first acknowledgement is published back (once, as in Node).
+    fn serve_server_side_emit(&self, request: Value) {
+        let data = match request.get("data") {
+            Some(Value::Array(data)) => data.clone(),
+            _ => {
+                tracing::debug!("redis adapter: ignoring a SERVER_SIDE_EMIT without data");
+                return;
+            }
+        };
+        let ack = match (request.get("requestId"), self.this.upgrade()) {
+            (Some(request_id), Some(inner)) => {
+                let request_id = request_id.clone();
+                let uid = request.get("uid").cloned();
+                Some(ServerAck::new(move |value| {
+                    let answer = json!({
+                        "type": RequestType::ServerSideEmit as u8,
+                        "requestId": request_id,
+                        "data": value,
+                    });
+                    inner.respond_json(&json!({ "uid": uid }), answer);
+                }))
+            }
+            _ => None,
+        };
+        if !self.handlers.dispatch(data, ack) {
+            tracing::debug!("redis adapter: no handler for a server-side event");
         }
     }
 
@@ -393,6 +424,35 @@ impl AdapterInner {
             }
         }
         rooms.into_iter().collect()
+    }
+
+    /// Publishes a server-side event and waits for one answer from every other node.
+    async fn server_side_emit_with_ack(
+        self: Arc<Self>,
+        data: Vec<Value>,
+        timeout: Duration,
+    ) -> Result<Vec<Value>, ServerSideEmitError> {
+        let request = json!({ "type": RequestType::ServerSideEmit as u8, "data": data });
+        let Some((mut pending, others)) = self.send_request(request, None).await else {
+            return Ok(Vec::new());
+        };
+        let deadline = Instant::now() + timeout;
+        let mut responses = Vec::new();
+        while responses.len() < others {
+            let Ok(Some((response, _))) = timeout_at(deadline, pending.receiver.recv()).await
+            else {
+                return Err(ServerSideEmitError::Timeout {
+                    responses,
+                    expected: others,
+                });
+            };
+            if response.get("type").and_then(Value::as_u64)
+                == Some(RequestType::ServerSideEmit as u64)
+            {
+                responses.push(response.get("data").cloned().unwrap_or(Value::Null));
+            }
+        }
+        Ok(responses)
     }
 
     async fn remote_fetch(self: Arc<Self>, opts: BroadcastOptions) -> Vec<SocketInfo> {
@@ -633,6 +693,35 @@ impl Adapter for RedisAdapter {
     fn disconnect_sockets(&self, opts: &BroadcastOptions, close: bool) {
         self.inner.local.disconnect_sockets(opts, close);
         self.publish_request(opts, RequestType::RemoteDisconnect, None, close);
+    }
+
+    fn server_side_emit(&self, data: Vec<Value>) {
+        let Some(ident) = self.inner.ident() else {
+            return;
+        };
+        let request = json!({
+            "uid": self.inner.shared.uid,
+            "type": RequestType::ServerSideEmit as u8,
+            "data": data,
+        });
+        self.inner.shared.publish(
+            ident.channels.request.clone(),
+            request.to_string().into_bytes(),
+        );
+    }
+
+    fn server_side_emit_with_ack(
+        &self,
+        data: Vec<Value>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<Value>, ServerSideEmitError>> {
+        Box::pin(self.inner.clone().server_side_emit_with_ack(data, timeout))
+    }
+
+    fn server_side_handlers(&self) -> Option<&ServerSideHandlers> {
+        // Registering a handler is also when the namespace starts listening for events.
+        self.inner.ident();
+        Some(&self.inner.handlers)
     }
 }
 

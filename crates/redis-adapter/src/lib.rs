@@ -34,10 +34,11 @@
 //! (classic, not sharded) and `@socket.io/redis-emitter` 5.1 (`tests/redis/package.json`):
 //! broadcasts both ways (rooms, except, binary as msgpack `bin`), REMOTE_FETCH, ALL_ROOMS,
 //! REMOTE_JOIN / REMOTE_LEAVE / REMOTE_DISCONNECT, BROADCAST with acknowledgements both ways,
+//! SERVER_SIDE_EMIT with and without acknowledgements both ways
+//! ([`ferrio_socketio::Namespace::server_side_emit`], JSON arguments only, as Node sends them),
 //! PUBSUB NUMSUB as the server count, and the emitter (uid `emitter`).
 //!
-//! Not supported: SERVER_SIDE_EMIT (Ferrio has no server-side emit; such requests are ignored,
-//! so a Node `serverSideEmitWithAck` times out waiting for Ferrio nodes), the sharded adapter
+//! Not supported: the sharded adapter
 //! (`SPUBLISH`), the custom `parser` option (msgpack only) and `publishOnSpecificResponseChannel`
 //! is implied (Ferrio answers on the requester's own response channel, where Node listens).
 //! An acknowledgement from a Node node carries only the first argument and no socket id

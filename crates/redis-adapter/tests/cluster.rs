@@ -383,3 +383,63 @@ async fn nodes_started_before_redis_join_the_cluster_when_it_comes_up() {
         n += 1;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_emits_reach_the_other_nodes_and_answers_come_back() {
+    let redis = redis_or_skip!();
+    let nodes = cluster(&redis, 3).await;
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    for (i, node) in nodes.iter().enumerate() {
+        let events = events.clone();
+        node.io.on_server_side_emit("hello", move |event| {
+            let _ = events.send((i, event.args));
+        });
+        node.io.on_server_side_emit("who", move |event| {
+            if let Some(ack) = event.ack {
+                ack.send(serde_json::json!(i));
+            }
+        });
+    }
+    nodes[0]
+        .io
+        .server_side_emit("hello", vec![serde_json::json!("world")])
+        .expect("emit");
+    let mut seen = BTreeSet::new();
+    for _ in 0..2 {
+        let (node, args) = tokio::time::timeout(common::WAIT, received.recv())
+            .await
+            .expect("in time")
+            .expect("an event");
+        assert_eq!(args, vec![serde_json::json!("world")]);
+        assert!(seen.insert(node), "node {node} received it twice");
+    }
+    // The emitter is not among the receivers.
+    assert_eq!(seen, BTreeSet::from([1, 2]));
+    assert!(
+        tokio::time::timeout(QUIET, received.recv()).await.is_err(),
+        "one event too many"
+    );
+
+    let mut answers = nodes[1]
+        .io
+        .server_side_emit_with_ack("who", Vec::new(), Duration::from_secs(3))
+        .await
+        .expect("every other node answered");
+    answers.sort_by_key(|v| v.as_u64());
+    assert_eq!(answers, vec![serde_json::json!(0), serde_json::json!(2)]);
+
+    // A node that does not answer: the emitter gets what came and how many were expected.
+    nodes[2].io.on_server_side_emit("who", |_event| {});
+    let error = nodes[1]
+        .io
+        .server_side_emit_with_ack("who", Vec::new(), Duration::from_millis(500))
+        .await
+        .expect_err("node 2 stays silent");
+    assert_eq!(
+        error,
+        ferrio_socketio::ServerSideEmitError::Timeout {
+            responses: vec![serde_json::json!(0)],
+            expected: 2,
+        }
+    );
+}

@@ -337,3 +337,56 @@ async fn the_official_emitter_reaches_ferrio_clients() {
     vip.expect_nothing(QUIET).await;
     other.expect_nothing(QUIET).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_emits_cross_between_ferrio_and_node_both_ways() {
+    let Some((_redis, ferrio, node)) = mixed().await else {
+        return;
+    };
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    ferrio.io.on_server_side_emit("from-node", move |event| {
+        let _ = events.send(event.args);
+    });
+    ferrio.io.on_server_side_emit("question", |event| {
+        let n = event.args.first().and_then(Value::as_i64).unwrap_or(0);
+        if let Some(ack) = event.ack {
+            ack.send(json!({ "ferrio": n + 1 }));
+        }
+    });
+    let mut n = node.client().await;
+
+    // Node -> Ferrio, without an acknowledgement.
+    n.send(r#"42["server-emit",{"a":1},"two"]"#).await;
+    let args = timeout(WAIT, received.recv())
+        .await
+        .expect("received in time")
+        .expect("an event");
+    assert_eq!(args, vec![json!({ "a": 1 }), json!("two")]);
+
+    // Node -> Ferrio with an acknowledgement: Ferrio's answer is the only one.
+    n.send(r#"421["server-ask"]"#).await;
+    n.expect(r#"431[[{"ferrio":42}]]"#).await;
+
+    // Ferrio -> Node, without and with an acknowledgement.
+    ferrio
+        .io
+        .server_side_emit("from-ferrio", vec![json!([1, 2]), json!(null)])
+        .expect("emit");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        n.send(r#"422["last-server-event"]"#).await;
+        let answer = n.recv().await;
+        if answer == r#"432[[[1,2],null]]"# {
+            break;
+        }
+        assert_eq!(answer, "432[null]", "not yet, or the event as Node saw it");
+        assert!(tokio::time::Instant::now() < deadline, "never received");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let answers = ferrio
+        .io
+        .server_side_emit_with_ack("question", vec![json!(1)], Duration::from_secs(3))
+        .await
+        .expect("every server answered");
+    assert_eq!(answers, vec![json!({ "node": 2 })]);
+}

@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::ack::AckResponse;
 use crate::namespace::Namespace;
 use crate::outgoing::BroadcastPacket;
+use crate::server_emit::{ServerSideEmitError, ServerSideHandlers};
 use crate::{Room, SocketId};
 
 /// Which sockets an operation targets, as built by [`crate::BroadcastOperator`].
@@ -76,6 +77,23 @@ pub trait Adapter: Send + Sync + 'static {
     fn del_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]);
     /// Disconnects the targeted sockets; with `close`, their whole connections.
     fn disconnect_sockets(&self, opts: &BroadcastOptions, close: bool);
+    /// Sends `[name, ...args]` to the other servers' [`ServerSideHandlers`]. A single-process
+    /// adapter has no other server: the default does nothing.
+    fn server_side_emit(&self, _data: Vec<Value>) {}
+    /// Sends `[name, ...args]` to the other servers and collects one answer from each within
+    /// `timeout`. The default (no other server) answers at once with none.
+    fn server_side_emit_with_ack(
+        &self,
+        _data: Vec<Value>,
+        _timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<Value>, ServerSideEmitError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    /// Where events from other servers find their handlers; `None` (the default) for an adapter
+    /// that spans one server.
+    fn server_side_handlers(&self) -> Option<&ServerSideHandlers> {
+        None
+    }
 }
 
 /// Builds the adapter of each namespace.

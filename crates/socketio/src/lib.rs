@@ -30,6 +30,7 @@ mod operators;
 mod outgoing;
 mod reason;
 mod recovery;
+mod server_emit;
 mod socket;
 
 pub use ack::{AckResponse, AckSender, ACK_DURATION_SECONDS, ACK_TIMEOUTS_TOTAL};
@@ -50,6 +51,9 @@ pub use operators::{BroadcastOperator, DEFAULT_ACK_TIMEOUT};
 pub use outgoing::{BroadcastPacket, Outgoing};
 pub use reason::DisconnectReason;
 pub use recovery::RecoveryConfig;
+pub use server_emit::{
+    ServerAck, ServerEvent, ServerEventHandler, ServerSideEmitError, ServerSideHandlers,
+};
 pub use socket::{DisconnectHandler, Event, EventHandler, Socket};
 
 /// The README's Rust snippets, compiled as doc tests so they stay true.
