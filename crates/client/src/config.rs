@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use http::HeaderMap;
 
-use crate::TransportKind;
+use crate::{TlsConfig, TransportKind};
 
 /// Settings of a [`Manager`](crate::Manager): where the server is, how to reach it, and how to
 /// reconnect. Build one with [`ClientConfig::new`] and change fields with struct update syntax:
@@ -20,9 +20,10 @@ use crate::TransportKind;
 /// ```
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// The server, `http://host[:port]` (`ws://` is accepted as a synonym). No path and no
-    /// query: see [`path`](Self::path) and [`query`](Self::query). `https://` is not supported
-    /// yet (see the crate documentation).
+    /// The server, `http://host[:port]` or `https://host[:port]` (`ws://` and `wss://` are
+    /// accepted as synonyms). No path and no query: see [`path`](Self::path) and
+    /// [`query`](Self::query). `https://` connects over TLS, checked as [`tls`](Self::tls)
+    /// says.
     pub url: String,
     /// Where the server mounts Engine.IO. Default `/socket.io/`; a trailing `/` is added when
     /// missing, as the JS client does.
@@ -42,6 +43,9 @@ pub struct ClientConfig {
     pub headers: HeaderMap,
     /// How to reconnect after the connection is lost.
     pub reconnection: ReconnectionConfig,
+    /// Which server certificates are trusted on `https://` servers. Default: the Mozilla
+    /// root certificates.
+    pub tls: TlsConfig,
     /// How long one attempt to open the connection may take, how long a probe for the
     /// WebSocket upgrade may take, and how long [`Socket::connect`](crate::Socket::connect)
     /// waits. Default 20 s (the JS client's `timeout`).
@@ -72,6 +76,7 @@ impl ClientConfig {
             query: Vec::new(),
             headers: HeaderMap::new(),
             reconnection: ReconnectionConfig::default(),
+            tls: TlsConfig::default(),
             timeout: Duration::from_secs(20),
             max_message_size: 64 << 20,
             max_attachments: 32,

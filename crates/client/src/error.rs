@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{ConnectRefused, DisconnectReason};
+use crate::{CertificateError, ConnectRefused, DisconnectReason, TlsConfigError};
 
 /// Why a [`Manager`](crate::Manager) could not be created from its configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -11,9 +11,14 @@ pub enum ConfigError {
     /// The URL could not be parsed, or has no scheme or host.
     #[error("invalid server URL: {0}")]
     InvalidUrl(String),
-    /// The URL's scheme is not `http` or `ws` (TLS is not supported yet).
-    #[error("unsupported URL scheme {0:?}: only http:// (or ws://) is supported")]
+    /// The URL's scheme is not `http`, `https`, `ws` or `wss`.
+    #[error(
+        "unsupported URL scheme {0:?}: use http:// or https:// (ws:// and wss:// are synonyms)"
+    )]
     UnsupportedScheme(String),
+    /// The TLS settings ([`ClientConfig::tls`](crate::ClientConfig::tls)) were refused.
+    #[error("TLS settings: {0}")]
+    Tls(TlsConfigError),
     /// The URL has a path; the Engine.IO path is [`ClientConfig::path`](crate::ClientConfig::path)
     /// and namespaces are given to [`Manager::socket`](crate::Manager::socket).
     #[error("the server URL has a path ({0:?}): set ClientConfig::path, or name the namespace in Manager::socket")]
@@ -54,13 +59,13 @@ pub enum ConnectError {
         /// How long the call waited.
         waited: Duration,
         /// The last failure to open the connection, if any.
-        last_error: Option<String>,
+        last_error: Option<OpenError>,
     },
     /// Every reconnection attempt failed.
     #[error("gave up reconnecting{}", last_error.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
     ReconnectFailed {
         /// The last failure to open the connection.
-        last_error: Option<String>,
+        last_error: Option<OpenError>,
     },
     /// The connection or the socket was closed for good while waiting: the client
     /// disconnected, the server disconnected the socket, or the connection failed with
@@ -73,6 +78,36 @@ pub enum ConnectError {
     /// The manager's task has stopped.
     #[error("the client has shut down")]
     Shutdown,
+}
+
+/// Why an attempt to open the connection to the server failed
+/// ([`Manager::last_error`](crate::Manager::last_error), and the `last_error` of
+/// [`ConnectError`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The server's TLS certificate was refused. Retrying does not help until the
+    /// certificate or the client's trusted roots ([`TlsConfig`](crate::TlsConfig)) change.
+    #[error("the server's TLS certificate was refused: {0}")]
+    Certificate(CertificateError),
+    /// The TLS handshake failed for another reason (the server does not speak TLS on this
+    /// port, no protocol version in common, the connection was closed); the text says what.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+    /// Anything else: no TCP connection, an HTTP error status, an answer the protocol does
+    /// not allow, a timeout; the text says what.
+    #[error("{0}")]
+    Transport(String),
+}
+
+impl OpenError {
+    /// The certificate problem, when that is what failed.
+    pub fn certificate(&self) -> Option<&CertificateError> {
+        match self {
+            Self::Certificate(error) => Some(error),
+            _ => None,
+        }
+    }
 }
 
 /// Why an event could not be emitted.

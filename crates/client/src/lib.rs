@@ -45,10 +45,40 @@
 //! machine). One task per manager drives the connection; transports run a reading and a
 //! writing task each. Event handlers run on the manager's task, in order: keep them short.
 //!
-//! Only `http://` (and `ws://`) is supported for now. TLS would be added where TCP
-//! connections are opened (`transport::connect_tcp`): hyper's client connection and
-//! tokio-tungstenite's handshake both take any async stream, so a rustls stream slots in
-//! without changing the transports.
+//! `https://` (and `wss://`) servers are reached over TLS with rustls, opened where TCP
+//! connections are (`transport::stream`): hyper's client connection and tokio-tungstenite's
+//! handshake both take the stream, so the transports are the same over TLS.
+//!
+//! # TLS
+//!
+//! By default the Mozilla root certificates are trusted (the `webpki-roots` crate; the
+//! system's trust store is not read). A private authority is added with
+//! [`TlsConfig::add_root_certificates_pem_file`]. A refused certificate ends the attempt with
+//! [`OpenError::Certificate`], which says why ([`CertificateError`]: unknown issuer, expired,
+//! not valid for the host, with the names it covers):
+//!
+//! ```no_run
+//! use ferrio_client::{CertificateError, ClientConfig, ConnectError, Manager, ReconnectionConfig, TlsConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut tls = TlsConfig::default();
+//! tls.add_root_certificates_pem_file("ca.pem")?;
+//! let manager = Manager::new(ClientConfig {
+//!     tls,
+//!     reconnection: ReconnectionConfig { attempts: Some(0), ..ReconnectionConfig::default() },
+//!     ..ClientConfig::new("https://chat.internal")
+//! })?;
+//! match manager.socket("/")?.connect().await {
+//!     Err(ConnectError::ReconnectFailed { last_error: Some(error) }) => {
+//!         if let Some(CertificateError::UnknownIssuer) = error.certificate() {
+//!             eprintln!("the server's certificate authority is not in ca.pem");
+//!         }
+//!     }
+//!     other => other?,
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod codec;
 mod config;
@@ -60,13 +90,14 @@ mod manager;
 mod reconnect;
 mod socket;
 mod state;
+mod tls;
 mod transport;
 mod url;
 
 pub mod backoff;
 
 pub use config::{ClientConfig, ReconnectionConfig};
-pub use error::{AckError, ConfigError, ConnectError, EmitError};
+pub use error::{AckError, ConfigError, ConnectError, EmitError, OpenError};
 pub use event::{AckSender, Event};
 pub use ferrio_socketio_proto::{ArgError, Payload};
 pub use manager::Manager;
@@ -74,3 +105,4 @@ pub use socket::{ConnectErrorHandler, ConnectHandler, DisconnectHandler, EventHa
 pub use state::{
     ConnectRefused, ConnectionState, DisconnectReason, HeartbeatStats, SocketState, TransportKind,
 };
+pub use tls::{CertificateError, TlsConfig, TlsConfigError};

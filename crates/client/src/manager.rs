@@ -16,7 +16,9 @@ use crate::reconnect::{Decision, Reconnector};
 use crate::socket::SocketShared;
 use crate::transport::{Limits, TransportError};
 use crate::url::EngineUrl;
-use crate::{ClientConfig, ConfigError, ConnectionState, DisconnectReason, HeartbeatStats, Socket};
+use crate::{
+    ClientConfig, ConfigError, ConnectionState, DisconnectReason, HeartbeatStats, OpenError, Socket,
+};
 
 /// What handles ask of the manager's task.
 pub(crate) enum Command {
@@ -48,7 +50,7 @@ pub(crate) struct Shared {
     sockets: Mutex<HashMap<String, Arc<SocketShared>>>,
     pub(crate) state: watch::Sender<ConnectionState>,
     heartbeat: watch::Sender<Option<HeartbeatStats>>,
-    last_error: Mutex<Option<String>>,
+    last_error: Mutex<Option<OpenError>>,
 }
 
 impl Shared {
@@ -69,14 +71,14 @@ impl Shared {
     }
 
     /// The last failure to open the connection since one last opened.
-    pub(crate) fn last_error(&self) -> Option<String> {
+    pub(crate) fn last_error(&self) -> Option<OpenError> {
         self.last_error
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
-    fn set_last_error(&self, error: Option<String>) {
+    fn set_last_error(&self, error: Option<OpenError>) {
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = error;
     }
 
@@ -214,7 +216,7 @@ impl Manager {
     }
 
     /// The last failure to open the connection, cleared when one opens.
-    pub fn last_error(&self) -> Option<String> {
+    pub fn last_error(&self) -> Option<OpenError> {
         self.inner.shared.last_error()
     }
 
@@ -418,7 +420,7 @@ impl Driver {
     fn open_failed(&mut self, error: TransportError) -> Phase {
         let message = error.to_string();
         tracing::debug!(error = %message, "cannot open the connection");
-        self.shared.set_last_error(Some(message.clone()));
+        self.shared.set_last_error(Some(error.into_open_error()));
         let decision = self.reconnector.handle_open_failed(now(), random_unit());
         self.after_failure(decision, DisconnectReason::TransportError(message))
     }

@@ -4,13 +4,14 @@ use std::fmt::Write as _;
 
 use http::Uri;
 
+use crate::tls::TlsConnect;
 use crate::{ClientConfig, ConfigError, TransportKind};
 
 /// Query keys the protocol owns.
 const RESERVED_KEYS: [&str; 4] = ["EIO", "transport", "sid", "t"];
 
 /// Where the Engine.IO endpoint is, checked once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct EngineUrl {
     /// Host to open a TCP connection to.
     pub(crate) host: String,
@@ -22,6 +23,8 @@ pub(crate) struct EngineUrl {
     pub(crate) path: String,
     /// The user's query parameters, encoded, each preceded by `&`.
     pub(crate) extra_query: String,
+    /// For `https://` and `wss://`: how to open TLS.
+    pub(crate) tls: Option<TlsConnect>,
 }
 
 impl EngineUrl {
@@ -31,14 +34,12 @@ impl EngineUrl {
             .url
             .parse()
             .map_err(|e: http::uri::InvalidUri| ConfigError::InvalidUrl(e.to_string()))?;
-        match uri.scheme_str() {
-            Some("http" | "ws") => {}
-            Some(scheme @ ("https" | "wss")) => {
-                return Err(ConfigError::UnsupportedScheme(scheme.to_owned()))
-            }
+        let secure = match uri.scheme_str() {
+            Some("http" | "ws") => false,
+            Some("https" | "wss") => true,
             Some(other) => return Err(ConfigError::UnsupportedScheme(other.to_owned())),
             None => return Err(ConfigError::InvalidUrl("no scheme".to_owned())),
-        }
+        };
         let authority = uri
             .authority()
             .ok_or_else(|| ConfigError::InvalidUrl("no host".to_owned()))?;
@@ -84,12 +85,20 @@ impl EngineUrl {
             percent_encode(value, &mut extra_query);
         }
 
+        let tls = if secure {
+            Some(TlsConnect::new(&config.tls, &host)?)
+        } else {
+            None
+        };
         Ok(Self {
+            port: authority
+                .port_u16()
+                .unwrap_or(if secure { 443 } else { 80 }),
             host,
-            port: authority.port_u16().unwrap_or(80),
             authority: authority.as_str().to_owned(),
             path,
             extra_query,
+            tls,
         })
     }
 
@@ -112,10 +121,11 @@ impl EngineUrl {
         out
     }
 
-    /// The full `ws://` URI of a WebSocket request.
+    /// The full `ws://` (or `wss://`) URI of a WebSocket request.
     pub(crate) fn websocket_uri(&self, sid: Option<&str>) -> String {
         format!(
-            "ws://{}{}",
+            "{}://{}{}",
+            if self.tls.is_some() { "wss" } else { "ws" },
             self.authority,
             self.path_and_query(TransportKind::WebSocket, sid, None)
         )
@@ -170,10 +180,29 @@ mod tests {
     }
 
     #[test]
+    fn https_and_wss_use_tls_on_443() {
+        let url = url(ClientConfig::new("https://chat.example")).expect("valid");
+        assert_eq!((url.host.as_str(), url.port), ("chat.example", 443));
+        assert!(url.tls.is_some());
+        assert_eq!(
+            url.websocket_uri(None),
+            "wss://chat.example/socket.io/?EIO=4&transport=websocket"
+        );
+        let url = url_of("wss://127.0.0.1:8443");
+        assert_eq!(url.port, 8443);
+        assert!(url.tls.is_some());
+        assert!(url_of("http://127.0.0.1:8443").tls.is_none());
+    }
+
+    fn url_of(text: &str) -> EngineUrl {
+        url(ClientConfig::new(text)).expect("valid")
+    }
+
+    #[test]
     fn refuses_what_it_cannot_do() {
         assert!(matches!(
-            url(ClientConfig::new("https://example.com")),
-            Err(ConfigError::UnsupportedScheme(s)) if s == "https"
+            url(ClientConfig::new("ftp://example.com")),
+            Err(ConfigError::UnsupportedScheme(s)) if s == "ftp"
         ));
         assert!(matches!(
             url(ClientConfig::new("http://example.com/chat")),

@@ -1,5 +1,7 @@
 //! One HTTP/1.1 keep-alive connection for polling requests, reopened when the server closes it.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -7,7 +9,8 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::task::JoinHandle;
 
-use super::{connect_tcp, TransportError};
+use super::{stream, TransportError};
+use crate::url::EngineUrl;
 
 /// How much of an error response's body is kept for the error message.
 const ERROR_BODY_CHARS: usize = 200;
@@ -18,19 +21,14 @@ const ERROR_BODY_CHARS: usize = 200;
 /// for a poll to return.
 #[derive(Debug)]
 pub(crate) struct HttpConnection {
-    host: String,
-    port: u16,
+    url: Arc<EngineUrl>,
     open: Option<(SendRequest<Full<Bytes>>, JoinHandle<()>)>,
 }
 
 impl HttpConnection {
-    /// A connection to `host:port`, opened on first use.
-    pub(crate) fn new(host: &str, port: u16) -> Self {
-        Self {
-            host: host.to_owned(),
-            port,
-            open: None,
-        }
+    /// A connection to the server of `url`, opened on first use.
+    pub(crate) fn new(url: Arc<EngineUrl>) -> Self {
+        Self { url, open: None }
     }
 
     /// Sends `request` and reads the whole response body, refusing one over `max_body` bytes.
@@ -84,7 +82,7 @@ impl HttpConnection {
             self.close();
         }
         if self.open.is_none() {
-            let stream = connect_tcp(&self.host, self.port).await?;
+            let stream = stream::connect(&self.url).await?;
             let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
             let driver = tokio::spawn(async move {
                 if let Err(error) = connection.await {

@@ -5,12 +5,12 @@
 //! them; [`http`] is the HTTP/1.1 connection polling runs on. Nothing here knows about
 //! sessions, heartbeats or Socket.IO.
 //!
-//! Every connection is plain TCP, opened by [`connect_tcp`]. TLS (https and wss) would wrap
-//! the stream there: hyper's client and `tokio_tungstenite::client_async_with_config` both take
-//! any `AsyncRead + AsyncWrite` stream.
+//! Every connection is opened by [`stream::connect`]: plain TCP, or TLS over TCP for
+//! `https://` and `wss://` servers.
 
 pub(crate) mod http;
 pub(crate) mod polling;
+pub(crate) mod stream;
 pub(crate) mod websocket;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,11 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrio_engineio_proto::{DecodeError, Packet};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::{DisconnectReason, TransportKind};
+use crate::{DisconnectReason, OpenError, TransportKind};
+use stream::TlsFailure;
 
 /// How many received packets wait for the session before the reader stops reading.
 const INCOMING_CAPACITY: usize = 64;
@@ -37,6 +37,9 @@ pub(crate) enum TransportError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS handshake failed.
+    #[error("TLS handshake with the server failed: {0}")]
+    Tls(TlsFailure),
     /// An HTTP request failed.
     #[error("HTTP: {0}")]
     Http(#[from] hyper::Error),
@@ -75,6 +78,15 @@ impl TransportError {
             other => DisconnectReason::TransportError(other.to_string()),
         }
     }
+
+    /// What this failure tells the user of a connection that could not be opened.
+    pub(crate) fn into_open_error(self) -> OpenError {
+        match self {
+            Self::Tls(TlsFailure::Certificate(error)) => OpenError::Certificate(error),
+            Self::Tls(TlsFailure::Other(message)) => OpenError::Tls(message),
+            other => OpenError::Transport(other.to_string()),
+        }
+    }
 }
 
 /// A packet from the server, or the failure that ended the transport.
@@ -89,20 +101,6 @@ pub(crate) struct Limits {
     pub(crate) max_payload: usize,
     /// How long one HTTP request that is not a long-poll may take.
     pub(crate) request_timeout: Duration,
-}
-
-/// Opens a TCP connection to `host:port`.
-pub(crate) async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, TransportError> {
-    let stream =
-        TcpStream::connect((host, port))
-            .await
-            .map_err(|source| TransportError::Connect {
-                addr: format!("{host}:{port}"),
-                source,
-            })?;
-    // Engine.IO packets are small and latency matters: do not wait to coalesce them.
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
 }
 
 /// An open transport: its tasks and their channels. Dropping it stops the tasks at once.

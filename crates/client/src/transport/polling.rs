@@ -70,7 +70,7 @@ pub(crate) async fn open(
         limits,
         sid: None,
     };
-    let mut conn = HttpConnection::new(&session.url.host, session.url.port);
+    let mut conn = HttpConnection::new(session.url.clone());
     let (status, body) = conn
         .send(
             session.request(Method::GET, Bytes::new())?,
@@ -100,7 +100,7 @@ pub(crate) async fn open(
     let session = Arc::new(session);
     let pause = Arc::new(AtomicBool::new(false));
     let transport = Transport::start(TransportKind::Polling, Some(pause.clone()), |channels| {
-        let writer_conn = HttpConnection::new(&session.url.host, session.url.port);
+        let writer_conn = HttpConnection::new(session.url.clone());
         let reader = tokio::spawn(poll_loop(
             session.clone(),
             conn,

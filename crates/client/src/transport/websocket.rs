@@ -8,19 +8,19 @@ use ferrio_engineio_proto::{OpenData, Packet, ProtocolVersion};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use http::{header, HeaderMap};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
-use super::{connect_tcp, Incoming, Limits, Transport, TransportError};
+use super::stream::{self, Stream};
+use super::{Incoming, Limits, Transport, TransportError};
 use crate::url::EngineUrl;
 use crate::TransportKind;
 
-/// A client WebSocket. With TLS this would be over a TLS stream instead.
-pub(crate) type WsStream = WebSocketStream<TcpStream>;
+/// A client WebSocket, over TCP or TLS.
+pub(crate) type WsStream = WebSocketStream<Stream>;
 
 /// Read buffer of a WebSocket, in bytes: Engine.IO messages are mostly small, and the
 /// default 128 KiB per connection is a lot for a load-test client holding thousands.
@@ -39,7 +39,7 @@ pub(crate) async fn connect(
             request.headers_mut().append(name, value.clone());
         }
     }
-    let stream = connect_tcp(&url.host, url.port).await?;
+    let stream = stream::connect(url).await?;
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
