@@ -128,6 +128,13 @@ pub(crate) struct DoctorArgs {
     /// The longest any one step may take (`10s`, `500ms`, `1m`).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub(crate) timeout: Duration,
+    /// https: also trust the certificate authorities in this PEM file (a private or test CA).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// https: report a refused certificate as a warning and check the rest anyway. The
+    /// connection is then open to interception: for diagnosis only.
+    #[arg(long)]
+    pub(crate) insecure: bool,
 }
 
 /// Parses `10s`, `500ms`, `2m` or a bare number of seconds.

@@ -14,6 +14,7 @@
 //! `ferrio bench ...` is the load generator of `crates/bench` (`docs/benchmarks.md`).
 
 mod cli;
+mod cluster;
 mod config;
 mod doctor;
 mod gateway;

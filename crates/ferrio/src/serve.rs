@@ -14,7 +14,7 @@ use ferrio_socketio::{SocketIo, SocketIoConfig};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::config::build::{mount_path, socketio_config};
-use crate::config::model::{AdapterKind, Config, Log, LogFormat};
+use crate::config::model::{Config, Log, LogFormat};
 
 /// How long connected clients get to hear of a shutdown before the process exits.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
@@ -68,9 +68,6 @@ impl Scrape {
 }
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
-    if config.cluster.adapter == AdapterKind::Redis {
-        anyhow::bail!("cluster.adapter = \"redis\" is not available in this build of ferrio yet");
-    }
     // Installed before the server exists, so that no metric of the libraries is missed.
     let recorder = if config.server.metrics {
         Some(
@@ -81,7 +78,11 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
-    let io_config: SocketIoConfig = socketio_config(&config).map_err(anyhow::Error::msg)?;
+    let mut io_config: SocketIoConfig = socketio_config(&config).map_err(anyhow::Error::msg)?;
+    let cluster = crate::cluster::ClusterLink::start(&config.cluster)?;
+    if let Some(link) = &cluster {
+        link.install(&mut io_config);
+    }
     let path = mount_path(&config.server.path);
     let (service, io) = SocketIo::new(io_config);
     let gateway = crate::gateway::install(&io, &config).map_err(anyhow::Error::msg)?;
@@ -89,11 +90,16 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let shutting_down = Arc::new(AtomicBool::new(false));
     let ready = {
         let shutting_down = shutting_down.clone();
-        move || async move {
-            if shutting_down.load(Ordering::SeqCst) {
-                (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
-            } else {
-                (StatusCode::OK, "ready")
+        let cluster = cluster.clone();
+        move || {
+            let cluster = cluster.clone();
+            async move {
+                if shutting_down.load(Ordering::SeqCst) {
+                    (StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_owned())
+                } else {
+                    let body = crate::cluster::readiness(cluster.as_ref()).await;
+                    (StatusCode::OK, body)
+                }
             }
         }
     };

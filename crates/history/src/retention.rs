@@ -37,12 +37,14 @@ impl Retention {
 }
 
 /// Milliseconds since the Unix epoch (0 before it), as stored.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) fn unix_millis(at: SystemTime) -> i64 {
     at.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The time of a stored millisecond count.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) fn from_unix_millis(millis: i64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0))
 }

@@ -51,4 +51,4 @@ mod wire;
 
 pub use adapter::RedisAdapter;
 pub use config::RedisAdapterConfig;
-pub use node::{redis_adapter_factory, RedisAdapterError, RedisNode};
+pub use node::{check_redis_url, redis_adapter_factory, RedisAdapterError, RedisNode};

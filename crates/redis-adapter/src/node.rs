@@ -182,6 +182,8 @@ impl RedisNode {
             tokio::runtime::Handle::try_current().map_err(|_| RedisAdapterError::NoRuntime)?;
         let client =
             redis::Client::open(config.url.as_str()).map_err(RedisAdapterError::InvalidUrl)?;
+        // Down until both connections are up: a scrape before then says so.
+        metrics::gauge!(CONNECTED).set(0.0);
         let (outbound, outbound_rx) = mpsc::channel(config.max_queued_publishes.max(1));
         let (changes, changes_rx) = mpsc::unbounded_channel();
         let (closed, closed_rx) = watch::channel(false);
@@ -259,6 +261,13 @@ impl RedisNode {
         self.shared.sub_up.store(false, Ordering::Relaxed);
         self.shared.pub_up.store(false, Ordering::Relaxed);
     }
+}
+
+/// Checks that `url` is a Redis URL [`RedisNode::new`] accepts, without connecting.
+pub fn check_redis_url(url: &str) -> Result<(), RedisAdapterError> {
+    redis::Client::open(url)
+        .map(drop)
+        .map_err(RedisAdapterError::InvalidUrl)
 }
 
 /// Starts a [`RedisNode`] and returns its adapter factory.

@@ -258,6 +258,7 @@ fn finish_connect(
         namespace.remove_socket(socket);
         return;
     }
+    socket.track_session();
     let reply = if v2 {
         Packet::connect(nsp.as_str(), None)
     } else {

@@ -10,7 +10,7 @@ use crate::adapter::{local_adapter_factory, AdapterFactory};
 use crate::client::SocketIoHandler;
 use crate::limits::{EventRateLimit, SocketLimits};
 use crate::namespace::{DynamicNamespace, NamespaceSetup};
-use crate::recovery::RecoveryConfig;
+use crate::recovery::{RecoveryConfig, RecoverySetup};
 use crate::{BroadcastOperator, EmitError, IntoRooms, Namespace, Socket};
 
 /// Settings of a Socket.IO server. Defaults match the reference Node server.
@@ -30,6 +30,9 @@ pub struct SocketIoConfig {
     pub adapter: AdapterFactory,
     /// Connection state recovery; off by default, as in the reference server.
     pub recovery: Option<RecoveryConfig>,
+    /// Where recovery state is also kept, so that it survives a restart (used only when
+    /// `recovery` is on). `None` (the default): in memory only.
+    pub recovery_store: Option<Arc<dyn ferrio_history::HistoryStore>>,
     /// Most rooms one socket may be in, its own room not counted. A join past it is refused
     /// as a whole: [`Socket::try_join`] returns [`crate::JoinError::TooManyRooms`] and
     /// [`Socket::join`] logs it and does nothing. The client is not told: joins are the
@@ -51,6 +54,7 @@ impl Default for SocketIoConfig {
             max_attachments: 32,
             adapter: local_adapter_factory(),
             recovery: None,
+            recovery_store: None,
             max_rooms_per_socket: None,
             event_rate: None,
         }
@@ -64,6 +68,7 @@ impl std::fmt::Debug for SocketIoConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("max_attachments", &self.max_attachments)
             .field("recovery", &self.recovery)
+            .field("recovery_store", &self.recovery_store.is_some())
             .field("max_rooms_per_socket", &self.max_rooms_per_socket)
             .field("event_rate", &self.event_rate)
             .finish_non_exhaustive()
@@ -81,7 +86,7 @@ pub(crate) struct IoInner {
     namespaces: RwLock<HashMap<String, Arc<Namespace>>>,
     dynamic: RwLock<Vec<Arc<DynamicNamespace>>>,
     adapter: AdapterFactory,
-    recovery: Option<RecoveryConfig>,
+    recovery: Option<RecoverySetup>,
     limits: Arc<SocketLimits>,
     engine: OnceLock<Weak<Engine<SocketIoHandler>>>,
 }
@@ -108,7 +113,7 @@ impl IoInner {
                         name.to_owned(),
                         dynamic.setup.clone(),
                         &self.adapter,
-                        self.recovery,
+                        self.recovery.clone(),
                         self.limits.clone(),
                     )
                 })
@@ -165,7 +170,10 @@ impl SocketIo {
             namespaces: RwLock::new(HashMap::new()),
             dynamic: RwLock::new(Vec::new()),
             adapter: config.adapter.clone(),
-            recovery: config.recovery,
+            recovery: config.recovery.map(|recovery| RecoverySetup {
+                config: recovery,
+                store: config.recovery_store.clone(),
+            }),
             limits: Arc::new(SocketLimits {
                 max_rooms: config.max_rooms_per_socket,
                 event_rate: config.event_rate.clone(),
@@ -197,7 +205,7 @@ impl SocketIo {
                     name,
                     Arc::new(NamespaceSetup::default()),
                     &self.inner.adapter,
-                    self.inner.recovery,
+                    self.inner.recovery.clone(),
                     self.inner.limits.clone(),
                 )
             })

@@ -12,7 +12,7 @@ use crate::ack::{wait_for_ack, AckResponse};
 use crate::adapter::{Adapter, AdapterFactory};
 use crate::limits::SocketLimits;
 use crate::outgoing::{BroadcastPacket, Outgoing};
-use crate::recovery::{RecoveryConfig, RecoveryLog};
+use crate::recovery::{RecoveryLog, RecoverySetup};
 use crate::{BroadcastOperator, ConnectError, Socket, SocketId};
 
 /// Runs when a socket connects to a namespace: register its event handlers here.
@@ -84,16 +84,17 @@ impl Namespace {
         name: String,
         setup: Arc<NamespaceSetup>,
         adapter: &AdapterFactory,
-        recovery: Option<RecoveryConfig>,
+        recovery: Option<RecoverySetup>,
         limits: Arc<SocketLimits>,
     ) -> Arc<Self> {
+        let recovery = recovery.map(|setup| RecoveryLog::new(&name, setup));
         Arc::new_cyclic(|this| Self {
             name,
             setup,
             sockets: RwLock::new(HashMap::new()),
             adapter: adapter(this.clone()),
             ack_ids: AtomicU64::new(0),
-            recovery: recovery.map(RecoveryLog::new),
+            recovery,
             limits,
         })
     }

@@ -7,12 +7,21 @@
 //! reason leaves a session (id, private id, rooms) behind for the same time. A CONNECT carrying
 //! `{pid, offset}` within it restores the session and replays the packets emitted after `offset`
 //! to the session's rooms, as the reference server does.
+//!
+//! With a [`HistoryStore`] ([`crate::SocketIoConfig::recovery_store`]), the log is also written
+//! to the store: every recorded packet (its offset is then the store's), every session while
+//! its socket is connected (rooms kept up to date) and when it disconnects. A namespace of a
+//! new process starts from what the store holds, so a client whose server restarted recovers
+//! from the new process. The log in memory stays the one that is read: a CONNECT never waits
+//! for the store.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
+use ferrio_history::{HistoryStore, RecoveryPacket, RecoverySession};
 use ferrio_socketio_proto::PacketData;
 use serde_json::Value;
 
@@ -35,6 +44,24 @@ impl Default for RecoveryConfig {
             skip_middlewares: true,
         }
     }
+}
+
+/// How often a log with a store asks it to forget what has left the recovery window.
+const PRUNE_STORE_EVERY: Duration = Duration::from_secs(10);
+
+/// What each namespace's recovery log is built from.
+#[derive(Clone)]
+pub(crate) struct RecoverySetup {
+    pub(crate) config: RecoveryConfig,
+    pub(crate) store: Option<Arc<dyn HistoryStore>>,
+}
+
+/// The log's store and what it needs to write to it.
+struct Durable {
+    store: Arc<dyn HistoryStore>,
+    namespace: String,
+    /// When the store was last asked to prune.
+    pruned: Mutex<Instant>,
 }
 
 /// A disconnected socket's state, waiting for its client.
@@ -70,26 +97,47 @@ struct LogState {
     sessions: HashMap<Arc<str>, PersistedSession>,
 }
 
-/// The packets and sessions of one namespace, in memory.
-#[derive(Debug)]
+/// The packets and sessions of one namespace, in memory (and in a store when there is one).
 pub(crate) struct RecoveryLog {
     config: RecoveryConfig,
     state: Mutex<LogState>,
     next_offset: AtomicU64,
     /// Distinguishes this process's offsets from an earlier one's.
     epoch: u64,
+    durable: Option<Durable>,
+}
+
+impl std::fmt::Debug for RecoveryLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoveryLog")
+            .field("config", &self.config)
+            .field("durable", &self.durable.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RecoveryLog {
-    pub(crate) fn new(config: RecoveryConfig) -> Self {
+    /// The log of namespace `namespace`; with a store, it starts with what the store holds
+    /// for that namespace (a store that cannot be read is logged, and the log starts empty).
+    pub(crate) fn new(namespace: &str, setup: RecoverySetup) -> Self {
         let epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
+        let RecoverySetup { config, store } = setup;
+        let mut state = LogState::default();
+        if let Some(store) = &store {
+            load(&mut state, store.as_ref(), namespace, &config);
+        }
         Self {
             config,
-            state: Mutex::new(LogState::default()),
+            state: Mutex::new(state),
             next_offset: AtomicU64::new(0),
             epoch,
+            durable: store.map(|store| Durable {
+                store,
+                namespace: namespace.to_owned(),
+                pruned: Mutex::new(Instant::now()),
+            }),
         }
     }
 
@@ -103,12 +151,27 @@ impl RecoveryLog {
 
     /// Appends a fresh offset to an event's arguments and keeps the event for replay.
     pub(crate) fn record(&self, data: &mut PacketData, opts: &BroadcastOptions) {
-        let counter = self.next_offset.fetch_add(1, Ordering::Relaxed);
-        let offset: Arc<str> = Arc::from(format!("{:x}-{:x}", self.epoch, counter));
-        data.args.push(Value::String(offset.to_string()));
         let now = Instant::now();
         let mut state = self.lock();
         self.prune(&mut state, now);
+        // Under the lock, so that the log's order is the order of the store's offsets.
+        let offset: Arc<str> = match &self.durable {
+            Some(durable) => {
+                let packet = RecoveryPacket {
+                    rooms: opts.rooms.iter().map(|r| r.to_string()).collect(),
+                    except: opts.except.iter().map(|r| r.to_string()).collect(),
+                    data: encode(data),
+                    at: SystemTime::now(),
+                };
+                let offset = durable.store.record_packet(&durable.namespace, packet);
+                Arc::from(offset.to_string())
+            }
+            None => {
+                let counter = self.next_offset.fetch_add(1, Ordering::Relaxed);
+                Arc::from(format!("{:x}-{:x}", self.epoch, counter))
+            }
+        };
+        data.args.push(Value::String(offset.to_string()));
         state.packets.push_back(StoredPacket {
             offset,
             rooms: opts.rooms.clone(),
@@ -123,6 +186,7 @@ impl RecoveryLog {
         let now = Instant::now();
         let mut state = self.lock();
         self.prune(&mut state, now);
+        self.save(&sid, &pid, &rooms, Some(SystemTime::now()));
         state.sessions.insert(
             pid.clone(),
             PersistedSession {
@@ -143,6 +207,9 @@ impl RecoveryLog {
         // An unknown offset leaves the session for a later, better attempt, as the reference does.
         let start = state.packets.iter().position(|p| &*p.offset == offset)? + 1;
         let session = state.sessions.remove(pid)?;
+        if let Some(durable) = &self.durable {
+            durable.store.remove_session(&durable.namespace, pid);
+        }
         let missed = state
             .packets
             .iter()
@@ -158,8 +225,56 @@ impl RecoveryLog {
         })
     }
 
+    /// Whether the log is also kept in a store.
+    pub(crate) fn is_durable(&self) -> bool {
+        self.durable.is_some()
+    }
+
+    /// Keeps a connected socket's session in the store, so that it can be recovered even when
+    /// the process stops without disconnecting it. Without a store, does nothing: the session
+    /// is kept in memory at disconnection.
+    pub(crate) fn track(&self, sid: &SocketId, pid: &Arc<str>, rooms: &[Room]) {
+        self.save(sid, pid, rooms, None);
+    }
+
+    /// Forgets a session for good (its socket left for a reason that is not recoverable).
+    pub(crate) fn forget(&self, pid: &str) {
+        if let Some(durable) = &self.durable {
+            durable.store.remove_session(&durable.namespace, pid);
+        }
+    }
+
+    fn save(
+        &self,
+        sid: &SocketId,
+        pid: &Arc<str>,
+        rooms: &[Room],
+        disconnected_at: Option<SystemTime>,
+    ) {
+        if let Some(durable) = &self.durable {
+            let session = RecoverySession {
+                pid: pid.to_string(),
+                sid: sid.to_string(),
+                rooms: rooms.iter().map(|r| r.to_string()).collect(),
+                disconnected_at,
+            };
+            durable.store.save_session(&durable.namespace, session);
+        }
+    }
+
     /// Forgets packets and sessions older than the recovery window.
     fn prune(&self, state: &mut LogState, now: Instant) {
+        if let Some(durable) = &self.durable {
+            let mut pruned = durable.pruned.lock().unwrap_or_else(|p| p.into_inner());
+            if now.duration_since(*pruned) >= PRUNE_STORE_EVERY {
+                *pruned = now;
+                if let Some(before) =
+                    SystemTime::now().checked_sub(self.config.max_disconnection_duration)
+                {
+                    durable.store.prune_recovery(&durable.namespace, before);
+                }
+            }
+        }
         let window = self.config.max_disconnection_duration;
         while state
             .packets
@@ -174,6 +289,102 @@ impl RecoveryLog {
                 .retain(|_, s| now.duration_since(s.at) <= window);
         }
     }
+}
+
+/// Fills a new log with what the store holds for `namespace` within the recovery window.
+fn load(state: &mut LogState, store: &dyn HistoryStore, namespace: &str, config: &RecoveryConfig) {
+    let wall = SystemTime::now();
+    let now = Instant::now();
+    let since = wall
+        .checked_sub(config.max_disconnection_duration)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    // The instant of a stored wall-clock time, as seen from now.
+    let instant = |at: SystemTime| {
+        let age = wall.duration_since(at).unwrap_or(Duration::ZERO);
+        now.checked_sub(age).unwrap_or(now)
+    };
+    let stored = match store.load_recovery(namespace, since) {
+        Ok(stored) => stored,
+        Err(error) => {
+            tracing::error!(nsp = namespace, "cannot load the recovery state: {error}");
+            return;
+        }
+    };
+    for packet in stored.packets {
+        let Some(mut data) = decode(&packet.packet.data) else {
+            tracing::warn!(
+                nsp = namespace,
+                offset = packet.offset,
+                "unreadable recovery packet skipped"
+            );
+            continue;
+        };
+        let offset = packet.offset.to_string();
+        data.args.push(Value::String(offset.clone()));
+        state.packets.push_back(StoredPacket {
+            offset: Arc::from(offset),
+            rooms: packet.packet.rooms.into_iter().map(Arc::from).collect(),
+            except: packet.packet.except.into_iter().map(Arc::from).collect(),
+            data,
+            at: instant(packet.packet.at),
+        });
+    }
+    let sessions = stored.sessions.len();
+    for session in stored.sessions {
+        let pid: Arc<str> = Arc::from(session.pid);
+        // A session still connected when its process stopped was disconnected then; the store
+        // cannot tell when, so its window starts now.
+        let at = session.disconnected_at.map_or(now, instant);
+        state.sessions.insert(
+            pid.clone(),
+            PersistedSession {
+                sid: SocketId::from_string(session.sid),
+                pid,
+                rooms: session.rooms.into_iter().map(Arc::from).collect(),
+                at,
+            },
+        );
+    }
+    tracing::info!(
+        nsp = namespace,
+        packets = state.packets.len(),
+        sessions,
+        "recovery state loaded from the store"
+    );
+}
+
+/// A packet's arguments and attachments as bytes: the JSON arguments' length (4 bytes, big
+/// endian) and text, then each attachment's length and bytes.
+fn encode(data: &PacketData) -> Vec<u8> {
+    let args = serde_json::to_vec(&data.args).unwrap_or_else(|_| b"[]".to_vec());
+    let mut out = Vec::with_capacity(8 + args.len());
+    for part in std::iter::once(args.as_slice()).chain(data.attachments.iter().map(|a| &a[..])) {
+        out.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+/// The packet [`encode`] wrote; `None` when the bytes are not such a packet.
+fn decode(mut bytes: &[u8]) -> Option<PacketData> {
+    let mut parts = Vec::new();
+    while !bytes.is_empty() {
+        let (len, rest) = bytes.split_first_chunk::<4>()?;
+        let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
+        if rest.len() < len {
+            return None;
+        }
+        let (part, rest) = rest.split_at(len);
+        parts.push(part);
+        bytes = rest;
+    }
+    let (args, attachments) = parts.split_first()?;
+    let args: Vec<Value> = serde_json::from_slice(args).ok()?;
+    let attachments = attachments
+        .iter()
+        .map(|a| Bytes::copy_from_slice(a))
+        .collect();
+    Some(PacketData::with_attachments(args, attachments))
 }
 
 /// Whether a packet sent to `rooms` except `except` would have reached a socket in
@@ -196,6 +407,103 @@ mod tests {
         PacketData::new(vec![json!("ev"), json!(text)])
     }
 
+    fn in_memory(config: RecoveryConfig) -> RecoveryLog {
+        RecoveryLog::new(
+            "/",
+            RecoverySetup {
+                config,
+                store: None,
+            },
+        )
+    }
+
+    fn with_store(store: &Arc<ferrio_history::MemoryStore>) -> RecoveryLog {
+        let store: Arc<dyn HistoryStore> = store.clone();
+        RecoveryLog::new(
+            "/",
+            RecoverySetup {
+                config: RecoveryConfig::default(),
+                store: Some(store),
+            },
+        )
+    }
+
+    fn last_offset(data: &PacketData) -> String {
+        data.args
+            .last()
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .expect("an offset was appended")
+    }
+
+    #[test]
+    fn packets_round_trip_through_their_encoding() {
+        let data = PacketData::with_attachments(
+            vec![
+                json!("ev"),
+                json!({"_placeholder": true, "num": 0}),
+                json!("x"),
+            ],
+            vec![Bytes::from_static(b"\x00\x01binary"), Bytes::new()],
+        );
+        assert_eq!(decode(&encode(&data)), Some(data));
+        assert_eq!(
+            decode(b"\x00\x00\x00\x09[1,2]"),
+            None,
+            "a length past the end"
+        );
+        assert_eq!(decode(b""), None);
+    }
+
+    #[test]
+    fn a_new_log_on_the_same_store_restores_sessions_and_replays() {
+        let store = Arc::new(ferrio_history::MemoryStore::default());
+        let first = with_store(&store);
+        let mut seen = event("seen");
+        first.record(&mut seen, &to(&["a"]));
+        let offset = last_offset(&seen);
+        assert!(
+            offset.parse::<u64>().is_ok(),
+            "the store's offsets: {offset}"
+        );
+        // Connected when the process stops: only tracked, never persisted.
+        first.track(
+            &SocketId::from_string("s1"),
+            &Arc::from("p1"),
+            &[room("s1"), room("a")],
+        );
+        let mut missed = event("missed before the restart");
+        first.record(&mut missed, &to(&["a"]));
+        first.record(&mut event("other room"), &to(&["b"]));
+        drop(first);
+
+        let second = with_store(&store);
+        let mut after = event("missed after the restart");
+        second.record(&mut after, &to(&[]));
+        assert!(last_offset(&after).parse::<u64>().ok() > offset.parse::<u64>().ok());
+        let restored = second.restore("p1", &offset).expect("session kept");
+        assert_eq!(restored.sid.as_str(), "s1");
+        assert_eq!(restored.rooms, vec![room("s1"), room("a")]);
+        assert_eq!(restored.missed, vec![missed, after]);
+
+        // Restored once; and a third process no longer finds it.
+        assert!(second.restore("p1", &offset).is_none());
+        assert!(with_store(&store).restore("p1", &offset).is_none());
+    }
+
+    #[test]
+    fn a_forgotten_session_is_not_restored_by_a_new_log() {
+        let store = Arc::new(ferrio_history::MemoryStore::default());
+        let first = with_store(&store);
+        let mut seen = event("seen");
+        first.record(&mut seen, &to(&[]));
+        first.track(&SocketId::from_string("s1"), &Arc::from("p1"), &[]);
+        first.forget("p1");
+        assert!(with_store(&store)
+            .restore("p1", &last_offset(&seen))
+            .is_none());
+    }
+
     fn to(rooms: &[&str]) -> BroadcastOptions {
         BroadcastOptions {
             rooms: rooms.iter().map(|r| room(r)).collect(),
@@ -205,7 +513,7 @@ mod tests {
 
     #[test]
     fn replays_only_what_the_session_missed_in_its_rooms() {
-        let log = RecoveryLog::new(RecoveryConfig::default());
+        let log = in_memory(RecoveryConfig::default());
         let mut seen = event("seen");
         log.record(&mut seen, &to(&["a"]));
         let offset = seen.args.last().and_then(Value::as_str).map(str::to_owned);
@@ -235,7 +543,7 @@ mod tests {
 
     #[test]
     fn unknown_offsets_and_expired_sessions_are_not_restored() {
-        let log = RecoveryLog::new(RecoveryConfig {
+        let log = in_memory(RecoveryConfig {
             max_disconnection_duration: Duration::ZERO,
             skip_middlewares: true,
         });
@@ -243,7 +551,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         assert!(log.restore("p1", "anything").is_none());
 
-        let log = RecoveryLog::new(RecoveryConfig::default());
+        let log = in_memory(RecoveryConfig::default());
         log.persist(SocketId::from_string("s1"), Arc::from("p1"), vec![]);
         assert!(log.restore("p1", "not-an-offset").is_none());
         // The session survives a bad offset.

@@ -319,6 +319,7 @@ impl Socket {
         let adapter = self.namespace.adapter();
         let Some(max) = self.namespace.limits().max_rooms else {
             adapter.add_all(&self.id, &rooms);
+            self.track_session();
             return Ok(());
         };
         let _joining = self.joining.lock().unwrap_or_else(|p| p.into_inner());
@@ -346,6 +347,7 @@ impl Socket {
             });
         }
         adapter.add_all(&self.id, &rooms);
+        self.track_session();
         Ok(())
     }
 
@@ -353,6 +355,17 @@ impl Socket {
     pub fn leave(&self, rooms: impl IntoRooms) {
         for room in rooms.into_rooms() {
             self.namespace.adapter().del(&self.id, &room);
+        }
+        self.track_session();
+    }
+
+    /// With recovery kept in a store, writes this connected socket's session (its rooms) there,
+    /// so that a restart of the process does not lose it.
+    pub(crate) fn track_session(&self) {
+        if let (Some(pid), Some(log)) = (&self.pid, self.namespace.recovery()) {
+            if log.is_durable() && self.connected() {
+                log.track(&self.id, pid, &self.rooms());
+            }
         }
     }
 
@@ -447,9 +460,12 @@ impl Socket {
             }
         }
         self.acks.fail_all();
-        if previous == CONNECTED && reason.is_recoverable() {
-            if let (Some(pid), Some(log)) = (&self.pid, self.namespace.recovery()) {
+        if let (CONNECTED, Some(pid), Some(log)) = (previous, &self.pid, self.namespace.recovery())
+        {
+            if reason.is_recoverable() {
                 log.persist(self.id.clone(), pid.clone(), self.rooms());
+            } else {
+                log.forget(pid);
             }
         }
         self.namespace.remove_socket(self);

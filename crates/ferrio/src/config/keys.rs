@@ -171,6 +171,8 @@ pub(crate) static KEYS: &[Key] = &[
     key("cluster.nodes", Kind::Int, &[]),
     key("cluster.adapter", Kind::Text, &[]),
     key("cluster.redis_url", Kind::Secret, &[]),
+    key("cluster.redis_key", Kind::Text, &[]),
+    key("cluster.request_timeout", Kind::Duration, &[]),
 ];
 
 /// The key with this dotted name.

@@ -65,6 +65,7 @@ const DURATION_RANGES: &[(&str, Duration)] = &[
     ("limits.polling_body_timeout", Duration::from_secs(3600)),
     ("recovery.window", Duration::from_secs(24 * 3600)),
     ("auth.leeway", Duration::from_secs(3600)),
+    ("cluster.request_timeout", Duration::from_secs(3600)),
 ];
 
 fn lint(id: &'static str, severity: Severity, message: String, fix: impl Into<String>) -> Lint {
@@ -398,6 +399,49 @@ fn cluster(config: &Config, out: &mut Vec<Lint>) {
             "set cluster.redis_url = \"redis://host:6379\"",
         ));
     }
+    if cluster.adapter == AdapterKind::Redis && !cluster.redis_url.is_empty() {
+        if let Err(e) = ferrio_redis_adapter::check_redis_url(&cluster.redis_url) {
+            // The URL may hold a password: only the parser's complaint is shown.
+            out.push(lint(
+                "cluster-redis-url-invalid",
+                Severity::Error,
+                format!("cluster.redis_url: {e}"),
+                "write it redis://[:password@]host:port[/db] (rediss:// is not supported)",
+            ));
+        }
+    }
+    if cluster.adapter == AdapterKind::Local && !cluster.redis_url.is_empty() {
+        out.push(lint(
+            "cluster-redis-unused",
+            Severity::Warning,
+            "cluster.redis_url is set but cluster.adapter is \"local\": Redis is not used and \
+             this node shares no rooms with other nodes"
+                .to_owned(),
+            "set cluster.adapter = \"redis\", or unset cluster.redis_url",
+        ));
+    }
+    if cluster.adapter == AdapterKind::Redis && cluster.request_timeout.is_zero() {
+        out.push(lint(
+            "cluster-request-timeout",
+            Severity::Error,
+            "cluster.request_timeout is 0: requests to the other nodes (fetch sockets, rooms, \
+             server-side emits with acks) would give up before any answer"
+                .to_owned(),
+            "set cluster.request_timeout = \"5s\" (the default)",
+        ));
+    }
+    if cluster.adapter == AdapterKind::Redis && config.recovery.enabled {
+        out.push(lint(
+            "cluster-recovery-per-node",
+            Severity::Warning,
+            "recovery.enabled with cluster.adapter = \"redis\": missed events are kept by the \
+             node a client was on, so a client recovers its session only when it reconnects to \
+             that node"
+                .to_owned(),
+            "keep sessions sticky so clients come back to their node (deploy/nginx.conf, \
+             docs/cluster.md)",
+        ));
+    }
 }
 
 fn environment(loaded: &Loaded, out: &mut Vec<Lint>) {
@@ -537,6 +581,33 @@ mod tests {
             (
                 &[("FERRIO_CLUSTER_ADAPTER", "redis")],
                 &["cluster-redis-url"],
+            ),
+            (
+                &[
+                    ("FERRIO_CLUSTER_ADAPTER", "redis"),
+                    ("FERRIO_CLUSTER_REDIS_URL", "http://127.0.0.1:6379"),
+                ],
+                &["cluster-redis-url-invalid"],
+            ),
+            (
+                &[("FERRIO_CLUSTER_REDIS_URL", "redis://127.0.0.1:6379")],
+                &["cluster-redis-unused"],
+            ),
+            (
+                &[
+                    ("FERRIO_CLUSTER_ADAPTER", "redis"),
+                    ("FERRIO_CLUSTER_REDIS_URL", "redis://127.0.0.1:6379"),
+                    ("FERRIO_CLUSTER_REQUEST_TIMEOUT", "0s"),
+                ],
+                &["cluster-request-timeout"],
+            ),
+            (
+                &[
+                    ("FERRIO_CLUSTER_ADAPTER", "redis"),
+                    ("FERRIO_CLUSTER_REDIS_URL", "redis://127.0.0.1:6379"),
+                    ("FERRIO_RECOVERY_ENABLED", "true"),
+                ],
+                &["cluster-recovery-per-node"],
             ),
             (&[("FERRIO_SERVER_PATH", "io")], &["server-path"]),
             (&[("FERRIO_LOG_LEVEL", "info,=")], &["log-level-invalid"]),

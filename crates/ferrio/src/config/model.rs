@@ -307,6 +307,13 @@ pub(crate) struct Cluster {
     pub(crate) nodes: u32,
     pub(crate) adapter: AdapterKind,
     pub(crate) redis_url: String,
+    /// The prefix of the Redis channels (`key` of `@socket.io/redis-adapter`): nodes share
+    /// rooms only with nodes of the same prefix.
+    pub(crate) redis_key: String,
+    /// How long a request to the other nodes (fetch sockets, rooms, server-side emits) waits
+    /// for their answers.
+    #[serde(with = "serde_duration")]
+    pub(crate) request_timeout: Duration,
 }
 
 impl Default for Cluster {
@@ -315,6 +322,8 @@ impl Default for Cluster {
             nodes: 1,
             adapter: AdapterKind::Local,
             redis_url: String::new(),
+            redis_key: "socket.io".to_owned(),
+            request_timeout: Duration::from_secs(5),
         }
     }
 }

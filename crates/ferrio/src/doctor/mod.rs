@@ -6,7 +6,7 @@
 //! | step        | module        | what it checks                                                 |
 //! |-------------|---------------|----------------------------------------------------------------|
 //! | `tcp`       | [`tcp`]       | the host resolves and accepts a TCP connection                 |
-//! | `tls`       | [`tcp`]       | https URLs: not supported yet, said plainly                    |
+//! | `tls`       | [`tls`]       | https: version, certificate names, issuer, expiry; why refused |
 //! | `handshake` | [`handshake`] | the v4 polling handshake: status, open packet, ping settings   |
 //! | `cors`      | [`cors`]      | CORS headers for `--origin`, with and without credentials      |
 //! | `long-poll` | [`polling`]   | a POST answered promptly on a held GET (no buffering proxy)    |
@@ -19,8 +19,8 @@
 //!
 //! Every step ends `pass`, `warn`, `fail`, `info` or `skip` (not run: an earlier step failed
 //! or an option is missing), and is bounded by `--timeout`. The exit status is 0 when no step
-//! failed, 1 when one did, 2 when the deployment could not be checked (an invalid URL, or
-//! https, which needs TLS the doctor does not speak yet).
+//! failed, 1 when one did, 2 when the deployment could not be checked (an invalid URL, an
+//! unreadable `--ca-file`).
 //!
 //! Raw probes use hyper and tokio-tungstenite directly, so that every status and header can
 //! be seen; the namespace and event steps use `ferrio-client`, as an application would.
@@ -34,6 +34,7 @@ mod report;
 mod socketio;
 mod target;
 mod tcp;
+mod tls;
 mod websocket;
 
 use std::future::Future;
@@ -48,7 +49,7 @@ use target::Target;
 
 /// Exit status when a step failed.
 const EXIT_FAILED: i32 = 1;
-/// Exit status when the deployment could not be checked at all (a bad URL, https).
+/// Exit status when the deployment could not be checked at all (a bad URL, a bad --ca-file).
 const EXIT_UNCHECKED: i32 = 2;
 
 /// What the steps share: the target, the options, and what earlier steps found.
@@ -65,13 +66,25 @@ pub(crate) struct Doctor {
 
 /// Runs the doctor and prints its report; returns the process exit status.
 pub(crate) async fn run(args: DoctorArgs) -> i32 {
-    let target = match Target::parse(&args.url, args.path.as_deref()) {
+    let mut target = match Target::parse(&args.url, args.path.as_deref()) {
         Ok(target) => target,
         Err(error) => {
             eprintln!("ferrio doctor: {error}");
             return EXIT_UNCHECKED;
         }
     };
+    if target.tls {
+        match tls::TlsClient::new(&target.host, args.ca_file.as_deref(), args.insecure) {
+            Ok(client) => target.tls_client = Some(client),
+            Err(error) => {
+                eprintln!("ferrio doctor: {error}");
+                return EXIT_UNCHECKED;
+            }
+        }
+    } else if args.ca_file.is_some() || args.insecure {
+        eprintln!("ferrio doctor: --ca-file and --insecure are for https:// URLs");
+        return EXIT_UNCHECKED;
+    }
     let mut doctor = Doctor {
         target,
         origin: args.origin,
@@ -94,9 +107,7 @@ pub(crate) async fn run(args: DoctorArgs) -> i32 {
     } else {
         print!("{}", report.to_text());
     }
-    if doctor.target.tls {
-        EXIT_UNCHECKED
-    } else if report.ok {
+    if report.ok {
         0
     } else {
         EXIT_FAILED
@@ -117,16 +128,30 @@ impl Doctor {
         if outcome != Status::Pass {
             return self.skip_rest("tcp", "needs a TCP connection");
         }
-        let tls = tcp::tls(&target);
-        self.record("tls", tls, Duration::ZERO);
-        if target.tls {
-            return self.skip_rest("tls", "needs TLS, which ferrio doctor does not speak yet");
+        match &target.tls_client {
+            Some(client) => {
+                let status = self.timed("tls", tls::check(&target, client)).await;
+                if status == Status::Fail {
+                    return self.skip_rest(
+                        "tls",
+                        "needs a TLS connection the client accepts (--ca-file to trust a private \
+                         authority, --insecure to look past the certificate)",
+                    );
+                }
+            }
+            None => {
+                let skip = Outcome::skip("plain http:// URL: no TLS to check");
+                self.record("tls", skip, Duration::ZERO);
+            }
         }
 
         // Each later step opens a session of its own.
         let handshake_status = self
             .timed("handshake", handshake::polling(&target, timeout))
             .await;
+        if handshake_status == Status::Fail && !target.tls && tls::speaks_tls(&target).await {
+            self.tls_spoken_here();
+        }
         if handshake_status == Status::Fail {
             for name in ["cors", "long-poll", "upgrade"] {
                 self.record(
@@ -235,6 +260,23 @@ impl Doctor {
         let status = outcome.status;
         self.steps.push(Step::new(name, outcome, took));
         status
+    }
+
+    /// The handshake of an http:// URL failed, and the port speaks TLS: says so.
+    fn tls_spoken_here(&mut self) {
+        let https = format!("https://{}{}", self.target.authority, self.target.path);
+        if let Some(step) = self.steps.iter_mut().find(|s| s.name == "handshake") {
+            step.detail = format!(
+                "{}\nthis port speaks TLS: the URL should be https://",
+                step.detail
+            );
+            step.fix = Some(format!(
+                "use {https} (and --ca-file if its certificate is from a private authority); \
+                 a TLS port answers plain HTTP with an error (nginx: 400 \"The plain HTTP \
+                 request was sent to HTTPS port\")"
+            ));
+            step.code = Some("tls-expected");
+        }
     }
 
     /// Records every step after `after` as skipped.

@@ -5,11 +5,11 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::WebSocketStream;
 
 use super::target::Target;
+use super::tls::Stream;
 
 /// Largest response body read, in bytes.
 const MAX_BODY: usize = 1 << 20;
@@ -57,10 +57,7 @@ pub(crate) async fn http(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Result<Response, String> {
-    let stream = TcpStream::connect((target.host.as_str(), target.port))
-        .await
-        .map_err(|e| format!("cannot connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
+    let stream = target.connect().await?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("HTTP error: {e}"))?;
@@ -113,8 +110,8 @@ fn describe_hyper(error: &hyper::Error) -> String {
     }
 }
 
-/// A client WebSocket over plain TCP.
-pub(crate) type WsStream = WebSocketStream<TcpStream>;
+/// A client WebSocket over TCP or TLS.
+pub(crate) type WsStream = WebSocketStream<Stream>;
 
 /// Why a WebSocket could not be opened.
 #[derive(Debug)]
@@ -129,10 +126,7 @@ pub(crate) enum WsError {
 
 /// Opens a WebSocket to `uri` (a `ws://` URI on the target). Not bounded in time.
 pub(crate) async fn websocket(target: &Target, uri: &str) -> Result<WsStream, WsError> {
-    let stream = TcpStream::connect((target.host.as_str(), target.port))
-        .await
-        .map_err(|e| WsError::Connect(e.to_string()))?;
-    let _ = stream.set_nodelay(true);
+    let stream = target.connect().await.map_err(WsError::Connect)?;
     let request = uri
         .into_client_request()
         .map_err(|e| WsError::Other(format!("invalid request: {e}")))?;

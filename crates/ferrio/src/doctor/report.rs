@@ -39,6 +39,9 @@ pub(crate) struct Outcome {
     pub(crate) status: Status,
     pub(crate) detail: String,
     pub(crate) fix: Option<String>,
+    /// A stable name for the diagnosis (`tls-expired`, `cors-preflight-no-origin`, ...), for
+    /// programs reading `--json`; not every outcome has one.
+    pub(crate) code: Option<&'static str>,
 }
 
 impl Outcome {
@@ -62,11 +65,18 @@ impl Outcome {
         Self::new(Status::Skip, detail, None::<String>)
     }
 
+    /// Names the diagnosis (see [`Outcome::code`]).
+    pub(crate) fn code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
     fn new(status: Status, detail: impl Into<String>, fix: Option<impl Into<String>>) -> Self {
         Self {
             status,
             detail: detail.into(),
             fix: fix.map(Into::into),
+            code: None,
         }
     }
 }
@@ -79,6 +89,9 @@ pub(crate) struct Step {
     pub(crate) status: Status,
     pub(crate) detail: String,
     pub(crate) fix: Option<String>,
+    /// See [`Outcome::code`]; absent from the JSON when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) code: Option<&'static str>,
     pub(crate) duration_ms: u64,
 }
 
@@ -89,6 +102,7 @@ impl Step {
             status: outcome.status,
             detail: outcome.detail,
             fix: outcome.fix,
+            code: outcome.code,
             duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
         }
     }

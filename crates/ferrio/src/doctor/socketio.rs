@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ferrio_client::{
     AckError, ClientConfig, ConnectError, ConnectionState, Manager, Payload, ReconnectionConfig,
-    Socket, TransportKind,
+    Socket, TlsConfig, TransportKind,
 };
 
 use super::human;
@@ -45,7 +45,21 @@ pub(crate) async fn connect(
     (transports, upgrade): (Vec<TransportKind>, bool),
     timeout: Duration,
 ) -> (Outcome, Option<Socket>) {
+    let mut tls = TlsConfig::default();
+    if let Some(client) = &target.tls_client {
+        tls.dangerously_accept_any_certificate = client.insecure;
+        if let Some(ca_file) = &client.ca_file {
+            if let Err(error) = tls.add_root_certificates_pem_file(ca_file) {
+                let fix = "check --ca-file";
+                return (
+                    Outcome::fail(format!("cannot set up TLS: {error}"), fix),
+                    None,
+                );
+            }
+        }
+    }
     let config = ClientConfig {
+        tls,
         path: target.path.clone(),
         transports,
         upgrade,

@@ -3,9 +3,12 @@
 use std::fmt::Write as _;
 
 use http::Uri;
+use tokio::net::TcpStream;
+
+use super::tls::{Stream, TlsClient};
 
 /// A checked `http://host[:port]` (or https, ws, wss) and the Engine.IO path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Target {
     /// The URL as given.
     pub(crate) url: String,
@@ -18,6 +21,8 @@ pub(crate) struct Target {
     pub(crate) path: String,
     /// Whether the URL asks for TLS (https or wss).
     pub(crate) tls: bool,
+    /// How TLS is spoken, set for https URLs before the steps run.
+    pub(crate) tls_client: Option<TlsClient>,
 }
 
 impl Target {
@@ -66,6 +71,7 @@ impl Target {
             authority: authority.as_str().to_owned(),
             path,
             tls,
+            tls_client: None,
         })
     }
 
@@ -78,14 +84,35 @@ impl Target {
         out
     }
 
-    /// The `ws://` URI of a WebSocket request.
+    /// The `ws://` (or `wss://`) URI of a WebSocket request.
     pub(crate) fn websocket_uri(&self, sid: Option<&str>) -> String {
-        format!("ws://{}{}", self.authority, self.query(4, "websocket", sid))
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!(
+            "{scheme}://{}{}",
+            self.authority,
+            self.query(4, "websocket", sid)
+        )
     }
 
-    /// The `http://host:port` the Socket.IO client is given.
+    /// The `http://host:port` (or `https://`) the Socket.IO client is given.
     pub(crate) fn client_url(&self) -> String {
-        format!("http://{}", self.authority)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.authority)
+    }
+
+    /// Opens a connection to the target: TCP, then TLS for https URLs. Not bounded in time.
+    pub(crate) async fn connect(&self) -> Result<Stream, String> {
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls_client {
+            None => Ok(Stream::Plain(tcp)),
+            Some(client) => client
+                .connect(tcp)
+                .await
+                .map_err(|e| format!("TLS handshake failed: {e}")),
+        }
     }
 }
 

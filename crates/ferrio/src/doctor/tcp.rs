@@ -1,5 +1,4 @@
-//! `tcp`: the host resolves and accepts a connection. `tls`: https is said to be unsupported
-//! rather than failing obscurely later.
+//! `tcp`: the host resolves and accepts a connection.
 
 use tokio::net::TcpStream;
 
@@ -38,23 +37,5 @@ pub(crate) async fn connect(target: &Target) -> Outcome {
                 fix,
             )
         }
-    }
-}
-
-/// The TLS step: nothing to do for http; https cannot be checked yet.
-pub(crate) fn tls(target: &Target) -> Outcome {
-    if target.tls {
-        Outcome::fail(
-            "TLS is not supported by ferrio doctor yet: the certificate and every step behind \
-             it were not checked",
-            format!(
-                "check the certificate with `openssl s_client -connect {}:{} -servername {}`, \
-                 and run ferrio doctor against the plain-HTTP side of the TLS terminator \
-                 (the proxy's upstream, e.g. http://backend:3000)",
-                target.host, target.port, target.host
-            ),
-        )
-    } else {
-        Outcome::skip("plain http:// URL: no TLS to check")
     }
 }

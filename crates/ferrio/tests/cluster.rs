@@ -1,0 +1,210 @@
+//! Several `ferrio serve` processes sharing rooms through a real `redis-server`, both started by
+//! the test on free ports of 127.0.0.1, with `ferrio-client` sockets as the clients. The rooms
+//! are joined and published to with the gateway's built-in `join`, `leave` and `publish`
+//! events, as a browser would.
+//!
+//! Without `redis-server` these tests are skipped loudly, unless `CI=true`, where they fail.
+//! Every wait is bounded; "exactly once" is checked by a short quiet period after the expected
+//! messages.
+
+mod cluster_common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use cluster_common::{eventually, FerrioNode, Member, RedisServer, QUIET};
+use serde_json::json;
+
+/// Three nodes on one Redis, each with a member of `lobby`.
+async fn three_nodes_with_members(redis: &RedisServer) -> (Vec<FerrioNode>, Vec<Member>) {
+    let nodes: Vec<FerrioNode> = (0..3)
+        .map(|_| FerrioNode::start(&redis.url(), &[]))
+        .collect();
+    for node in &nodes {
+        node.wait_cluster_size(3).await;
+    }
+    let mut members = Vec::new();
+    for node in &nodes {
+        let member = Member::connect(node).await;
+        member.ok("join", "lobby").await;
+        members.push(member);
+    }
+    (nodes, members)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_on_any_node_reaches_every_member_on_every_node_exactly_once() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (nodes, mut members) = three_nodes_with_members(&redis).await;
+    // A second member on node 0, and a client in no room on each node, which publishes.
+    let mut extra = Member::connect(&nodes[0]).await;
+    extra.ok("join", "lobby").await;
+    let mut outsiders = Vec::new();
+    for node in &nodes {
+        outsiders.push(Member::connect(node).await);
+    }
+    for (i, outsider) in outsiders.iter().enumerate() {
+        outsider
+            .publish("lobby", "news", json!({ "from": i }))
+            .await;
+    }
+    let expected: BTreeSet<String> = (0..3).map(|i| json!({ "from": i }).to_string()).collect();
+    for member in members.iter_mut().chain([&mut extra]) {
+        assert_eq!(member.receive_set(3).await, expected);
+        member.expect_nothing(QUIET).await;
+    }
+    for outsider in &mut outsiders {
+        outsider.expect_nothing(Duration::ZERO).await;
+    }
+
+    // The member on node 2 leaves: a publish from node 0 reaches the others only.
+    members[2].ok("leave", "lobby").await;
+    outsiders[0].publish("lobby", "news", json!("after")).await;
+    for member in members.iter_mut().take(2).chain([&mut extra]) {
+        assert_eq!(member.receive().await, json!("after").to_string());
+        member.expect_nothing(QUIET).await;
+    }
+    members[2].expect_nothing(Duration::ZERO).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_does_not_disturb_the_other_nodes_clients() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (mut nodes, mut members) = three_nodes_with_members(&redis).await;
+    let killed = nodes.pop().expect("three nodes");
+    let orphan = members.pop().expect("three members");
+    killed.kill();
+    // Redis sees the node go: the survivors count two nodes.
+    for node in &nodes {
+        node.wait_cluster_size(2).await;
+    }
+    drop(orphan);
+    members[0]
+        .publish("lobby", "news", json!("still here"))
+        .await;
+    members[1].publish("lobby", "news", json!("me too")).await;
+    // Each publisher is not sent its own publish (rooms.publish_to_sender is off).
+    for (member, other) in members.iter_mut().zip(["\"me too\"", "\"still here\""]) {
+        assert_eq!(member.receive().await, other);
+        member.expect_nothing(QUIET).await;
+        assert!(
+            member.connected(),
+            "a client of a surviving node was disconnected"
+        );
+        assert_eq!(member.disconnects(), 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_mid_run_local_delivery_goes_on_and_the_cluster_heals() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let a = FerrioNode::start(&redis.url(), &[]);
+    let b = FerrioNode::start(&redis.url(), &[]);
+    a.wait_cluster_size(2).await;
+    b.wait_cluster_size(2).await;
+    let mut on_a = Member::connect(&a).await;
+    on_a.ok("join", "lobby").await;
+    let mut on_b = Member::connect(&b).await;
+    on_b.ok("join", "lobby").await;
+    let publisher = Member::connect(&a).await;
+    assert!(
+        a.metrics().await.contains("\nferrio_redis_connected 1\n"),
+        "{}",
+        a.metrics().await
+    );
+
+    redis.kill();
+    eventually("node a to see Redis down", || async {
+        a.ready().await.contains("cluster: redis down")
+    })
+    .await;
+    let ready = a.ready_answer().await;
+    assert_eq!(
+        ready,
+        (
+            200,
+            "ready\ncluster: redis down (broadcasts reach this node's clients only)\n".to_owned()
+        )
+    );
+    let metrics = a.metrics().await;
+    assert!(
+        metrics.contains("\nferrio_redis_connected 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nferrio_redis_disconnects_total "),
+        "{metrics}"
+    );
+    // Local delivery goes on; node b's member cannot be reached.
+    publisher
+        .publish("lobby", "news", json!("while down"))
+        .await;
+    assert_eq!(on_a.receive().await, json!("while down").to_string());
+
+    redis.restart();
+    for node in [&a, &b] {
+        node.wait_cluster_size(2).await;
+    }
+    assert!(a.metrics().await.contains("\nferrio_redis_connected 1\n"));
+    publisher.publish("lobby", "news", json!("healed")).await;
+    assert_eq!(on_a.receive().await, json!("healed").to_string());
+    // The first thing b's member hears is the publish after the heal.
+    assert_eq!(on_b.receive().await, json!("healed").to_string());
+    on_a.expect_nothing(QUIET).await;
+    on_b.expect_nothing(QUIET).await;
+    assert!(on_a.connected() && on_b.connected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_before_redis_joins_when_it_comes_up() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    redis.kill();
+    let a = FerrioNode::start(&redis.url(), &[]);
+    assert_eq!(
+        a.ready_answer().await,
+        (
+            200,
+            "ready\ncluster: redis down (broadcasts reach this node's clients only)\n".to_owned()
+        )
+    );
+    redis.restart();
+    let b = FerrioNode::start(&redis.url(), &[]);
+    a.wait_cluster_size(2).await;
+    b.wait_cluster_size(2).await;
+    let mut on_a = Member::connect(&a).await;
+    on_a.ok("join", "lobby").await;
+    let on_b = Member::connect(&b).await;
+    on_b.publish("lobby", "news", json!(1)).await;
+    assert_eq!(on_a.receive().await, "1");
+}
+
+#[test]
+fn config_check_accepts_a_redis_cluster_and_explains_a_bad_url() {
+    let ok = cluster_common::config_check(&[
+        ("FERRIO_CLUSTER_ADAPTER", "redis"),
+        ("FERRIO_CLUSTER_REDIS_URL", "redis://:pw@127.0.0.1:6379/0"),
+        ("FERRIO_CLUSTER_NODES", "3"),
+    ]);
+    assert_eq!(ok.0, 0, "{}", ok.1);
+    // The password is a secret: never printed.
+    assert!(!ok.1.contains("pw@"), "{}", ok.1);
+    let bad = cluster_common::config_check(&[
+        ("FERRIO_CLUSTER_ADAPTER", "redis"),
+        ("FERRIO_CLUSTER_REDIS_URL", "http://127.0.0.1:6379"),
+    ]);
+    assert_eq!(bad.0, 1, "{}", bad.1);
+    assert!(
+        bad.1
+            .contains("error[cluster-redis-url-invalid]: cluster.redis_url: invalid Redis URL: "),
+        "{}",
+        bad.1
+    );
+}

@@ -1,0 +1,89 @@
+//! Connection state recovery kept in a store: a second server on the same store (a restarted
+//! process) recovers a client of the first one, with its id, rooms and every packet it missed,
+//! before and after the switch.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{recorder, TestServer, WsClient};
+use ferrio_history::{HistoryStore, MemoryStore};
+use ferrio_socketio::{RecoveryConfig, Room, SocketIoConfig};
+use serde_json::{json, Value};
+
+async fn server_on(store: &Arc<MemoryStore>) -> (TestServer, common::Recorded) {
+    let store: Arc<dyn HistoryStore> = store.clone();
+    let server = TestServer::start_with(SocketIoConfig {
+        recovery: Some(RecoveryConfig::default()),
+        recovery_store: Some(store),
+        ..SocketIoConfig::default()
+    })
+    .await;
+    let (handler, seen) = recorder();
+    server.io.ns("/", handler);
+    (server, seen)
+}
+
+/// Reads an event and splits off its trailing offset.
+async fn event(client: &mut WsClient) -> (Vec<Value>, String) {
+    let text = client.recv().await;
+    let json = text
+        .strip_prefix("42")
+        .unwrap_or_else(|| panic!("not an event: {text:?}"));
+    let mut args: Vec<Value> = serde_json::from_str(json).expect("JSON array");
+    let offset = args
+        .pop()
+        .and_then(|last| last.as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no offset in {text:?}"));
+    (args, offset)
+}
+
+#[tokio::test]
+async fn a_server_on_the_same_store_recovers_the_clients_of_the_first() {
+    let store = Arc::new(MemoryStore::default());
+    let (first, mut seen) = server_on(&store).await;
+    let mut client = first.ws().await;
+    let reply = client.connect_nsp("/", None).await;
+    let sid = reply["sid"].as_str().expect("sid").to_owned();
+    let pid = reply["pid"].as_str().expect("pid").to_owned();
+    let socket = seen.sockets.next().await;
+    socket.join("room1");
+    first.io.to("room1").emit("m", "seen").expect("emitted");
+    let (args, offset) = event(&mut client).await;
+    assert_eq!(args, vec![json!("m"), json!("seen")]);
+    // Sent by the first server while the client is gone (it never learns of them).
+    first.io.to("room1").emit("m", "before").expect("emitted");
+    first
+        .io
+        .to("other")
+        .emit("m", "not for it")
+        .expect("emitted");
+
+    // The second server starts on the same store; the first never said goodbye.
+    let (second, mut seen_again) = server_on(&store).await;
+    second.io.to("room1").emit("m", "after").expect("emitted");
+    second.io.emit("m", "everyone").expect("emitted");
+
+    let mut client = second.ws().await;
+    let auth = json!({ "pid": pid, "offset": offset }).to_string();
+    let reply = client.connect_nsp("/", Some(&auth)).await;
+    assert_eq!(reply, json!({ "sid": sid, "pid": pid }));
+    let mut replayed = Vec::new();
+    for _ in 0..3 {
+        let (args, _) = event(&mut client).await;
+        replayed.push(args[1].clone());
+    }
+    assert_eq!(
+        replayed,
+        [json!("before"), json!("after"), json!("everyone")]
+    );
+    let recovered = seen_again.sockets.next().await;
+    assert!(recovered.recovered());
+    assert!(recovered.rooms().contains(&Room::from("room1")));
+
+    // Live again in its room, exactly once.
+    second.io.to("room1").emit("m", "live").expect("emitted");
+    let (args, _) = event(&mut client).await;
+    assert_eq!(args, vec![json!("m"), json!("live")]);
+    drop(first);
+}
