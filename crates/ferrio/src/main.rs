@@ -18,7 +18,9 @@ mod cluster;
 mod config;
 mod doctor;
 mod gateway;
+mod plainws;
 mod serve;
+mod webhook;
 
 use clap::Parser;
 

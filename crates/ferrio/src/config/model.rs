@@ -25,6 +25,8 @@ pub(crate) struct Config {
     pub(crate) rooms: Rooms,
     pub(crate) api: Api,
     pub(crate) cluster: Cluster,
+    pub(crate) webhooks: Webhooks,
+    pub(crate) ws: Ws,
 }
 
 /// Where the server listens.
@@ -240,6 +242,15 @@ pub(crate) struct Auth {
     /// Clock skew tolerated on `exp` and `nbf`.
     #[serde(with = "serde_duration")]
     pub(crate) leeway: Duration,
+    /// Accepted `aud` values; empty checks none.
+    pub(crate) audience: Vec<String>,
+    /// The required `iss`; empty checks none.
+    pub(crate) issuer: String,
+    /// A JWKS fetched over HTTP(S), cached, refetched for an unknown `kid`.
+    pub(crate) jwks_url: String,
+    /// How long a fetched JWKS is used before it is fetched again.
+    #[serde(with = "serde_duration")]
+    pub(crate) jwks_cache_ttl: Duration,
 }
 
 impl Default for Auth {
@@ -254,6 +265,10 @@ impl Default for Auth {
             jwt_algorithm: String::new(),
             cookie_name: "token".to_owned(),
             leeway: Duration::from_secs(5),
+            audience: Vec::new(),
+            issuer: String::new(),
+            jwks_url: String::new(),
+            jwks_cache_ttl: Duration::from_secs(600),
         }
     }
 }
@@ -264,7 +279,8 @@ impl Auth {
         !(self.jwt_secret.is_empty()
             && self.jwt_public_key.is_empty()
             && self.jwt_public_key_path.is_empty()
-            && self.jwks_path.is_empty())
+            && self.jwks_path.is_empty()
+            && self.jwks_url.is_empty())
     }
 }
 
@@ -324,6 +340,64 @@ impl Default for Cluster {
             redis_url: String::new(),
             redis_key: "socket.io".to_owned(),
             request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Webhooks to the backend: client events, connections and disconnections, as JSON POSTs.
+/// Empty URLs are "not set".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Webhooks {
+    /// Where client events (other than the built-in ones) are posted; the answer is the ack.
+    pub(crate) events_url: String,
+    /// Event names forwarded; empty forwards every event.
+    pub(crate) events: Vec<String>,
+    /// Called before a connection is accepted; a non-2xx answer refuses it.
+    pub(crate) connect_url: String,
+    /// Told of every disconnection, with the reason.
+    pub(crate) disconnect_url: String,
+    /// How long one call may take.
+    #[serde(with = "serde_duration")]
+    pub(crate) timeout: Duration,
+    /// Signs each body (HMAC-SHA256, `X-Ferrio-Signature`); empty signs nothing.
+    pub(crate) secret: String,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Self {
+            events_url: String::new(),
+            events: Vec::new(),
+            connect_url: String::new(),
+            disconnect_url: String::new(),
+            timeout: Duration::from_secs(5),
+            secret: String::new(),
+        }
+    }
+}
+
+/// The plain WebSocket endpoint for clients without a Socket.IO library.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Ws {
+    pub(crate) enabled: bool,
+    pub(crate) path: String,
+    /// How often the server sends a WebSocket ping.
+    #[serde(with = "serde_duration")]
+    pub(crate) ping_interval: Duration,
+    /// How long after a ping the client may stay silent before it is closed.
+    #[serde(with = "serde_duration")]
+    pub(crate) ping_timeout: Duration,
+}
+
+impl Default for Ws {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: "/ws".to_owned(),
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
         }
     }
 }

@@ -10,6 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
 use super::claims::Claims;
+use super::jwks::RemoteJwks;
 use crate::config::model::Auth;
 
 /// The algorithms the gateway verifies.
@@ -30,6 +31,12 @@ pub(crate) enum Reason {
     BadSignature,
     /// The token's `namespaces` claim does not allow this namespace.
     NamespaceNotAllowed,
+    /// The token's `aud` is missing or not one of `auth.audience`.
+    WrongAudience,
+    /// The token's `iss` is missing or not `auth.issuer`.
+    WrongIssuer,
+    /// The key set of `auth.jwks_url` could not be fetched, so no key verifies the token.
+    KeysUnavailable,
 }
 
 impl Reason {
@@ -42,6 +49,9 @@ impl Reason {
             Self::WrongKey => "wrong_key",
             Self::BadSignature => "bad_signature",
             Self::NamespaceNotAllowed => "namespace_not_allowed",
+            Self::WrongAudience => "wrong_audience",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::KeysUnavailable => "keys_unavailable",
         }
     }
 }
@@ -73,17 +83,23 @@ impl Refusal {
 }
 
 /// One verifying key.
-struct KeyEntry {
-    algorithm: Algorithm,
-    /// The JWKS `kid`, for keys from a JWKS file.
-    kid: Option<String>,
+pub(crate) struct KeyEntry {
+    pub(crate) algorithm: Algorithm,
+    /// The JWKS `kid`, for keys from a JWKS file or URL.
+    pub(crate) kid: Option<String>,
     key: DecodingKey,
 }
 
 /// Verifies tokens with the configured keys.
 pub(crate) struct Verifier {
     keys: Vec<KeyEntry>,
+    /// The key set of `auth.jwks_url`, fetched and refreshed.
+    remote: Option<RemoteJwks>,
     leeway: Duration,
+    /// Accepted `aud` values; empty: not checked.
+    audience: Vec<String>,
+    /// The required `iss`; `None`: not checked.
+    issuer: Option<String>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -140,12 +156,19 @@ impl Verifier {
         if !auth.jwks_path.is_empty() {
             keys.extend(jwks_keys(&auth.jwks_path)?);
         }
-        if keys.is_empty() {
+        let remote = if auth.jwks_url.trim().is_empty() {
+            None
+        } else {
+            let url = crate::webhook::client::Url::parse(auth.jwks_url.trim())
+                .map_err(|e| format!("auth.jwks_url: {e}"))?;
+            Some(RemoteJwks::new(url, auth.jwks_cache_ttl, only))
+        };
+        if keys.is_empty() && remote.is_none() {
             return Ok(None);
         }
         if let Some(only) = only {
             keys.retain(|k| k.algorithm == only);
-            if keys.is_empty() {
+            if keys.is_empty() && remote.is_none() {
                 return Err(format!(
                     "auth.jwt_algorithm is {} but no configured key verifies {}",
                     algorithm_name(only),
@@ -153,16 +176,32 @@ impl Verifier {
                 ));
             }
         }
+        let audience: Vec<String> = auth
+            .audience
+            .iter()
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty())
+            .collect();
+        let issuer = Some(auth.issuer.trim().to_owned()).filter(|i| !i.is_empty());
         Ok(Some(Self {
             keys,
+            remote,
             leeway: auth.leeway,
+            audience,
+            issuer,
         }))
+    }
+
+    /// The key set fetched from `auth.jwks_url`, if one is configured.
+    pub(crate) fn remote(&self) -> Option<&RemoteJwks> {
+        self.remote.as_ref()
     }
 
     /// The algorithms some key verifies, without repeats.
     pub(crate) fn algorithms(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
-        for key in &self.keys {
+        let remote = self.remote.as_ref().map(RemoteJwks::keys);
+        for key in self.keys.iter().chain(remote.iter().flat_map(|k| k.iter())) {
             let name = algorithm_name(key.algorithm);
             if !names.contains(&name) {
                 names.push(name);
@@ -176,8 +215,47 @@ impl Verifier {
         self.leeway
     }
 
-    /// Verifies a token and returns its claims.
-    pub(crate) fn verify(&self, token: &str) -> Result<Claims, Refusal> {
+    /// Verifies a token and returns its claims. With `auth.jwks_url`, a token naming a key id
+    /// the cached set lacks (or a set past its time) fetches the set again first, at most once
+    /// every [`jwks::MIN_REFETCH`](super::jwks::MIN_REFETCH). Cancel-safe.
+    pub(crate) async fn verify(&self, token: &str) -> Result<Claims, Refusal> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| {
+            Refusal::new(
+                Reason::InvalidToken,
+                format!("invalid token: not a JWT ({e})"),
+            )
+        })?;
+        let Some(remote) = &self.remote else {
+            return self.verify_with(token, &[]);
+        };
+        let known = |keys: &[KeyEntry]| {
+            self.keys
+                .iter()
+                .chain(keys.iter())
+                .any(|k| k.algorithm == header.alg && kid_fits(k, &header))
+        };
+        let mut keys = remote.keys();
+        if !known(&keys) || remote.is_stale() {
+            remote.refresh_on_demand().await;
+            keys = remote.keys();
+        }
+        if !known(&keys) {
+            if let Some(error) = remote.last_error() {
+                if keys.is_empty() && self.keys.is_empty() {
+                    return Err(Refusal::new(
+                        Reason::KeysUnavailable,
+                        format!(
+                            "cannot verify the token: the key set could not be fetched ({error})"
+                        ),
+                    ));
+                }
+            }
+        }
+        self.verify_with(token, &keys)
+    }
+
+    /// Verifies a token with the configured keys and `remote` (the fetched key set).
+    fn verify_with(&self, token: &str, remote: &[KeyEntry]) -> Result<Claims, Refusal> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| {
             Refusal::new(
                 Reason::InvalidToken,
@@ -196,11 +274,9 @@ impl Verifier {
         let candidates: Vec<&KeyEntry> = self
             .keys
             .iter()
+            .chain(remote.iter())
             .filter(|k| k.algorithm == header.alg)
-            .filter(|k| match (&k.kid, &header.kid) {
-                (Some(kid), Some(wanted)) => kid == wanted,
-                _ => true,
-            })
+            .filter(|k| kid_fits(k, &header))
             .collect();
         if candidates.is_empty() {
             let kid = header
@@ -220,12 +296,43 @@ impl Verifier {
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.leeway.as_secs();
         validation.validate_nbf = true;
-        validation.validate_aud = false;
+        if self.audience.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&self.audience);
+        }
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+        }
         // `sub` is checked below, with a clear message; `exp` is optional.
         validation.set_required_spec_claims::<&str>(&[]);
         let mut last = None;
         for entry in candidates {
             match jsonwebtoken::decode::<Claims>(token, &entry.key, &validation) {
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::InvalidAudience)
+                        || matches!(e.kind(), ErrorKind::MissingRequiredClaim(c) if c == "aud") =>
+                {
+                    return Err(Refusal::new(
+                        Reason::WrongAudience,
+                        format!(
+                            "invalid token: its audience (aud) is not {}",
+                            one_of(&self.audience)
+                        ),
+                    ))
+                }
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::InvalidIssuer)
+                        || matches!(e.kind(), ErrorKind::MissingRequiredClaim(c) if c == "iss") =>
+                {
+                    return Err(Refusal::new(
+                        Reason::WrongIssuer,
+                        format!(
+                            "invalid token: its issuer (iss) is not {:?}",
+                            self.issuer.as_deref().unwrap_or_default()
+                        ),
+                    ))
+                }
                 Ok(data) if data.claims.sub.is_empty() => {
                     return Err(Refusal::new(
                         Reason::InvalidToken,
@@ -242,7 +349,31 @@ impl Verifier {
                 }
             }
         }
-        Err(last.expect("at least one candidate"))
+        Err(last.unwrap_or_else(|| {
+            Refusal::new(Reason::InvalidToken, "invalid token: no key could check it")
+        }))
+    }
+}
+
+/// Whether a key's id allows it for a token: keys and tokens without ids fit any.
+fn kid_fits(key: &KeyEntry, header: &jsonwebtoken::Header) -> bool {
+    match (&key.kid, &header.kid) {
+        (Some(kid), Some(wanted)) => kid == wanted,
+        _ => true,
+    }
+}
+
+/// `"a"` or `one of "a", "b"`.
+fn one_of(values: &[String]) -> String {
+    match values {
+        [one] => format!("{one:?}"),
+        many => format!(
+            "one of {}",
+            many.iter()
+                .map(|v| format!("{v:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -304,15 +435,21 @@ fn jwks_keys(path: &str) -> Result<Vec<KeyEntry>, String> {
         .map_err(|e| format!("auth.jwks_path: cannot read {path}: {e}"))?;
     let set: JwkSet = serde_json::from_str(&text)
         .map_err(|e| format!("auth.jwks_path: {path} is not a JWKS ({e})"))?;
+    let keys = keys_of_set(&set, &format!("auth.jwks_path: key {{index}} of {path}"))?;
+    if keys.is_empty() {
+        return Err(format!("auth.jwks_path: {path} holds no key"));
+    }
+    Ok(keys)
+}
+
+/// The keys of a JWKS; `source` names a key in errors, `{index}` standing for its position.
+pub(crate) fn keys_of_set(set: &JwkSet, source: &str) -> Result<Vec<KeyEntry>, String> {
     let mut keys = Vec::new();
     for (index, jwk) in set.keys.iter().enumerate() {
-        let key = DecodingKey::from_jwk(jwk)
-            .map_err(|e| format!("auth.jwks_path: key {index} of {path}: {e}"))?;
+        let name = source.replace("{index}", &index.to_string());
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("{name}: {e}"))?;
         let unsupported = |what: String| {
-            format!(
-                "auth.jwks_path: key {index} of {path} is {what}: only RS256, ES256 and HS256 \
-                 keys are supported"
-            )
+            format!("{name} is {what}: only RS256, ES256 and HS256 keys are supported")
         };
         if !jwk.is_supported() {
             return Err(unsupported("of an unsupported kind".to_owned()));
@@ -336,9 +473,6 @@ fn jwks_keys(path: &str) -> Result<Vec<KeyEntry>, String> {
             kid: jwk.common.key_id.clone(),
             key,
         });
-    }
-    if keys.is_empty() {
-        return Err(format!("auth.jwks_path: {path} holds no key"));
     }
     Ok(keys)
 }
@@ -446,30 +580,42 @@ mod tests {
         assert!(Verifier::from_config(&Auth::default()).unwrap().is_none());
     }
 
-    #[test]
-    fn hs256_flows() {
+    #[tokio::test]
+    async fn hs256_flows() {
         let v = Verifier::from_config(&auth("s3cret")).unwrap().unwrap();
         let ok = hs(
             "s3cret",
             serde_json::json!({"sub": "u1", "exp": now() + 60}),
         );
-        assert_eq!(v.verify(&ok).unwrap().sub, "u1");
+        assert_eq!(v.verify(&ok).await.unwrap().sub, "u1");
         let expired = hs(
             "s3cret",
             serde_json::json!({"sub": "u1", "exp": now() - 10}),
         );
-        assert_eq!(v.verify(&expired).unwrap_err().reason, Reason::ExpiredToken);
+        assert_eq!(
+            v.verify(&expired).await.unwrap_err().reason,
+            Reason::ExpiredToken
+        );
         let other = hs("other", serde_json::json!({"sub": "u1"}));
-        assert_eq!(v.verify(&other).unwrap_err().reason, Reason::BadSignature);
+        assert_eq!(
+            v.verify(&other).await.unwrap_err().reason,
+            Reason::BadSignature
+        );
         let no_sub = hs("s3cret", serde_json::json!({"exp": now() + 60}));
-        assert_eq!(v.verify(&no_sub).unwrap_err().reason, Reason::InvalidToken);
+        assert_eq!(
+            v.verify(&no_sub).await.unwrap_err().reason,
+            Reason::InvalidToken
+        );
         let later = hs(
             "s3cret",
             serde_json::json!({"sub": "u1", "nbf": now() + 600}),
         );
-        assert_eq!(v.verify(&later).unwrap_err().reason, Reason::InvalidToken);
         assert_eq!(
-            v.verify("garbage").unwrap_err().reason,
+            v.verify(&later).await.unwrap_err().reason,
+            Reason::InvalidToken
+        );
+        assert_eq!(
+            v.verify("garbage").await.unwrap_err().reason,
             Reason::InvalidToken
         );
     }

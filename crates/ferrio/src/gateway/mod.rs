@@ -6,6 +6,7 @@
 pub(crate) mod auth;
 pub(crate) mod claims;
 pub(crate) mod events;
+pub(crate) mod jwks;
 pub(crate) mod policy;
 
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub(crate) struct Gateway {
     pub(crate) policy: RoomPolicy,
     /// One log line per connection and disconnection.
     log_connections: bool,
+    /// The backend's webhooks, when any is configured.
+    webhooks: Option<Arc<crate::webhook::Webhooks>>,
 }
 
 impl Gateway {
@@ -44,6 +47,7 @@ impl Gateway {
             cookie_name: config.auth.cookie_name.clone(),
             policy: RoomPolicy::from_config(&config.rooms)?,
             log_connections: config.log.connections,
+            webhooks: crate::webhook::Webhooks::from_config(&config.webhooks)?.map(Arc::new),
         })
     }
 
@@ -64,7 +68,7 @@ impl Gateway {
     }
 
     /// Decides who a connecting socket is, or why it is refused.
-    fn authenticate(&self, socket: &Socket) -> Result<Identity, Refusal> {
+    async fn authenticate(&self, socket: &Socket) -> Result<Identity, Refusal> {
         let Some(verifier) = &self.verifier else {
             return Ok(Identity::Anonymous);
         };
@@ -87,7 +91,7 @@ impl Gateway {
                 ),
             ));
         };
-        let claims = verifier.verify(&token)?;
+        let claims = verifier.verify(&token).await?;
         if let Some(allowed) = &claims.namespaces {
             if !any_glob(allowed, socket.nsp()) {
                 return Err(Refusal::new(
@@ -100,10 +104,23 @@ impl Gateway {
         Ok(Identity::User(claims))
     }
 
-    /// The connect middleware: refuses with CONNECT_ERROR, or stores the [`Identity`].
-    fn middleware(&self, socket: &Socket) -> Result<(), ConnectError> {
-        match self.authenticate(socket) {
+    /// The connect middleware: refuses with CONNECT_ERROR, or stores the [`Identity`]. The
+    /// connect webhook, when set, has the last word.
+    async fn middleware(&self, socket: &Socket) -> Result<(), ConnectError> {
+        match self.authenticate(socket).await {
             Ok(identity) => {
+                if let Some(webhooks) = &self.webhooks {
+                    if let Err(error) = webhooks.check_connect(socket, &identity).await {
+                        tracing::info!(
+                            reason = "webhook",
+                            nsp = socket.nsp(),
+                            remote = ?socket.handshake().remote_addr,
+                            "connection refused: {}",
+                            error.message
+                        );
+                        return Err(error);
+                    }
+                }
                 // Shared: the event handlers read it on every join and publish.
                 socket.insert_data(Arc::new(identity));
                 Ok(())
@@ -146,6 +163,9 @@ impl Gateway {
             }
         }
         events::register(socket, self);
+        if let Some(webhooks) = &self.webhooks {
+            webhooks.register(socket);
+        }
         // `ferrio doctor` measures an event round trip with this event: echo it back.
         socket.on(crate::doctor::DOCTOR_EVENT, |_socket, event| {
             if let Some(ack) = event.ack {
@@ -190,11 +210,26 @@ fn serves(patterns: &[String], name: &str) -> bool {
 /// namespace `server.namespaces` names.
 pub(crate) fn install(io: &SocketIo, config: &Config) -> Result<Arc<Gateway>, String> {
     let gateway = Arc::new(Gateway::from_config(config)?);
+    if let Some(webhooks) = &gateway.webhooks {
+        tracing::info!("{}", webhooks.describe());
+    }
+    if gateway
+        .verifier
+        .as_ref()
+        .is_some_and(|v| v.remote().is_some())
+    {
+        let gw = gateway.clone();
+        tokio::spawn(async move {
+            if let Some(remote) = gw.verifier.as_ref().and_then(Verifier::remote) {
+                remote.fetch_at_start().await;
+            }
+        });
+    }
     let root = io.of("/");
     let gw = gateway.clone();
     root.use_middleware(move |socket: Arc<Socket>| {
-        let result = gw.middleware(&socket);
-        async move { result }
+        let gw = gw.clone();
+        async move { gw.middleware(&socket).await }
     });
     let gw = gateway.clone();
     root.on_connection(move |socket| gw.on_connection(socket));
@@ -210,8 +245,8 @@ pub(crate) fn install(io: &SocketIo, config: &Config) -> Result<Arc<Gateway>, St
         let dynamic = io.dynamic_namespace(move |name| serves(&others, name));
         let gw = gateway.clone();
         dynamic.use_middleware(move |socket: Arc<Socket>| {
-            let result = gw.middleware(&socket);
-            async move { result }
+            let gw = gw.clone();
+            async move { gw.middleware(&socket).await }
         });
         let gw = gateway.clone();
         dynamic.on_connection(move |socket| gw.on_connection(socket));

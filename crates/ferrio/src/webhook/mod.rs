@@ -1,0 +1,239 @@
+//! Webhooks to the backend: client events forwarded as JSON POSTs whose answer becomes the
+//! client's ack, a connect call that may refuse a connection, and a disconnect notice.
+//! `docs/webhooks.md` is the guide; the bodies are built in [`body`], signed in [`signature`]
+//! and sent with the client in [`client`].
+//!
+//! No call ever runs on a connection's reading task: event calls are spawned, so a slow
+//! backend delays that event's ack and nothing else.
+
+pub(crate) mod body;
+pub(crate) mod client;
+pub(crate) mod signature;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrio_socketio::{AckSender, ConnectError, Event, Socket};
+use serde_json::{json, Value};
+
+use crate::config::model::Webhooks as WebhooksConfig;
+use crate::gateway::claims::Identity;
+use crate::gateway::events::identity;
+use client::{HttpError, Url};
+
+/// The configured webhooks, ready to call.
+#[derive(Debug)]
+pub(crate) struct Webhooks {
+    events_url: Option<Url>,
+    /// Forwarded event names; empty forwards all.
+    events: Vec<String>,
+    connect_url: Option<Url>,
+    disconnect_url: Option<Url>,
+    timeout: Duration,
+    /// The signing key; `None` sends no signature.
+    secret: Option<Vec<u8>>,
+}
+
+/// Parses one optional URL setting; the error names the setting.
+fn url(setting: &str, value: &str) -> Result<Option<Url>, String> {
+    if value.trim().is_empty() {
+        return Ok(None);
+    }
+    Url::parse(value.trim())
+        .map(Some)
+        .map_err(|e| format!("{setting}: {e}"))
+}
+
+/// What a failed call tells the client and the log: `webhook timed out after 5s`.
+fn describe(error: &HttpError) -> String {
+    match error {
+        HttpError::Exchange(detail) => format!("webhook failed: {detail}"),
+        other => format!("webhook {other}"),
+    }
+}
+
+impl Webhooks {
+    /// The webhooks the configuration sets; `None` when no URL is set. The error names the
+    /// setting that is wrong.
+    pub(crate) fn from_config(config: &WebhooksConfig) -> Result<Option<Self>, String> {
+        let hooks = Self {
+            events_url: url("webhooks.events_url", &config.events_url)?,
+            events: config.events.clone(),
+            connect_url: url("webhooks.connect_url", &config.connect_url)?,
+            disconnect_url: url("webhooks.disconnect_url", &config.disconnect_url)?,
+            timeout: config.timeout,
+            secret: (!config.secret.is_empty()).then(|| config.secret.as_bytes().to_vec()),
+        };
+        if config.timeout.is_zero() {
+            return Err("webhooks.timeout is 0: no call could ever complete".to_owned());
+        }
+        let any = hooks.events_url.is_some()
+            || hooks.connect_url.is_some()
+            || hooks.disconnect_url.is_some();
+        Ok(any.then_some(hooks))
+    }
+
+    /// A line for the start-up log.
+    pub(crate) fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(url) = &self.events_url {
+            let which = if self.events.is_empty() {
+                "every event".to_owned()
+            } else {
+                self.events.join(", ")
+            };
+            parts.push(format!("events ({which}) to {url}"));
+        }
+        if let Some(url) = &self.connect_url {
+            parts.push(format!("connections to {url}"));
+        }
+        if let Some(url) = &self.disconnect_url {
+            parts.push(format!("disconnections to {url}"));
+        }
+        format!(
+            "webhooks: {}; timeout {}{}",
+            parts.join(", "),
+            crate::config::duration::format(self.timeout),
+            if self.secret.is_some() {
+                ", signed"
+            } else {
+                ""
+            }
+        )
+    }
+
+    /// Posts `body` as JSON, signed when a secret is set.
+    async fn post(&self, url: &Url, body: &Value) -> Result<client::Response, HttpError> {
+        let bytes = Bytes::from(body.to_string());
+        let mut headers = vec![("content-type", "application/json".to_owned())];
+        if let Some(secret) = &self.secret {
+            headers.push((signature::HEADER, signature::sign(secret, &bytes)));
+        }
+        client::send(url, ::http::Method::POST, &headers, bytes, self.timeout).await
+    }
+
+    /// Hooks a new socket's events and disconnection. Runs in the connect handler.
+    pub(crate) fn register(self: &Arc<Self>, socket: &Arc<Socket>) {
+        if self.events_url.is_some() {
+            let hooks = self.clone();
+            socket.on_any(move |socket, event| hooks.forward_event(socket, event));
+        }
+        if self.disconnect_url.is_some() {
+            let hooks = self.clone();
+            socket.on_disconnect(move |socket, reason| {
+                let hooks = hooks.clone();
+                let body = body::disconnect_body(
+                    body::socket_json(socket, &identity(socket)),
+                    socket.nsp(),
+                    reason.as_str(),
+                );
+                let id = socket.id().to_string();
+                tokio::spawn(async move {
+                    let Some(url) = &hooks.disconnect_url else {
+                        return;
+                    };
+                    match hooks.post(url, &body).await {
+                        Ok(answer) if answer.status.is_success() => {}
+                        Ok(answer) => tracing::warn!(
+                            socket = %id,
+                            "disconnect webhook answered {}: {}",
+                            answer.status,
+                            client::snippet(&answer.body)
+                        ),
+                        Err(error) => {
+                            tracing::warn!(socket = %id, "disconnect {}", describe(&error))
+                        }
+                    }
+                });
+            });
+        }
+    }
+
+    /// Forwards a client event, off the reading task; the answer acknowledges it.
+    fn forward_event(self: &Arc<Self>, socket: &Arc<Socket>, event: Event) {
+        let Event { name, payload, ack } = event;
+        if !self.events.is_empty() && !self.events.contains(&name) {
+            tracing::debug!(id = %socket.id(), event = %name, "event not forwarded (webhooks.events)");
+            if let Some(ack) = ack {
+                let _ = ack.send_json(json!({ "error": format!("unknown event {name:?}") }));
+            }
+            return;
+        }
+        let body = body::event_body(
+            body::socket_json(socket, &identity(socket)),
+            socket.nsp(),
+            &name,
+            &payload,
+        );
+        let hooks = self.clone();
+        let id = socket.id().to_string();
+        tokio::spawn(async move {
+            let Some(url) = &hooks.events_url else {
+                return;
+            };
+            let result = match hooks.post(url, &body).await {
+                Ok(answer) if answer.status.is_success() => body::ack_args(&answer.body),
+                Ok(answer) => Err(format!(
+                    "webhook answered {}{}",
+                    answer.status,
+                    body::refusal_message(&answer.body)
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                )),
+                Err(error) => Err(describe(&error)),
+            };
+            if let Err(error) = &result {
+                tracing::warn!(socket = %id, event = %name, "event {error}");
+            }
+            if let Some(ack) = ack {
+                reply(ack, result);
+            }
+        });
+    }
+
+    /// Asks the connect webhook whether `socket` may connect. Not set: yes. A non-2xx answer
+    /// refuses with the backend's message; no answer refuses too (fail closed).
+    pub(crate) async fn check_connect(
+        &self,
+        socket: &Socket,
+        identity: &Identity,
+    ) -> Result<(), ConnectError> {
+        let Some(url) = &self.connect_url else {
+            return Ok(());
+        };
+        let body = body::connect_body(
+            body::socket_json(socket, identity),
+            socket.nsp(),
+            socket.auth(),
+        );
+        match self.post(url, &body).await {
+            Ok(answer) if answer.status.is_success() => Ok(()),
+            Ok(answer) => {
+                let message = body::refusal_message(&answer.body).unwrap_or_else(|| {
+                    format!("refused by the connect webhook ({})", answer.status)
+                });
+                Err(ConnectError::with_data(
+                    message,
+                    json!({ "reason": "webhook_refused", "status": answer.status.as_u16() }),
+                ))
+            }
+            Err(error) => {
+                let message = format!("connect {}", describe(&error));
+                tracing::warn!(id = %socket.id(), nsp = socket.nsp(), "{message}: connection refused");
+                Err(ConnectError::with_data(
+                    message,
+                    json!({ "reason": "webhook_failed" }),
+                ))
+            }
+        }
+    }
+}
+
+/// Acknowledges with the backend's arguments, or with `{"error": ...}`.
+fn reply(ack: AckSender, result: Result<Vec<Value>, String>) {
+    let _ = match result {
+        Ok(args) => ack.send(ferrio_socketio::Payload::from_args(args)),
+        Err(error) => ack.send_json(json!({ "error": error })),
+    };
+}
