@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Instant, SystemTime};
 
-use ferrio_engineio_proto::{Heartbeat, HeartbeatAction, Packet, ProtocolVersion, Sid};
+use ferrio_engineio_proto::{Heartbeat, Packet, ProtocolVersion, Sid};
 use http::request::Parts;
 
 use crate::admission::{address_key, Admission};
@@ -14,6 +14,7 @@ use crate::socket::{
     Farewell, FarewellPacket, Handshake, SessionOwner, SocketParts, TransportKind,
 };
 use crate::telemetry::{count_disconnect, count_handshake, Traffic};
+use crate::timers::Timers;
 use crate::{DisconnectReason, EngineConfig, EngineHandler, Socket};
 
 /// An Engine.IO server: its configuration, its handler and the open sessions.
@@ -25,7 +26,14 @@ pub struct Engine<H: EngineHandler> {
     sessions: RwLock<HashMap<Sid, Arc<Socket<H::Data>>>>,
     admission: Admission,
     traffic: Traffic,
+    timers: Arc<Timers<H::Data>>,
     this: Weak<Engine<H>>,
+}
+
+impl<H: EngineHandler> Drop for Engine<H> {
+    fn drop(&mut self) {
+        self.timers.stop();
+    }
 }
 
 impl<H: EngineHandler> std::fmt::Debug for Engine<H> {
@@ -42,6 +50,7 @@ impl<H: EngineHandler> Engine<H> {
     pub fn new(config: EngineConfig, handler: H) -> Arc<Self> {
         Arc::new_cyclic(|this| Self {
             admission: Admission::new(&config),
+            timers: Timers::new(config.ping_timeout),
             config,
             handler,
             sessions: RwLock::new(HashMap::new()),
@@ -133,8 +142,8 @@ impl<H: EngineHandler> Engine<H> {
     ) -> Result<Arc<Socket<H::Data>>, Refusal> {
         let owner: Weak<dyn SessionOwner<H::Data>> = self.this.clone();
         let handshake = Handshake {
-            uri: parts.uri.clone(),
-            headers: parts.headers.clone(),
+            uri: detached_uri(&parts.uri),
+            headers: detached_headers(&parts.headers),
             remote_addr: parts.extensions.get::<SocketAddr>().copied(),
             issued_at: SystemTime::now(),
         };
@@ -181,7 +190,7 @@ impl<H: EngineHandler> Engine<H> {
             socket
         };
         count_handshake(transport, protocol);
-        tokio::spawn(run_heartbeat(socket.clone(), self.config.ping_timeout));
+        self.timers.watch(&socket);
         Ok(socket)
     }
 
@@ -228,6 +237,10 @@ impl<H: EngineHandler> Engine<H> {
 }
 
 impl<H: EngineHandler> SessionOwner<H::Data> for Engine<H> {
+    fn session_closing(&self, socket: &Arc<Socket<H::Data>>) {
+        self.timers.closing(socket);
+    }
+
     fn session_closed(&self, socket: &Arc<Socket<H::Data>>, reason: DisconnectReason) {
         self.write_sessions().remove(&socket.id());
         if let Some(ip) = socket.counted_ip() {
@@ -237,6 +250,30 @@ impl<H: EngineHandler> SessionOwner<H::Data> for Engine<H> {
         count_disconnect(reason);
         self.handler.on_disconnect(socket, reason);
     }
+}
+
+/// A copy of the request's headers that shares nothing with the request.
+///
+/// The HTTP parser hands out header values as slices of its read buffer (8 KiB): a plain clone
+/// kept that whole buffer alive for as long as the session lasted, the largest part of an idle
+/// connection's memory. Copying the few bytes of each value lets the buffer go once the request
+/// is answered; the map is sized to its entries rather than to the parser's default.
+fn detached_headers(headers: &http::HeaderMap) -> http::HeaderMap {
+    let mut copy = http::HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        // A value the parser accepted is valid; `from_bytes` checks it again and copies.
+        if let Ok(mut owned) = http::HeaderValue::from_bytes(value.as_bytes()) {
+            owned.set_sensitive(value.is_sensitive());
+            copy.append(name.clone(), owned);
+        }
+    }
+    copy
+}
+
+/// A copy of the request's URI that shares nothing with the request (see [`detached_headers`]).
+fn detached_uri(uri: &http::Uri) -> http::Uri {
+    // Re-parsing what `Display` wrote gives the same URI in an allocation of its own.
+    uri.to_string().parse().unwrap_or_else(|_| uri.clone())
 }
 
 /// A new session id from the operating system's CSPRNG.
@@ -252,35 +289,4 @@ fn new_sid() -> Sid {
         bytes[..15].copy_from_slice(&nanos.to_le_bytes()[..15]);
     }
     Sid::from_random(bytes)
-}
-
-/// Drives a session's heartbeat until it closes, then gives a closing session's transport the
-/// ping timeout to write its farewell before completing the close anyway.
-async fn run_heartbeat<D>(socket: Arc<Socket<D>>, grace: std::time::Duration) {
-    loop {
-        let Some(deadline) = socket.lock_heartbeat().poll_timeout() else {
-            break;
-        };
-        tokio::select! {
-            () = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {}
-            () = socket.closing() => break,
-        }
-        let action = socket.lock_heartbeat().poll_action(Instant::now());
-        match action {
-            Some(HeartbeatAction::SendPing) => {
-                // A full queue means the client is not reading: the pong will not come and the
-                // next deadline closes the session.
-                let _ = socket.send_packet(Packet::Ping(bytes::Bytes::new()));
-            }
-            Some(HeartbeatAction::TimedOut) => {
-                socket.close_with(DisconnectReason::PingTimeout, Farewell::None);
-                return;
-            }
-            None => {}
-        }
-    }
-    if !socket.is_closed() {
-        tokio::time::sleep(grace).await;
-        socket.finish_close();
-    }
 }

@@ -55,6 +55,7 @@ mod serve;
 mod service;
 mod socket;
 mod telemetry;
+mod timers;
 #[cfg(feature = "tls")]
 mod tls;
 mod websocket;

@@ -79,6 +79,9 @@ const CLOSED: u8 = 2;
 
 /// Called when a session has finished closing; implemented by the engine.
 pub(crate) trait SessionOwner<D>: Send + Sync {
+    /// The session started closing with a farewell packet: its transport has a grace period
+    /// to write it, then the close completes anyway.
+    fn session_closing(&self, socket: &Arc<Socket<D>>);
     fn session_closed(&self, socket: &Arc<Socket<D>>, reason: DisconnectReason);
 }
 
@@ -272,6 +275,8 @@ impl<D> Socket<D> {
             // Nothing to flush: the session is gone now, and a later request with its id gets
             // 400. An abort's pending poll or WebSocket still sees the farewell and cuts itself.
             self.finish_close();
+        } else if let Some(owner) = self.owner.upgrade() {
+            owner.session_closing(self);
         }
     }
 

@@ -122,7 +122,10 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let mut app = app.route_service(&path, service.clone());
     if config.ws.enabled {
         // Plain WebSocket clients become Socket.IO sockets of this same service.
-        app = app.route(&config.ws.path, crate::plainws::route(service.clone(), &config));
+        app = app.route(
+            &config.ws.path,
+            crate::plainws::route(service.clone(), &config),
+        );
     }
     let bare = path.trim_end_matches('/');
     if !bare.is_empty() {

@@ -1,7 +1,7 @@
 //! One Engine.IO connection seen from the Socket.IO layer: decoding, and routing packets to the
 //! namespaces it joined.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use ferrio_engineio::{count_refusal, EngineHandler, Message, ProtocolVersion};
 use ferrio_socketio_proto::{DecodeError, Decoder, DecoderConfig, Packet, PacketKind};
@@ -51,7 +51,7 @@ impl ClientState {
         self.lock_sockets().clone()
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.lock_sockets().is_empty()
     }
 
@@ -90,17 +90,9 @@ impl EngineHandler for SocketIoHandler {
             // socket.io-client v2 never sends CONNECT for the main namespace: it is implied.
             connect(&self.io, conn, "/".to_owned(), None, None);
         }
-        let weak: Weak<Conn> = Arc::downgrade(conn);
-        let timeout = self.io.config.connect_timeout;
-        tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            if let Some(conn) = weak.upgrade() {
-                if conn.is_open() && conn.data.is_empty() {
-                    tracing::debug!(sid = %conn.id(), "no namespace joined in time: closing");
-                    conn.close();
-                }
-            }
-        });
+        self.io
+            .connect_timeouts
+            .watch(conn, self.io.config.connect_timeout);
     }
 
     fn on_message(&self, conn: &Arc<Conn>, message: Message) {

@@ -8,6 +8,7 @@ use ferrio_engineio::{Engine, EngineConfig, EngineService};
 
 use crate::adapter::{local_adapter_factory, AdapterFactory};
 use crate::client::SocketIoHandler;
+use crate::connect_timeout::ConnectTimeouts;
 use crate::limits::{EventRateLimit, SocketLimits};
 use crate::namespace::{DynamicNamespace, NamespaceSetup};
 use crate::recovery::{RecoveryConfig, RecoverySetup};
@@ -89,6 +90,7 @@ pub(crate) struct IoInner {
     recovery: Option<RecoverySetup>,
     limits: Arc<SocketLimits>,
     engine: OnceLock<Weak<Engine<SocketIoHandler>>>,
+    pub(crate) connect_timeouts: Arc<ConnectTimeouts>,
 }
 
 impl IoInner {
@@ -179,6 +181,7 @@ impl SocketIo {
                 event_rate: config.event_rate.clone(),
             }),
             engine: OnceLock::new(),
+            connect_timeouts: Arc::default(),
         });
         let engine = Engine::new(config.engine, SocketIoHandler { io: inner.clone() });
         let _ = inner.engine.set(Arc::downgrade(&engine));

@@ -21,6 +21,7 @@
 mod ack;
 pub mod adapter;
 mod client;
+mod connect_timeout;
 mod errors;
 mod ids;
 mod io;
