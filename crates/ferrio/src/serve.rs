@@ -138,12 +138,8 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
                 config.server.host, config.server.port
             )
         })?;
-    tracing::info!(
-        "ferrio listening on http://{} (Socket.IO at {path})",
-        listener.local_addr()?
-    );
     tokio::select! {
-        result = ferrio_socketio::serve(listener, app) => result.context("server failed")?,
+        result = crate::listen::serve(listener, app, &config.server, &path)? => result.context("server failed")?,
         () = shutdown_signal() => {
             tracing::info!("shutting down: disconnecting clients");
             // Readiness probes see it before the clients are told to go.

@@ -72,6 +72,10 @@ pub(crate) static KEYS: &[Key] = &[
     key("server.path", Kind::Text, &[]),
     key("server.namespaces", Kind::List, &[]),
     key("server.metrics", Kind::Bool, &[]),
+    key("server.tls_cert", Kind::Text, &[]),
+    key("server.tls_key", Kind::Text, &[]),
+    key("server.allowed_origins", Kind::List, &[]),
+    key("server.trusted_proxies", Kind::List, &[]),
     key(
         "engine.transports",
         Kind::List,

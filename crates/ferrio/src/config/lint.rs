@@ -4,6 +4,7 @@
 //! `ferrio config check` exit 1, warnings explain the fix.
 
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use super::duration::{self, Written};
@@ -83,6 +84,7 @@ pub(crate) fn check(loaded: &Loaded) -> Vec<Lint> {
     let mut out = Vec::new();
     let unit_flagged = duration_units(loaded, &mut out);
     server(config, &mut out);
+    listener(config, &mut out);
     cors(config, &mut out);
     heartbeat(config, &unit_flagged, &mut out);
     transports(config, &mut out);
@@ -154,6 +156,85 @@ fn server(config: &Config, out: &mut Vec<Lint>) {
             ),
             format!("write \"/{}\"", config.server.path),
         ));
+    }
+}
+
+/// TLS files, the origin allow-list and the trusted proxies.
+fn listener(config: &Config, out: &mut Vec<Lint>) {
+    let server = &config.server;
+    match (server.tls_cert.is_empty(), server.tls_key.is_empty()) {
+        (true, true) => {}
+        (false, false) => {
+            let (cert, key) = (Path::new(&server.tls_cert), Path::new(&server.tls_key));
+            if let Err(e) = ferrio_engineio::check_tls_files(cert, key) {
+                out.push(lint(
+                    "tls-files-invalid",
+                    Severity::Error,
+                    format!("server.tls_cert / server.tls_key: {e}"),
+                    "point server.tls_cert at the PEM certificate chain (leaf first) and \
+                     server.tls_key at its PEM private key, both readable by the server",
+                ));
+            }
+        }
+        (cert_missing, _) => {
+            let (set, unset) = if cert_missing {
+                ("server.tls_key", "server.tls_cert")
+            } else {
+                ("server.tls_cert", "server.tls_key")
+            };
+            out.push(lint(
+                "tls-incomplete",
+                Severity::Error,
+                format!(
+                    "{set} is set but {unset} is not: TLS needs both the certificate and its key"
+                ),
+                format!("set {unset} too, or unset {set} to serve plain HTTP"),
+            ));
+        }
+    }
+    for origin in &server.allowed_origins {
+        if origin == "*" {
+            out.push(lint(
+                "allowed-origins-wildcard",
+                Severity::Warning,
+                "server.allowed_origins contains \"*\": every origin is allowed, so the list \
+                 checks nothing"
+                    .to_owned(),
+                "list the sites allowed to connect (server.allowed_origins = \
+                 [\"https://app.example.com\"]), or leave it empty",
+            ));
+        } else if let Some(problem) = origin_problem(origin) {
+            out.push(lint(
+                "allowed-origin-invalid",
+                Severity::Error,
+                format!(
+                    "server.allowed_origins entry {origin:?} {problem}: a browser's Origin header \
+                     is scheme://host[:port] only, so it never matches"
+                ),
+                "write origins as \"https://app.example.com\" (with the port if not the \
+                 default one, and no path)",
+            ));
+        }
+    }
+    for entry in &server.trusted_proxies {
+        if let Err(e) = entry.parse::<ferrio_engineio::IpNet>() {
+            out.push(lint(
+                "trusted-proxy-invalid",
+                Severity::Error,
+                format!("server.trusted_proxies: {e}"),
+                "list the proxies' addresses or networks: \"127.0.0.1\", \"10.0.0.0/8\", \
+                 \"2001:db8::/32\"",
+            ));
+        }
+    }
+}
+
+/// What makes an origin one that a browser never sends, if anything.
+fn origin_problem(origin: &str) -> Option<&'static str> {
+    match origin.split_once("://") {
+        None => Some("has no scheme"),
+        Some((_, rest)) if rest.contains('/') => Some("has a path or a trailing slash"),
+        Some(_) => None,
     }
 }
 
@@ -610,6 +691,38 @@ mod tests {
                 &["cluster-recovery-per-node"],
             ),
             (&[("FERRIO_SERVER_PATH", "io")], &["server-path"]),
+            (
+                &[("FERRIO_SERVER_TLS_CERT", "/etc/ferrio/cert.pem")],
+                &["tls-incomplete"],
+            ),
+            (
+                &[
+                    ("FERRIO_SERVER_TLS_CERT", "/nonexistent/cert.pem"),
+                    ("FERRIO_SERVER_TLS_KEY", "/nonexistent/key.pem"),
+                ],
+                &["tls-files-invalid"],
+            ),
+            (
+                &[("FERRIO_SERVER_ALLOWED_ORIGINS", "https://a.example/")],
+                &["allowed-origin-invalid"],
+            ),
+            (
+                &[("FERRIO_SERVER_ALLOWED_ORIGINS", "*")],
+                &["allowed-origins-wildcard"],
+            ),
+            (
+                &[("FERRIO_SERVER_TRUSTED_PROXIES", "10.0.0.1/8")],
+                &["trusted-proxy-invalid"],
+            ),
+            (&[("FERRIO_LOG_LEVEL", "info,=")], &["log-level-invalid"]),
+            (&[("FERRIO_NOPE", "1")], &["env-unknown"]),
+            (
+                &[
+                    ("SOCKETIO_PING_TIMEOUT", "5s"),
+                    ("SOCKET_IO_PING_TIMEOUT", "6s"),
+                ],
+                &["env-alias-conflict"],
+            ),
             (&[("FERRIO_LOG_LEVEL", "info,=")], &["log-level-invalid"]),
             (&[("FERRIO_NOPE", "1")], &["env-unknown"]),
             (

@@ -40,6 +40,14 @@ pub(crate) struct Server {
     pub(crate) namespaces: Vec<String>,
     /// Whether `GET /metrics` answers with the Prometheus metrics.
     pub(crate) metrics: bool,
+    /// A PEM certificate chain file; with `tls_key`, the server speaks TLS (reloaded on SIGHUP).
+    pub(crate) tls_cert: String,
+    /// The PEM private key file of `tls_cert`.
+    pub(crate) tls_key: String,
+    /// Origins allowed to connect at all (browsers' `Origin` header); empty checks none.
+    pub(crate) allowed_origins: Vec<String>,
+    /// Networks (CIDR) of reverse proxies whose `X-Forwarded-For` / `X-Real-IP` are believed.
+    pub(crate) trusted_proxies: Vec<String>,
 }
 
 impl Default for Server {
@@ -50,6 +58,10 @@ impl Default for Server {
             path: "/socket.io/".to_owned(),
             namespaces: vec!["/".to_owned()],
             metrics: true,
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
