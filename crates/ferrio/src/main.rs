@@ -18,6 +18,7 @@ mod cluster;
 mod config;
 mod doctor;
 mod gateway;
+mod history;
 mod listen;
 mod plainws;
 mod serve;

@@ -84,6 +84,10 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         link.install(&mut io_config);
     }
     let path = mount_path(&config.server.path);
+    // Opened before the server: its namespaces start from the recovery state stored there.
+    let history =
+        crate::history::HistoryService::shared(&config.history).map_err(anyhow::Error::msg)?;
+    let io_config = crate::history::with_recovery_store(io_config, history.as_deref());
     let (service, io) = SocketIo::new(io_config);
     let gateway = crate::gateway::install(&io, &config).map_err(anyhow::Error::msg)?;
     tracing::info!("{}", gateway.describe());
@@ -146,6 +150,12 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
             shutting_down.store(true, Ordering::SeqCst);
             io.close();
             tokio::time::sleep(SHUTDOWN_GRACE).await;
+        }
+    }
+    if let Some(history) = &history {
+        // The sessions the shutdown kept, and the last packets, reach the disk before exiting.
+        if let Err(error) = history.flush() {
+            tracing::error!("history: the last writes may be lost: {error}");
         }
     }
     Ok(())

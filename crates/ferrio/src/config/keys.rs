@@ -142,6 +142,11 @@ pub(crate) static KEYS: &[Key] = &[
     ),
     key("recovery.enabled", Kind::Bool, &[]),
     key("recovery.window", Kind::Duration, &[]),
+    key("history.enabled", Kind::Bool, &[]),
+    key("history.path", Kind::Text, &[]),
+    key("history.rooms", Kind::List, &[]),
+    key("history.max_messages", Kind::Int, &[]),
+    key("history.max_age", Kind::Duration, &[]),
     key(
         "log.level",
         Kind::Text,

@@ -20,6 +20,7 @@ pub(crate) struct Config {
     pub(crate) rate_limit: RateLimit,
     pub(crate) cors: Cors,
     pub(crate) recovery: Recovery,
+    pub(crate) history: History,
     pub(crate) log: Log,
     pub(crate) auth: Auth,
     pub(crate) rooms: Rooms,
@@ -200,6 +201,35 @@ impl Default for Recovery {
         Self {
             enabled: false,
             window: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Durable room history, and the store that keeps connection state recovery across restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct History {
+    /// Open the store (`path`): durable rooms, and recovery that survives a restart.
+    pub(crate) enabled: bool,
+    /// The SQLite file; its directory is created when missing.
+    pub(crate) path: String,
+    /// Rooms that keep history: regular expressions.
+    pub(crate) rooms: Vec<String>,
+    /// Most messages kept per room; `0`: no limit.
+    pub(crate) max_messages: u64,
+    /// Oldest message kept; `0`: no limit.
+    #[serde(with = "serde_duration")]
+    pub(crate) max_age: Duration,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            path: "./ferrio-data/history.db".to_owned(),
+            rooms: Vec::new(),
+            max_messages: 1000,
+            max_age: Duration::from_secs(24 * 3600),
         }
     }
 }
