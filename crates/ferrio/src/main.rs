@@ -13,10 +13,12 @@
 //!
 //! `ferrio bench ...` is the load generator of `crates/bench` (`docs/benchmarks.md`).
 
+mod api;
 mod cli;
 mod cluster;
 mod config;
 mod doctor;
+mod drain;
 mod gateway;
 mod history;
 mod listen;

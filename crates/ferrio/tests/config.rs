@@ -542,6 +542,11 @@ const LINT_CASES: &[(Vars, i32, &str)] = &[
         "warning[auth-weak-secret]: auth.jwt_secret is 5 bytes long: an HS256 secret shorter than 32 bytes can be guessed by brute force\n  fix: use at least 32 random bytes, e.g. `openssl rand -hex 32`, or the secret `ferrio config init` generates\n0 errors, 1 warning\n",
     ),
     (
+        &[("FERRIO_API_KEY", "short")],
+        0,
+        "warning[api-weak-key]: api.key is 5 bytes long: an HTTP API key shorter than 32 bytes can be guessed by brute force, and whoever has it can emit to every client\n  fix: use at least 32 random bytes, e.g. `openssl rand -hex 32`, or the key `ferrio config init` generates\n0 errors, 1 warning\n",
+    ),
+    (
         &[("FERRIO_CLUSTER_NODES", "3")],
         1,
         "error[cluster-no-adapter]: cluster.nodes is 3 but cluster.adapter is \"local\": each node reaches only its own clients, so broadcasts and rooms silently miss the clients of the other nodes\n  fix: set cluster.adapter = \"redis\" and cluster.redis_url, or run a single node\n1 error, 0 warnings\n",

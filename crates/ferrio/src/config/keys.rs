@@ -76,6 +76,7 @@ pub(crate) static KEYS: &[Key] = &[
     key("server.tls_key", Kind::Text, &[]),
     key("server.allowed_origins", Kind::List, &[]),
     key("server.trusted_proxies", Kind::List, &[]),
+    key("server.shutdown_timeout", Kind::Duration, &[]),
     key(
         "engine.transports",
         Kind::List,
@@ -181,6 +182,7 @@ pub(crate) static KEYS: &[Key] = &[
     key("rooms.public_publish", Kind::List, &[]),
     key("rooms.publish_to_sender", Kind::Bool, &[]),
     key("api.key", Kind::Secret, &[]),
+    key("api.max_body", Kind::Int, &[]),
     key("cluster.nodes", Kind::Int, &[]),
     key("cluster.adapter", Kind::Text, &[]),
     key("cluster.redis_url", Kind::Secret, &[]),

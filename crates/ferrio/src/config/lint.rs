@@ -67,6 +67,7 @@ const DURATION_RANGES: &[(&str, Duration)] = &[
     ("recovery.window", Duration::from_secs(24 * 3600)),
     ("auth.leeway", Duration::from_secs(3600)),
     ("cluster.request_timeout", Duration::from_secs(3600)),
+    ("server.shutdown_timeout", Duration::from_secs(3600)),
 ];
 
 fn lint(id: &'static str, severity: Severity, message: String, fix: impl Into<String>) -> Lint {
@@ -92,6 +93,7 @@ pub(crate) fn check(loaded: &Loaded) -> Vec<Lint> {
     log(config, &mut out);
     auth(config, &mut out);
     rooms(config, &mut out);
+    api(config, &mut out);
     cluster(config, &mut out);
     environment(loaded, &mut out);
     out.sort_by_key(|l| std::cmp::Reverse(l.severity));
@@ -457,6 +459,22 @@ fn rooms(config: &Config, out: &mut Vec<Lint>) {
     }
 }
 
+fn api(config: &Config, out: &mut Vec<Lint>) {
+    let len = config.api.key.len();
+    if len > 0 && len < MIN_SECRET_BYTES {
+        out.push(lint(
+            "api-weak-key",
+            Severity::Warning,
+            format!(
+                "api.key is {len} bytes long: an HTTP API key shorter than 32 bytes can be \
+                 guessed by brute force, and whoever has it can emit to every client"
+            ),
+            "use at least 32 random bytes, e.g. `openssl rand -hex 32`, or the key \
+             `ferrio config init` generates",
+        ));
+    }
+}
+
 fn cluster(config: &Config, out: &mut Vec<Lint>) {
     let cluster = &config.cluster;
     if cluster.nodes > 1 && cluster.adapter == AdapterKind::Local {
@@ -653,6 +671,7 @@ mod tests {
                 &[("FERRIO_AUTH_ALLOW_ANONYMOUS", "1")],
                 &["auth-anonymous-no-key"],
             ),
+            (&[("FERRIO_API_KEY", "short")], &["api-weak-key"]),
             (&[("FERRIO_ROOMS_JOIN", "^a($")], &["rooms-pattern-invalid"]),
             (
                 &[("FERRIO_ROOMS_PUBLIC_JOIN", "lobby")],

@@ -49,6 +49,9 @@ pub(crate) struct Server {
     pub(crate) allowed_origins: Vec<String>,
     /// Networks (CIDR) of reverse proxies whose `X-Forwarded-For` / `X-Real-IP` are believed.
     pub(crate) trusted_proxies: Vec<String>,
+    /// How long a shutdown (SIGTERM, SIGINT) waits for clients to leave before exiting.
+    #[serde(with = "serde_duration")]
+    pub(crate) shutdown_timeout: Duration,
 }
 
 impl Default for Server {
@@ -63,6 +66,7 @@ impl Default for Server {
             tls_key: String::new(),
             allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -344,10 +348,22 @@ pub(crate) struct Rooms {
 }
 
 /// The HTTP API for backends.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct Api {
+    /// The key backends present; empty turns the API off.
     pub(crate) key: String,
+    /// The longest request body, in bytes.
+    pub(crate) max_body: u64,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Self {
+            key: String::new(),
+            max_body: 1_000_000,
+        }
+    }
 }
 
 /// Which adapter carries broadcasts between nodes.
