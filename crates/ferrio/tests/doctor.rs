@@ -395,6 +395,13 @@ async fn nothing_listening_fails_at_tcp_and_skips_the_rest() {
         "{}",
         run.stderr
     );
+    // TLS options with a plain http:// URL are a mistake, said before anything runs.
+    let run = doctor(&[&url, "--insecure"]).await;
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        "ferrio doctor: --ca-file and --insecure are for https:// URLs\n"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
