@@ -282,3 +282,42 @@ async fn recovery_on_the_same_node_replays_events_from_every_node_and_another_no
     assert_ne!(elsewhere.connected["pid"], pid, "{}", elsewhere.connected);
     assert_eq!(elsewhere.text_within(QUIET).await, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_emit_on_one_node_reaches_the_clients_of_every_node() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = [("FERRIO_API_KEY", "cluster-test-key-0123456789abcdef")];
+    let nodes: Vec<FerrioNode> = (0..3)
+        .map(|_| FerrioNode::start(&redis.url(), &key))
+        .collect();
+    for node in &nodes {
+        node.wait_cluster_size(3).await;
+    }
+    let mut members = Vec::new();
+    for node in &nodes {
+        let member = Member::connect(node).await;
+        member.ok("join", "lobby").await;
+        members.push(member);
+    }
+    let mut outsider = Member::connect(&nodes[1]).await;
+    let port = nodes[0].port;
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        cluster_common::http_post_json(
+            port,
+            "/api/v1/emit",
+            key[0].1,
+            &json!({ "rooms": ["lobby"], "event": "news", "data": { "via": "api" } }),
+        )
+    })
+    .await
+    .expect("join")
+    .expect("the API answered");
+    assert_eq!(status, 200, "{body}");
+    for member in &mut members {
+        assert_eq!(member.receive().await, json!({ "via": "api" }).to_string());
+        member.expect_nothing(QUIET).await;
+    }
+    outsider.expect_nothing(Duration::ZERO).await;
+}

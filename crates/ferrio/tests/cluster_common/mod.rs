@@ -276,6 +276,36 @@ pub(crate) fn http_get(port: u16, target: &str) -> std::io::Result<(u16, String)
     Ok((status, body))
 }
 
+/// One `POST` of a JSON body with an `X-API-Key` header on a fresh connection: status and body.
+pub(crate) fn http_post_json(
+    port: u16,
+    target: &str,
+    key: &str,
+    body: &Value,
+) -> std::io::Result<(u16, String)> {
+    let body = body.to_string();
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-API-Key: {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line: {answer:?}")))?;
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
 /// `ferrio config check` with only `env`: its exit code and everything it printed.
 pub(crate) fn config_check(env: &[(&str, &str)]) -> (i32, String) {
     let dir = tempfile::tempdir().expect("a temporary directory");
