@@ -68,6 +68,10 @@ const DURATION_RANGES: &[(&str, Duration)] = &[
     ("auth.leeway", Duration::from_secs(3600)),
     ("cluster.request_timeout", Duration::from_secs(3600)),
     ("server.shutdown_timeout", Duration::from_secs(3600)),
+    ("webhooks.timeout", Duration::from_secs(3600)),
+    ("ws.ping_interval", Duration::from_secs(3600)),
+    ("ws.ping_timeout", Duration::from_secs(3600)),
+    ("auth.jwks_cache_ttl", Duration::from_secs(7 * 24 * 3600)),
 ];
 
 fn lint(id: &'static str, severity: Severity, message: String, fix: impl Into<String>) -> Lint {
@@ -94,6 +98,8 @@ pub(crate) fn check(loaded: &Loaded) -> Vec<Lint> {
     auth(config, &mut out);
     rooms(config, &mut out);
     api(config, &mut out);
+    webhooks(config, &mut out);
+    ws(config, &mut out);
     cluster(config, &mut out);
     environment(loaded, &mut out);
     out.sort_by_key(|l| std::cmp::Reverse(l.severity));
@@ -475,6 +481,72 @@ fn api(config: &Config, out: &mut Vec<Lint>) {
     }
 }
 
+fn webhooks(config: &Config, out: &mut Vec<Lint>) {
+    match crate::webhook::Webhooks::from_config(&config.webhooks) {
+        Err(e) => out.push(lint(
+            "webhooks-invalid",
+            Severity::Error,
+            e,
+            "write each webhook as a full URL, http://host[:port]/path or https://..., and give \
+             webhooks.timeout a duration above 0 (5s is the default)",
+        )),
+        Ok(Some(_)) if config.webhooks.secret.is_empty() => out.push(lint(
+            "webhooks-unsigned",
+            Severity::Warning,
+            "webhooks are set but webhooks.secret is empty: the backend cannot tell the \
+             gateway's calls from anyone else's"
+                .to_owned(),
+            "set webhooks.secret and check the X-Ferrio-Signature header in the backend \
+             (docs/webhooks.md)",
+        )),
+        Ok(_) => {}
+    }
+    let url = config.auth.jwks_url.trim();
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|prefix| url.starts_with(prefix));
+    if url.starts_with("http://") && !loopback {
+        out.push(lint(
+            "auth-jwks-http",
+            Severity::Warning,
+            format!(
+                "auth.jwks_url = {url:?} is fetched over plain HTTP: whoever sits on the path \
+                 can swap the keys and sign tokens for any user"
+            ),
+            "serve the JWKS over https://",
+        ));
+    }
+}
+
+fn ws(config: &Config, out: &mut Vec<Lint>) {
+    let ws = &config.ws;
+    if !ws.enabled {
+        return;
+    }
+    let engine = crate::config::build::mount_path(&config.server.path);
+    let problem = if !ws.path.starts_with('/') {
+        Some(format!("ws.path = {:?} does not start with /", ws.path))
+    } else if ws.path.trim_end_matches('/') == engine.trim_end_matches('/')
+        || ["/health", "/ready", "/metrics"].contains(&ws.path.as_str())
+    {
+        Some(format!(
+            "ws.path = {:?} is already served (Socket.IO at server.path, or /health, /ready, \
+             /metrics)",
+            ws.path
+        ))
+    } else {
+        None
+    };
+    if let Some(message) = problem {
+        out.push(lint(
+            "ws-path-invalid",
+            Severity::Error,
+            message,
+            "set ws.path to a free path such as \"/ws\", or ws.enabled = false",
+        ));
+    }
+}
+
 fn cluster(config: &Config, out: &mut Vec<Lint>) {
     let cluster = &config.cluster;
     if cluster.nodes > 1 && cluster.adapter == AdapterKind::Local {
@@ -770,6 +842,62 @@ mod tests {
         assert_eq!(
             ids(&[("SOCKETIO_PING_INTERVAL", "250ms")]),
             Vec::<&str>::new()
+        );
+    }
+
+    #[test]
+    fn webhook_ws_and_jwks_lints_say_what_and_how() {
+        let text = |pairs: &[(&str, &str)]| -> Vec<String> {
+            lints(pairs).iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(
+            text(&[("FERRIO_WEBHOOKS_EVENTS_URL", "backend:8000/events")]),
+            vec![
+                "error[webhooks-invalid]: webhooks.events_url: \"backend:8000/events\" is not \
+                  a URL (invalid format)\n  fix: write each webhook as a full URL, \
+                  http://host[:port]/path or https://..., and give webhooks.timeout a duration \
+                  above 0 (5s is the default)"
+            ]
+        );
+        assert_eq!(
+            text(&[(
+                "FERRIO_WEBHOOKS_DISCONNECT_URL",
+                "http://127.0.0.1:8000/bye"
+            )]),
+            vec![
+                "warning[webhooks-unsigned]: webhooks are set but webhooks.secret is empty: \
+                  the backend cannot tell the gateway's calls from anyone else's\n  fix: set \
+                  webhooks.secret and check the X-Ferrio-Signature header in the backend \
+                  (docs/webhooks.md)"
+            ]
+        );
+        assert_eq!(
+            ids(&[
+                ("FERRIO_WEBHOOKS_EVENTS_URL", "https://api.example/events"),
+                ("FERRIO_WEBHOOKS_SECRET", "s"),
+            ]),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            text(&[("FERRIO_WS_PATH", "/socket.io")]),
+            vec![
+                "error[ws-path-invalid]: ws.path = \"/socket.io\" is already served \
+                  (Socket.IO at server.path, or /health, /ready, /metrics)\n  fix: set ws.path \
+                  to a free path such as \"/ws\", or ws.enabled = false"
+            ]
+        );
+        assert_eq!(ids(&[("FERRIO_WS_PATH", "ws")]), vec!["ws-path-invalid"]);
+        assert_eq!(
+            ids(&[("FERRIO_WS_PATH", "ws"), ("FERRIO_WS_ENABLED", "false")]),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            ids(&[("FERRIO_AUTH_JWKS_URL", "http://idp.example/jwks.json")]),
+            vec!["auth-jwks-http"]
+        );
+        assert_eq!(
+            ids(&[("FERRIO_AUTH_JWKS_URL", "ftp://idp.example/jwks.json")]),
+            vec!["auth-key-invalid"]
         );
     }
 
