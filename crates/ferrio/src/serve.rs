@@ -149,7 +149,14 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     tokio::select! {
         result = &mut server => result.context("server task failed")?.context("server failed")?,
         () = shutdown_signal() => {
-            crate::drain::drain(&io, &shutting_down, config.server.shutdown_timeout).await;
+            tokio::select! {
+                // First, so that the second signal is listened for before the drain begins.
+                biased;
+                () = shutdown_signal() => {
+                    tracing::warn!("second shutdown signal: exiting without waiting for clients");
+                }
+                _ = crate::drain::drain(&io, &shutting_down, config.server.shutdown_timeout) => {}
+            }
             server.abort();
         }
     }

@@ -174,3 +174,31 @@ async fn the_process_exits_once_every_client_is_gone() {
         client.manager.disconnect();
     }
 }
+
+#[test]
+fn a_second_signal_ends_the_drain_at_once() {
+    let mut server = Server::start(&[("FERRIO_SERVER_SHUTDOWN_TIMEOUT", "120s")]);
+    let _stuck = stuck_polling_session(server.port);
+    server.terminate();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready = request(server.port, "GET", "/ready", &[], "").unwrap();
+        if ready.status == 503 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/ready never turned 503");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.terminate();
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("the second signal ends the process long before the deadline");
+    assert!(status.success(), "{status:?}\n{}", server.log());
+    assert!(
+        server
+            .log()
+            .contains("second shutdown signal: exiting without waiting for clients"),
+        "{}",
+        server.log()
+    );
+}

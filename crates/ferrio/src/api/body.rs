@@ -11,10 +11,18 @@ use super::error::ApiError;
 /// object. An empty body is an empty object, so that a POST without options needs no body.
 pub(crate) async fn read_object(body: Body, max: usize) -> Result<Fields, ApiError> {
     let bytes = axum::body::to_bytes(body, max).await.map_err(|error| {
-        // The only error of a body we produced ourselves is the length limit; a broken
-        // connection has no one left to answer anyway.
-        tracing::debug!(%error, "API request body not read");
-        ApiError::TooLarge { max }
+        let too_large =
+            std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |e| {
+                e.source()
+            })
+            .any(|e| e.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::TooLarge { max }
+        } else {
+            // The connection broke mid-body: there is hardly anyone left to answer.
+            tracing::debug!(%error, "API request body not read");
+            ApiError::InvalidJson(format!("the body could not be read: {error}"))
+        }
     })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Fields::new(Map::new()));
