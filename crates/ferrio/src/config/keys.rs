@@ -186,18 +186,19 @@ pub(crate) static KEYS: &[Key] = &[
     key("cluster.nodes", Kind::Int, &[]),
     key("cluster.adapter", Kind::Text, &[]),
     key("cluster.redis_url", Kind::Secret, &[]),
+    key("cluster.redis_key", Kind::Text, &[]),
+    key("cluster.request_timeout", Kind::Duration, &[]),
     key("webhooks.events_url", Kind::Text, &[]),
     key("webhooks.events", Kind::List, &[]),
     key("webhooks.connect_url", Kind::Text, &[]),
     key("webhooks.disconnect_url", Kind::Text, &[]),
     key("webhooks.timeout", Kind::Duration, &[]),
     key("webhooks.secret", Kind::Secret, &[]),
+    key("webhooks.max_in_flight", Kind::Int, &[]),
     key("ws.enabled", Kind::Bool, &[]),
     key("ws.path", Kind::Text, &[]),
     key("ws.ping_interval", Kind::Duration, &[]),
     key("ws.ping_timeout", Kind::Duration, &[]),
-    key("cluster.redis_key", Kind::Text, &[]),
-    key("cluster.request_timeout", Kind::Duration, &[]),
 ];
 
 /// The key with this dotted name.

@@ -420,6 +420,8 @@ pub(crate) struct Webhooks {
     pub(crate) timeout: Duration,
     /// Signs each body (HMAC-SHA256, `X-Ferrio-Signature`); empty signs nothing.
     pub(crate) secret: String,
+    /// Calls under way at once, all webhooks together; `0`: no limit.
+    pub(crate) max_in_flight: u64,
 }
 
 impl Default for Webhooks {
@@ -431,6 +433,7 @@ impl Default for Webhooks {
             disconnect_url: String::new(),
             timeout: Duration::from_secs(5),
             secret: String::new(),
+            max_in_flight: 1000,
         }
     }
 }
