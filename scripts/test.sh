@@ -40,6 +40,7 @@ APT_NEEDS=(
   "/usr/bin/chromium:chromium"
   "nginx:nginx"
   "redis-server:redis-server"
+  "systemd-analyze:systemd"
 )
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferrio_history::{HistoryStore, SqliteConfig, SqliteStore};
 use ferrio_socketio::{
     ConnectError, Event, Payload, RecoveryConfig, Socket, SocketIo, SocketIoConfig,
 };
@@ -31,6 +32,7 @@ async fn run() -> std::io::Result<()> {
             max_disconnection_duration: Duration::from_secs(120),
             skip_middlewares: true,
         }),
+        recovery_store: recovery_store()?,
         ..SocketIoConfig::default()
     });
     for name in ["/", "/chat", "/private"] {
@@ -51,6 +53,16 @@ async fn run() -> std::io::Result<()> {
     let listener = common::bind_from_env(3001).await?;
     eprintln!("interop server on http://{}", listener.local_addr()?);
     ferrio_socketio::serve(listener, service).await
+}
+
+/// With `RECOVERY_STORE=<file>`, recovery state is kept in that SQLite file, so that clients
+/// recover across a restart of this server (`tests/interop/recovery-restart.test.mjs`).
+fn recovery_store() -> std::io::Result<Option<Arc<dyn HistoryStore>>> {
+    let Some(path) = std::env::var_os("RECOVERY_STORE") else {
+        return Ok(None);
+    };
+    let store = SqliteStore::open(SqliteConfig::new(path)).map_err(std::io::Error::other)?;
+    Ok(Some(Arc::new(store)))
 }
 
 /// `auth.token == "secret"`, or, when the CONNECT carries no token (socket.io-client v2 sends

@@ -84,6 +84,14 @@ impl<H: EngineHandler> Engine<H> {
         self.read_sessions().len()
     }
 
+    /// The transport of every open session, one entry per session (a snapshot).
+    pub fn session_transports(&self) -> Vec<TransportKind> {
+        self.read_sessions()
+            .values()
+            .map(|s| s.transport())
+            .collect()
+    }
+
     /// How many sessions are open from `ip`, as [`EngineConfig::max_connections_per_ip`] counts
     /// them (IPv6 by /64). Counted only while that limit is set; zero otherwise.
     pub fn sessions_from(&self, ip: IpAddr) -> usize {

@@ -51,7 +51,30 @@ pub(crate) fn handshake<H: EngineHandler>(
 }
 
 /// Answers a long-poll: waits for packets, then returns all that are queued.
+///
+/// A poll dropped before it is answered (the client's connection closed under it) ends the
+/// session with "transport error" at once, as the reference server does, rather than leaving it
+/// to the heartbeat.
 pub(crate) async fn poll<D>(socket: Arc<Socket<D>>, sent: &Flow) -> Response<ResponseBody> {
+    let mut abandoned = Abandoned(Some(socket.clone()));
+    let response = wait_and_answer(socket, sent).await;
+    // Answered: the guard lets go of the session without closing it.
+    abandoned.0 = None;
+    response
+}
+
+/// Closes its session when dropped: see [`poll`].
+struct Abandoned<D>(Option<Arc<Socket<D>>>);
+
+impl<D> Drop for Abandoned<D> {
+    fn drop(&mut self) {
+        if let Some(socket) = self.0.take() {
+            socket.close_with(DisconnectReason::TransportError, Farewell::None);
+        }
+    }
+}
+
+async fn wait_and_answer<D>(socket: Arc<Socket<D>>, sent: &Flow) -> Response<ResponseBody> {
     if socket.transport() != TransportKind::Polling {
         return error_response(ErrorCode::BadRequest, None);
     }

@@ -13,11 +13,15 @@
 //!
 //! `ferrio bench ...` is the load generator of `crates/bench` (`docs/benchmarks.md`).
 
+mod api;
 mod cli;
 mod cluster;
 mod config;
 mod doctor;
+mod drain;
 mod gateway;
+mod history;
+mod listen;
 mod plainws;
 mod serve;
 mod webhook;

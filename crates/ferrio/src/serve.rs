@@ -1,9 +1,7 @@
 //! `ferrio serve`: the server process.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::Context;
 use axum::http::{header, StatusCode};
@@ -15,9 +13,6 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::config::build::{mount_path, socketio_config};
 use crate::config::model::{Config, Log, LogFormat};
-
-/// How long connected clients get to hear of a shutdown before the process exits.
-const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 
 /// Installs the log subscriber: `log.level` as the filter, text or JSON lines.
 pub(crate) fn init_logging(log: &Log) {
@@ -84,17 +79,21 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         link.install(&mut io_config);
     }
     let path = mount_path(&config.server.path);
+    // Opened before the server: its namespaces start from the recovery state stored there.
+    let history =
+        crate::history::HistoryService::shared(&config.history).map_err(anyhow::Error::msg)?;
+    let io_config = crate::history::with_recovery_store(io_config, history.as_deref());
     let (service, io) = SocketIo::new(io_config);
     let gateway = crate::gateway::install(&io, &config).map_err(anyhow::Error::msg)?;
     tracing::info!("{}", gateway.describe());
-    let shutting_down = Arc::new(AtomicBool::new(false));
+    let shutting_down = crate::drain::Draining::default();
     let ready = {
         let shutting_down = shutting_down.clone();
         let cluster = cluster.clone();
         move || {
             let cluster = cluster.clone();
             async move {
-                if shutting_down.load(Ordering::SeqCst) {
+                if shutting_down.is_on() {
                     (StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_owned())
                 } else {
                     let body = crate::cluster::readiness(cluster.as_ref()).await;
@@ -119,6 +118,8 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
             }),
         );
     }
+    let api = crate::api::routes(crate::api::ApiState::new(io.clone(), &config));
+    app = app.merge(crate::api::router(&config.api.key, api));
     let mut app = app.route_service(&path, service.clone());
     if config.ws.enabled {
         // Plain WebSocket clients become Socket.IO sockets of this same service.
@@ -131,6 +132,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     if !bare.is_empty() {
         app = app.route_service(bare, service);
     }
+    let app = crate::drain::guard(app, &path, shutting_down.clone());
 
     let address = (config.server.host.as_str(), config.server.port);
     let listener = tokio::net::TcpListener::bind(address)
@@ -141,18 +143,27 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
                 config.server.host, config.server.port
             )
         })?;
-    tracing::info!(
-        "ferrio listening on http://{} (Socket.IO at {path})",
-        listener.local_addr()?
-    );
+    // The server goes on serving while draining: open sessions carry the close packet to their
+    // clients, and probes read /ready's 503.
+    let mut server = tokio::spawn(crate::listen::serve(listener, app, &config.server, &path)?);
     tokio::select! {
-        result = ferrio_socketio::serve(listener, app) => result.context("server failed")?,
+        result = &mut server => result.context("server task failed")?.context("server failed")?,
         () = shutdown_signal() => {
-            tracing::info!("shutting down: disconnecting clients");
-            // Readiness probes see it before the clients are told to go.
-            shutting_down.store(true, Ordering::SeqCst);
-            io.close();
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            tokio::select! {
+                // First, so that the second signal is listened for before the drain begins.
+                biased;
+                () = shutdown_signal() => {
+                    tracing::warn!("second shutdown signal: exiting without waiting for clients");
+                }
+                _ = crate::drain::drain(&io, &shutting_down, config.server.shutdown_timeout) => {}
+            }
+            server.abort();
+        }
+    }
+    if let Some(history) = &history {
+        // The sessions the shutdown kept, and the last packets, reach the disk before exiting.
+        if let Err(error) = history.flush() {
+            tracing::error!("history: the last writes may be lost: {error}");
         }
     }
     Ok(())

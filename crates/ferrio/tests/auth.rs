@@ -5,6 +5,8 @@
 //! Without `node` or without `npm ci` in tests/interop these tests are skipped loudly, unless
 //! `CI=true`, where they fail. Every wait is bounded.
 
+mod backend;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -648,4 +650,152 @@ a.close();
             json!({ "got": ["mine"] }),
         ]
     );
+}
+
+fn audience_config() -> String {
+    format!(
+        "{}audience = [\"chat\", \"admin\"]\nissuer = \"https://id.example\"\n",
+        hs_config()
+    )
+}
+
+#[test]
+fn audience_and_issuer_are_checked() {
+    if !node_available() {
+        return;
+    }
+    let server = Server::start(&audience_config(), &["/"]);
+    let claims = |aud: Value, iss: Value| {
+        let mut claims = json!({ "sub": "u1", "exp": now() + 600 });
+        if !aud.is_null() {
+            claims["aud"] = aud;
+        }
+        if !iss.is_null() {
+            claims["iss"] = iss;
+        }
+        hs256(SECRET, &claims)
+    };
+    let issuer = json!("https://id.example");
+    let good = claims(json!("chat"), issuer.clone());
+    assert_eq!(try_connect(&server, "/", &with_token(&good)), connected());
+    let listed = claims(json!(["other", "admin"]), issuer.clone());
+    assert_eq!(try_connect(&server, "/", &with_token(&listed)), connected());
+
+    let wrong_audience = refused(
+        "invalid token: its audience (aud) is not one of \"chat\", \"admin\"",
+        "wrong_audience",
+    );
+    let other = claims(json!("billing"), issuer.clone());
+    assert_eq!(
+        try_connect(&server, "/", &with_token(&other)),
+        wrong_audience
+    );
+    let none = claims(Value::Null, issuer.clone());
+    assert_eq!(
+        try_connect(&server, "/", &with_token(&none)),
+        wrong_audience
+    );
+
+    let wrong_issuer = refused(
+        "invalid token: its issuer (iss) is not \"https://id.example\"",
+        "wrong_issuer",
+    );
+    let forged = claims(json!("chat"), json!("https://evil.example"));
+    assert_eq!(
+        try_connect(&server, "/", &with_token(&forged)),
+        wrong_issuer
+    );
+    let anonymous_issuer = claims(json!("chat"), Value::Null);
+    assert_eq!(
+        try_connect(&server, "/", &with_token(&anonymous_issuer)),
+        wrong_issuer
+    );
+}
+
+/// A JWKS fixture as JSON.
+fn jwks(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap()
+}
+
+#[test]
+fn jwks_url_is_fetched_cached_and_fetched_again_for_a_new_key() {
+    if !node_available() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let served = std::sync::Arc::new(std::sync::Mutex::new(jwks("jwks.json")));
+    let set = served.clone();
+    let identity_provider = runtime.block_on(backend::Backend::start(move |_| {
+        backend::Reply::Json(200, set.lock().unwrap().clone())
+    }));
+    let config = format!(
+        "[auth]\nrequire_auth = true\njwks_url = \"{}/.well-known/jwks.json\"\n",
+        identity_provider.url
+    );
+    let server = Server::start(&config, &["/"]);
+    let fetches = || {
+        identity_provider
+            .requests_to("/.well-known/jwks.json")
+            .len()
+    };
+    runtime.block_on(identity_provider.wait_for("/.well-known/jwks.json", 1));
+
+    let rsa = pem_key("rsa_private.pem", Algorithm::RS256);
+    let claims = json!({ "sub": "u1", "exp": now() + 600 });
+    let first = sign(Algorithm::RS256, &rsa, Some("test-rsa"), &claims);
+    assert_eq!(try_connect(&server, "/", &with_token(&first)), connected());
+    assert_eq!(try_connect(&server, "/", &with_token(&first)), connected());
+    assert_eq!(fetches(), 1, "a known key is served from the cache");
+
+    // The identity provider rotates in a new key: a token naming it fetches the set again.
+    let mut both = jwks("jwks.json");
+    let other = jwks("jwks_other.json")["keys"][0].clone();
+    both["keys"].as_array_mut().unwrap().push(other);
+    *served.lock().unwrap() = both;
+    let rotated = pem_key("rsa_other_private.pem", Algorithm::RS256);
+    let second = sign(Algorithm::RS256, &rotated, Some("test-rsa-other"), &claims);
+    assert_eq!(try_connect(&server, "/", &with_token(&second)), connected());
+    assert_eq!(fetches(), 2);
+
+    // A key id the provider does not have: refused, and not fetched again so soon.
+    let unknown = sign(Algorithm::RS256, &rotated, Some("no-such-kid"), &claims);
+    let wrong_key = refused(
+        "token signed with RS256 and key id \"no-such-kid\", but this server has no such key \
+         (it verifies RS256)",
+        "wrong_key",
+    );
+    assert_eq!(try_connect(&server, "/", &with_token(&unknown)), wrong_key);
+    assert_eq!(try_connect(&server, "/", &with_token(&unknown)), wrong_key);
+    assert_eq!(fetches(), 2, "fetches for unknown key ids are rate-limited");
+}
+
+#[test]
+fn an_unreachable_jwks_url_refuses_with_the_reason() {
+    if !node_available() {
+        return;
+    }
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/jwks.json");
+    let server = Server::start(
+        &format!("[auth]\nrequire_auth = true\njwks_url = \"{url}\"\n"),
+        &["/"],
+    );
+    let rsa = pem_key("rsa_private.pem", Algorithm::RS256);
+    let token = sign(
+        Algorithm::RS256,
+        &rsa,
+        Some("test-rsa"),
+        &json!({ "sub": "u1", "exp": now() + 600 }),
+    );
+    let answer = try_connect(&server, "/", &with_token(&token));
+    assert_eq!(
+        answer["error"]["data"],
+        json!({ "reason": "keys_unavailable" })
+    );
+    let message = answer["error"]["message"].as_str().unwrap();
+    let expected = format!(
+        "cannot verify the token: the key set could not be fetched ({url} unreachable: \
+         127.0.0.1:{port}: "
+    );
+    assert!(message.starts_with(&expected), "{message}");
 }

@@ -12,7 +12,7 @@ mod cluster_common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use cluster_common::{eventually, FerrioNode, Member, RedisServer, QUIET};
+use cluster_common::{eventually, FerrioNode, Member, RawSocket, RedisServer, QUIET};
 use serde_json::json;
 
 /// Three nodes on one Redis, each with a member of `lobby`.
@@ -207,4 +207,117 @@ fn config_check_accepts_a_redis_cluster_and_explains_a_bad_url() {
         "{}",
         bad.1
     );
+}
+
+/// How many sockets node `node` has in `/`, from its metrics.
+async fn sockets_on(node: &FerrioNode) -> Option<u64> {
+    let metrics = node.metrics().await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("ferrio_sockets{namespace=\"/\"} "))
+        .and_then(|n| n.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_on_the_same_node_replays_events_from_every_node_and_another_node_starts_afresh() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let recovery = [("FERRIO_RECOVERY_ENABLED", "true")];
+    let a = FerrioNode::start(&redis.url(), &recovery);
+    let b = FerrioNode::start(&redis.url(), &recovery);
+    a.wait_cluster_size(2).await;
+    b.wait_cluster_size(2).await;
+
+    let mut x = RawSocket::connect(b.port, None).await;
+    let (sid, pid) = (x.connected["sid"].clone(), x.connected["pid"].clone());
+    assert!(sid.is_string() && pid.is_string(), "{}", x.connected);
+    x.send(r#"421["join",{"room":"lobby"}]"#).await;
+    assert_eq!(x.text().await, r#"431[{"ok":true,"room":"lobby"}]"#);
+    let mut watcher = Member::connect(&b).await;
+    watcher.ok("join", "lobby").await;
+    let publisher = Member::connect(&a).await;
+
+    publisher.publish("lobby", "news", json!("one")).await;
+    let one = x.event("news").await;
+    assert_eq!(one[0], "one");
+    let offset = one.get(1).cloned().expect("an offset after the data");
+    assert_eq!(watcher.receive().await, "\"one\"");
+
+    // The connection drops; what is published meanwhile, on either node, is kept on b.
+    drop(x);
+    eventually("b to see the socket go", || async {
+        sockets_on(&b).await == Some(1)
+    })
+    .await;
+    publisher.publish("lobby", "news", json!("two")).await;
+    publisher.publish("lobby", "news", json!("three")).await;
+    assert_eq!(watcher.receive().await, "\"two\"");
+    assert_eq!(watcher.receive().await, "\"three\"");
+    watcher.publish("lobby", "news", json!("four")).await;
+
+    // Back on b: the same session, and every missed event, the remote ones included.
+    let mut back = RawSocket::connect(b.port, Some(json!({ "pid": pid, "offset": offset }))).await;
+    assert_eq!(back.connected["sid"], sid, "{}", back.connected);
+    let mut last = offset;
+    for expected in ["two", "three", "four"] {
+        let args = back.event("news").await;
+        assert_eq!(args[0], expected, "{args:?}");
+        assert_eq!(args.len(), 2, "data and offset: {args:?}");
+        assert_ne!(args[1], last);
+        last = args[1].clone();
+    }
+    assert_eq!(back.text_within(QUIET).await, None);
+
+    // Through the other node the session is unknown: a new one, nothing replayed.
+    drop(back);
+    eventually("b to see the socket go again", || async {
+        sockets_on(&b).await == Some(1)
+    })
+    .await;
+    let mut elsewhere =
+        RawSocket::connect(a.port, Some(json!({ "pid": pid, "offset": last }))).await;
+    assert!(elsewhere.connected["sid"].is_string());
+    assert_ne!(elsewhere.connected["sid"], sid, "{}", elsewhere.connected);
+    assert_ne!(elsewhere.connected["pid"], pid, "{}", elsewhere.connected);
+    assert_eq!(elsewhere.text_within(QUIET).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_emit_on_one_node_reaches_the_clients_of_every_node() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let key = [("FERRIO_API_KEY", "cluster-test-key-0123456789abcdef")];
+    let nodes: Vec<FerrioNode> = (0..3)
+        .map(|_| FerrioNode::start(&redis.url(), &key))
+        .collect();
+    for node in &nodes {
+        node.wait_cluster_size(3).await;
+    }
+    let mut members = Vec::new();
+    for node in &nodes {
+        let member = Member::connect(node).await;
+        member.ok("join", "lobby").await;
+        members.push(member);
+    }
+    let mut outsider = Member::connect(&nodes[1]).await;
+    let port = nodes[0].port;
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        cluster_common::http_post_json(
+            port,
+            "/api/v1/emit",
+            key[0].1,
+            &json!({ "rooms": ["lobby"], "event": "news", "data": { "via": "api" } }),
+        )
+    })
+    .await
+    .expect("join")
+    .expect("the API answered");
+    assert_eq!(status, 200, "{body}");
+    for member in &mut members {
+        assert_eq!(member.receive().await, json!({ "via": "api" }).to_string());
+        member.expect_nothing(QUIET).await;
+    }
+    outsider.expect_nothing(Duration::ZERO).await;
 }

@@ -32,11 +32,12 @@ mod tls;
 /// The origin of the pretend web page.
 const ORIGIN: &str = "http://app.test";
 /// Every step, in order.
-const STEPS: [&str; 11] = [
+const STEPS: [&str; 12] = [
     "tcp",
     "tls",
     "handshake",
     "cors",
+    "preflight",
     "long-poll",
     "upgrade",
     "websocket",
@@ -193,6 +194,12 @@ async fn a_healthy_ferrio_is_all_green() {
     let report = run.json();
     all_green(&report);
     assert!(text(step(&report, "event"), "detail").contains("acknowledged in"));
+    assert_eq!(
+        text(step(&report, "preflight"), "detail"),
+        "OPTIONS answered 204 No Content: Access-Control-Allow-Origin http://app.test, \
+         Access-Control-Allow-Methods GET,POST, Access-Control-Allow-Headers content-type, \
+         Access-Control-Allow-Credentials true"
+    );
     assert!(text(step(&report, "heartbeat"), "detail").contains("first ping after"));
 
     let run = doctor(&[&url, "--origin", ORIGIN, "--timeout", "5s"]).await;
@@ -208,7 +215,7 @@ async fn a_healthy_ferrio_is_all_green() {
     }
     assert!(run
         .stdout
-        .ends_with("OK: 10 passed, 0 warnings, 0 failed, 1 skipped\n"));
+        .ends_with("OK: 11 passed, 0 warnings, 0 failed, 1 skipped\n"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -235,7 +242,7 @@ async fn ferrio_serve_passes_with_a_short_watch() {
     let report = run.json();
     for (name, status) in statuses(&report) {
         let expected = match name.as_str() {
-            "tls" | "cors" => "skip",
+            "tls" | "cors" | "preflight" => "skip",
             // 25 s between pings: a 1 s watch says so, and how to watch longer.
             "heartbeat" => "warn",
             _ => "pass",
@@ -262,9 +269,30 @@ async fn cors_that_does_not_allow_the_origin_is_diagnosed() {
          http://app.test cannot read the handshake (\"blocked by CORS policy\")"
     );
     assert!(text(cors, "fix").contains(r#"cors: { origin: "http://app.test" }"#));
+    // The preflight of the polling POST is not answered for this origin either.
+    let preflight = step(&report, "preflight");
+    assert_eq!(preflight["status"], "fail");
+    assert_eq!(preflight["code"], "cors-preflight-no-origin");
+    assert_eq!(
+        text(preflight, "detail"),
+        "the preflight answer (204 No Content) has no Access-Control-Allow-Origin for \
+         http://app.test: browsers block the polling POST"
+    );
+    assert!(
+        text(preflight, "fix").starts_with(
+            "Ferrio: `cors.origins = [\"http://app.test\"]` (FERRIO_CORS_ORIGINS), \
+             `cors.credentials = true` for clients with credentials"
+        ),
+        "{preflight}"
+    );
+    assert!(
+        text(preflight, "fix")
+            .contains("nginx `add_header Access-Control-Allow-Origin $http_origin always;`"),
+        "{preflight}"
+    );
     // Only CORS is wrong.
     for (name, status) in statuses(&report) {
-        if !matches!(name.as_str(), "tls" | "cors") {
+        if !matches!(name.as_str(), "tls" | "cors" | "preflight") {
             assert_eq!(status, "pass", "{name}");
         }
     }
@@ -294,6 +322,16 @@ async fn cors_that_does_not_allow_the_origin_is_diagnosed() {
     let cors = step(&report, "cors");
     assert_eq!(cors["status"], "warn");
     assert!(text(cors, "detail").contains("browsers refuse `*` with credentials"));
+    let preflight = step(&report, "preflight");
+    assert_eq!(preflight["status"], "warn");
+    assert_eq!(preflight["code"], "cors-preflight-no-credentials");
+    assert_eq!(
+        text(preflight, "detail"),
+        "OPTIONS answered 204 No Content: Access-Control-Allow-Origin *, \
+         Access-Control-Allow-Methods GET,POST, Access-Control-Allow-Headers content-type\n\
+         without credentials only: browsers refuse Access-Control-Allow-Origin `*` with \
+         credentials, so clients with withCredentials: true are blocked"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -356,6 +394,13 @@ async fn nothing_listening_fails_at_tcp_and_skips_the_rest() {
             .starts_with("ferrio doctor: cannot read --ca-file /nonexistent/ca.pem: "),
         "{}",
         run.stderr
+    );
+    // TLS options with a plain http:// URL are a mistake, said before anything runs.
+    let run = doctor(&[&url, "--insecure"]).await;
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        "ferrio doctor: --ca-file and --insecure are for https:// URLs\n"
     );
 }
 

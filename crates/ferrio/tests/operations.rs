@@ -238,8 +238,9 @@ fn metrics_can_be_turned_off() {
 
 #[test]
 fn ready_answers_503_once_a_shutdown_began() {
-    let mut server = serve(&[]);
-    // A connection opened before the signal: the listener stops accepting new ones then.
+    let mut server = serve(&[("FERRIO_SERVER_SHUTDOWN_TIMEOUT", "3s")]);
+    // A polling session that never polls again keeps the drain waiting until the deadline.
+    handshake(server.port);
     let mut connection = Connection::open(server.port);
     assert_eq!(connection.get("/ready").status, 200);
     let status = Command::new("kill")
@@ -251,7 +252,7 @@ fn ready_answers_503_once_a_shutdown_began() {
     loop {
         let ready = connection
             .request("GET", "/ready", "")
-            .expect("still answered during the shutdown grace");
+            .expect("still answered while draining");
         if ready.status == 503 {
             assert_eq!(ready.body, "shutting down");
             break;

@@ -2,6 +2,7 @@
 //! WebSocket client (tokio-tungstenite) speaking the JSON frames, and a Socket.IO client
 //! (ferrio-client) in the same rooms. Every wait is bounded.
 
+mod backend;
 mod gateway_process;
 
 use std::time::Duration;
@@ -350,4 +351,148 @@ async fn a_plain_request_gets_a_clear_error() {
     assert!(answer.ends_with(
         r#"{"error":"expected a WebSocket upgrade (GET with Connection: Upgrade and Upgrade: websocket)"}"#
     ), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_frame_closes_with_1009() {
+    let server = start(&[("FERRIO_LIMITS_MAX_PAYLOAD", "1000")]);
+    let mut ws = open(server.port, "", &[]).await;
+    assert_eq!(next(&mut ws).await["type"], "connected");
+    let big = json!({ "type": "emit", "event": "e", "data": "x".repeat(5000) });
+    send(&mut ws, big).await;
+    let (texts, close) = closed(&mut ws).await;
+    assert!(texts.is_empty(), "{texts:?}");
+    let (code, reason) = close.expect("a close frame");
+    assert_eq!(code, CloseCode::Size);
+    assert!(reason.starts_with("frame too large: "), "{reason}");
+}
+
+/// `POST path` with a JSON body and the API key; the status line and the body.
+async fn api_post(port: u16, key: &str, path: &str, body: Value) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let body = body.to_string();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+         Authorization: Bearer {key}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(WAIT, stream.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_api_emits_reach_plain_clients() {
+    const KEY: &str = "api-key-0123456789abcdef0123456789abcdef";
+    let server = start(&[
+        ("FERRIO_API_KEY", KEY),
+        ("FERRIO_ROOMS_PUBLIC_JOIN", "^lobby$"),
+    ]);
+    let mut ws = open(server.port, "", &[]).await;
+    let id = next(&mut ws).await["id"].as_str().unwrap().to_owned();
+    send(&mut ws, json!({ "type": "join", "room": "lobby" })).await;
+    assert_eq!(next(&mut ws).await["type"], "joined");
+
+    let (status, body) = api_post(
+        server.port,
+        KEY,
+        "/api/v1/emit",
+        json!({ "rooms": ["lobby"], "event": "notice", "data": { "x": 1 } }),
+    )
+    .await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status} {body}");
+    assert_eq!(
+        next(&mut ws).await,
+        json!({ "type": "event", "event": "notice", "data": { "x": 1 } })
+    );
+
+    // To the socket itself, with several arguments, one of them binary.
+    let (status, body) = api_post(
+        server.port,
+        KEY,
+        "/api/v1/emit",
+        json!({ "sockets": [id], "event": "file", "args": ["name", { "$binary": "AQID" }] }),
+    )
+    .await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status} {body}");
+    assert_eq!(
+        next(&mut ws).await,
+        json!({
+            "type": "event",
+            "event": "file",
+            "data": "name",
+            "args": ["name", { "base64": "AQID" }]
+        })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emits_go_to_the_events_webhook_and_come_back_as_acks() {
+    let backend = backend::Backend::start(|request| {
+        let body = request.json();
+        if request.path == "/connect" {
+            return backend::Reply::Text(204, "");
+        }
+        match body["event"].as_str() {
+            Some("order:create") => {
+                backend::Reply::Json(200, json!({ "order": body["args"][0]["item"] }))
+            }
+            _ => backend::Reply::Json(500, json!({ "message": "boom" })),
+        }
+    })
+    .await;
+    let events = format!("{}/event", backend.url);
+    let connect = format!("{}/connect", backend.url);
+    let server = start(&[
+        ("FERRIO_WEBHOOKS_EVENTS_URL", events.as_str()),
+        ("FERRIO_WEBHOOKS_CONNECT_URL", connect.as_str()),
+    ]);
+    let mut ws = open(server.port, "", &[]).await;
+    let id = next(&mut ws).await["id"].clone();
+    // The connect webhook saw the plain client as any other socket.
+    let call = backend.wait_for("/connect", 1).await.remove(0).json();
+    assert_eq!(call["socket"]["id"], id);
+
+    send(
+        &mut ws,
+        json!({ "type": "emit", "event": "order:create", "data": { "item": "tea" }, "id": 7 }),
+    )
+    .await;
+    assert_eq!(
+        next(&mut ws).await,
+        json!({ "type": "ack", "id": 7, "data": { "order": "tea" } })
+    );
+    send(
+        &mut ws,
+        json!({ "type": "emit", "event": "other", "id": "x" }),
+    )
+    .await;
+    assert_eq!(
+        next(&mut ws).await,
+        json!({
+            "type": "ack",
+            "id": "x",
+            "data": { "error": "webhook answered 500 Internal Server Error: boom" }
+        })
+    );
+    // Without an id the event is posted and nothing comes back.
+    send(
+        &mut ws,
+        json!({ "type": "emit", "event": "order:create", "data": { "item": "cake" } }),
+    )
+    .await;
+    let calls = backend.wait_for("/event", 3).await;
+    assert_eq!(calls[2].json()["args"], json!([{ "item": "cake" }]));
+    send(&mut ws, json!({ "type": "ping" })).await;
+    assert_eq!(next(&mut ws).await, json!({ "type": "pong" }));
 }

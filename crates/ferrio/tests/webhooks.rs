@@ -279,3 +279,67 @@ async fn a_connect_hook_that_is_down_refuses_connections() {
         other => panic!("expected a refusal, got {:?}", other.map(|s| s.id())),
     }
 }
+
+/// The `/metrics` line of `ferrio_webhook_calls_total` with these labels, if any.
+async fn calls_metric(port: u16, hook: &str, outcome: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(ACK_WAIT, stream.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    answer
+        .lines()
+        .find(|line| {
+            line.starts_with("ferrio_webhook_calls_total{")
+                && line.contains(&format!("hook=\"{hook}\""))
+                && line.contains(&format!("outcome=\"{outcome}\""))
+        })
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_past_max_in_flight_are_refused_at_once_and_counted() {
+    let backend = Backend::start(backend_reply).await;
+    let events = format!("{}/event", backend.url);
+    let server = tokio::task::block_in_place(|| {
+        Ferrio::start(&[
+            ("FERRIO_WEBHOOKS_EVENTS_URL", events.as_str()),
+            ("FERRIO_WEBHOOKS_TIMEOUT", "2s"),
+            ("FERRIO_WEBHOOKS_MAX_IN_FLIGHT", "1"),
+        ])
+    });
+    let socket = connect(server.port, json!({})).await.unwrap();
+    let hanging = {
+        let socket = socket.clone();
+        tokio::spawn(async move { ack(&socket, "hang", json!(null)).await })
+    };
+    backend.wait_for("/event", 1).await;
+    assert_eq!(
+        ack(&socket, "echo", json!(1)).await,
+        vec![json!({ "error": "too many webhook calls in flight (at most 1)" })]
+    );
+    assert_eq!(backend.requests_to("/event").len(), 1, "not forwarded");
+    assert_eq!(
+        hanging.await.unwrap(),
+        vec![json!({ "error": "webhook timed out after 2s" })]
+    );
+    // The place is free again.
+    assert_eq!(
+        ack(&socket, "echo", json!(2)).await,
+        vec![json!({ "got": 2 }), json!("second")]
+    );
+    for (outcome, count) in [("overloaded", 1), ("timeout", 1), ("ok", 1)] {
+        let line = calls_metric(server.port, "event", outcome)
+            .await
+            .unwrap_or_else(|| panic!("no {outcome} line"));
+        assert!(line.ends_with(&format!(" {count}")), "{line}");
+    }
+}

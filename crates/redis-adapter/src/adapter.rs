@@ -138,8 +138,12 @@ impl AdapterInner {
         if message.uid == self.shared.uid || message.packet.nsp != ident.nsp {
             return;
         }
-        self.local
-            .broadcast(&BroadcastPacket::new(message.packet), &message.opts);
+        let Some(namespace) = self.namespace.upgrade() else {
+            return;
+        };
+        // With recovery on, kept in this node's log under an offset of this node.
+        let packet = namespace.remote_broadcast_packet(message.packet, &message.opts);
+        self.local.broadcast(&packet, &message.opts);
     }
 
     /// A request from another node or an emitter.
@@ -635,7 +639,16 @@ impl Adapter for RedisAdapter {
         let Some(ident) = self.inner.ident() else {
             return;
         };
-        if let Some(message) = encode_broadcast(&self.inner.shared.uid, packet.packet(), opts) {
+        // This node's recovery offset means nothing elsewhere: each receiving node numbers the
+        // event in its own log.
+        let drop_offset = self
+            .inner
+            .namespace
+            .upgrade()
+            .is_some_and(|n| n.broadcast_carries_offset(packet.packet(), opts));
+        if let Some(message) =
+            encode_broadcast(&self.inner.shared.uid, packet.packet(), opts, drop_offset)
+        {
             self.inner
                 .shared
                 .publish(ident.channels.broadcast_channel(opts), message);

@@ -23,6 +23,11 @@
 //! # }
 //! ```
 //!
+//! With connection state recovery on, a node publishes its events without its recovery offset,
+//! and each receiving node records them in its own log under its own offset
+//! ([`ferrio_socketio::Namespace::remote_broadcast_packet`]): a client that reconnects to its
+//! node recovers every event it missed, whichever node published it.
+//!
 //! Connections to Redis are re-established by themselves (doubling delay, up to
 //! [`RedisAdapterConfig::max_reconnect_delay`]); meanwhile local delivery goes on,
 //! [`RedisNode::is_connected`] is false and the metrics `ferrio_redis_connected`,

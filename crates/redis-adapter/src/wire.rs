@@ -358,12 +358,22 @@ pub(crate) fn flags_timeout_ms(opts: Option<&Value>) -> Option<u64> {
 // ---------------------------------------------------------------------------------------------
 
 /// `[uid, packet, { rooms, except, flags }]`, msgpack; `None` for a packet that is not an event.
+/// With `drop_offset`, the event's last argument (this node's recovery offset) is left out.
 pub(crate) fn encode_broadcast(
     uid: &str,
     packet: &Packet,
     opts: &BroadcastOptions,
+    drop_offset: bool,
 ) -> Option<Vec<u8>> {
-    let (object, attachments) = packet_object(packet)?;
+    let (mut object, attachments) = packet_object(packet)?;
+    if drop_offset {
+        if let Some(Value::Array(data)) = object.get_mut("data") {
+            // Never the event name.
+            if data.len() > 1 {
+                data.pop();
+            }
+        }
+    }
     let message = Mp::Array(vec![
         Mp::from(uid),
         json_to_mp(&object, attachments),
@@ -426,7 +436,7 @@ mod tests {
             local: false,
             volatile: true,
         };
-        let bytes = encode_broadcast("abc", &packet, &opts).expect("an event");
+        let bytes = encode_broadcast("abc", &packet, &opts, false).expect("an event");
         let decoded = decode_broadcast(&bytes, "/").expect("decodes");
         assert_eq!(decoded.uid, "abc");
         assert_eq!(decoded.packet, packet);
@@ -443,10 +453,28 @@ mod tests {
             "u",
             &Packet::event("/", data, None),
             &BroadcastOptions::default(),
+            false,
         )
         .expect("an event");
         // bin 8, length 1, 0xff
         assert!(bytes.windows(3).any(|w| w == [0xc4, 0x01, 0xff]));
+    }
+
+    #[test]
+    fn a_recovery_offset_stays_on_its_node() {
+        let data = PacketData::new(vec![
+            Value::from("ev"),
+            Value::from(1),
+            Value::from("7-off"),
+        ]);
+        let packet = Packet::event("/", data, None);
+        let bytes =
+            encode_broadcast("u", &packet, &BroadcastOptions::default(), true).expect("an event");
+        let decoded = decode_broadcast(&bytes, "/").expect("decodes");
+        let PacketKind::Event { data, .. } = decoded.packet.kind else {
+            panic!("an event");
+        };
+        assert_eq!(data.args, vec![Value::from("ev"), Value::from(1)]);
     }
 
     #[test]

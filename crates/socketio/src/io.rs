@@ -271,6 +271,13 @@ impl SocketIo {
         self.engine().map_or(0, |engine| engine.session_count())
     }
 
+    /// The transport of every open Engine.IO connection, one entry per connection (a snapshot),
+    /// for counting connections by transport.
+    pub fn connection_transports(&self) -> Vec<ferrio_engineio::TransportKind> {
+        self.engine()
+            .map_or_else(Vec::new, |engine| engine.session_transports())
+    }
+
     /// Disconnects every client with "server shutting down"; they reconnect, elsewhere if the
     /// load balancer sends them there.
     pub fn close(&self) {

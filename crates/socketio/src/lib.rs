@@ -31,6 +31,7 @@ mod operators;
 mod outgoing;
 mod reason;
 mod recovery;
+mod remote;
 mod server_emit;
 mod socket;
 

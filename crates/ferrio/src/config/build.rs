@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use ferrio_engineio::{AllowOrigin, CorsConfig, RateLimit, Transports};
+use ferrio_engineio::{AllowOrigin, CorsConfig, RateLimit, Transports, TrustedProxies};
 use ferrio_socketio::{EventRateLimit, RecoveryConfig, SocketIoConfig};
 
 use super::model::{Config, Transport};
@@ -67,6 +67,20 @@ pub(crate) fn socketio_config(config: &Config) -> Result<SocketIoConfig, String>
         });
     }
 
+    let server = &config.server;
+    if !server.allowed_origins.is_empty() {
+        io.engine.allowed_origins = Some(if server.allowed_origins.iter().any(|o| o == "*") {
+            AllowOrigin::Any
+        } else {
+            AllowOrigin::List(server.allowed_origins.clone())
+        });
+    }
+    if !server.trusted_proxies.is_empty() {
+        let proxies = TrustedProxies::parse(&server.trusted_proxies)
+            .map_err(|e| format!("server.trusted_proxies: {e}"))?;
+        io.engine.client_ip = Some(proxies.into_client_ip());
+    }
+
     if config.recovery.enabled {
         io.recovery = Some(RecoveryConfig {
             max_disconnection_duration: config.recovery.window,
@@ -127,6 +141,31 @@ mod tests {
         assert!(built.recovery.is_some());
         assert!(built.event_rate.is_some());
         assert!(built.engine.handshake_rate_per_ip.is_some());
+    }
+
+    #[test]
+    fn origins_and_proxies_reach_the_engine() {
+        let mut config = Config::default();
+        config.server.allowed_origins = vec!["https://a.example".into()];
+        config.server.trusted_proxies = vec!["127.0.0.1".into()];
+        let built = socketio_config(&config).unwrap();
+        let allowed = built.engine.allowed_origins.unwrap();
+        assert!(allowed.allows("https://a.example") && !allowed.allows("https://b.example"));
+        let client_ip = built.engine.client_ip.unwrap();
+        let mut request = http::Request::builder()
+            .header("x-forwarded-for", "203.0.113.5")
+            .body(())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(std::net::SocketAddr::from(([127, 0, 0, 1], 1)));
+        let (parts, ()) = request.into_parts();
+        assert_eq!(client_ip(&parts), Some("203.0.113.5".parse().unwrap()));
+        config.server.trusted_proxies = vec!["10.0.0.1/8".into()];
+        assert_eq!(
+            socketio_config(&config).err().unwrap(),
+            "server.trusted_proxies: \"10.0.0.1/8\" has bits set past its /8 prefix; the network is 10.0.0.0/8"
+        );
     }
 
     #[test]

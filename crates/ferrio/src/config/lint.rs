@@ -4,6 +4,7 @@
 //! `ferrio config check` exit 1, warnings explain the fix.
 
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use super::duration::{self, Written};
@@ -66,6 +67,11 @@ const DURATION_RANGES: &[(&str, Duration)] = &[
     ("recovery.window", Duration::from_secs(24 * 3600)),
     ("auth.leeway", Duration::from_secs(3600)),
     ("cluster.request_timeout", Duration::from_secs(3600)),
+    ("server.shutdown_timeout", Duration::from_secs(3600)),
+    ("webhooks.timeout", Duration::from_secs(3600)),
+    ("ws.ping_interval", Duration::from_secs(3600)),
+    ("ws.ping_timeout", Duration::from_secs(3600)),
+    ("auth.jwks_cache_ttl", Duration::from_secs(7 * 24 * 3600)),
 ];
 
 fn lint(id: &'static str, severity: Severity, message: String, fix: impl Into<String>) -> Lint {
@@ -83,6 +89,7 @@ pub(crate) fn check(loaded: &Loaded) -> Vec<Lint> {
     let mut out = Vec::new();
     let unit_flagged = duration_units(loaded, &mut out);
     server(config, &mut out);
+    listener(config, &mut out);
     cors(config, &mut out);
     heartbeat(config, &unit_flagged, &mut out);
     transports(config, &mut out);
@@ -90,6 +97,9 @@ pub(crate) fn check(loaded: &Loaded) -> Vec<Lint> {
     log(config, &mut out);
     auth(config, &mut out);
     rooms(config, &mut out);
+    api(config, &mut out);
+    webhooks(config, &mut out);
+    ws(config, &mut out);
     cluster(config, &mut out);
     environment(loaded, &mut out);
     out.sort_by_key(|l| std::cmp::Reverse(l.severity));
@@ -154,6 +164,85 @@ fn server(config: &Config, out: &mut Vec<Lint>) {
             ),
             format!("write \"/{}\"", config.server.path),
         ));
+    }
+}
+
+/// TLS files, the origin allow-list and the trusted proxies.
+fn listener(config: &Config, out: &mut Vec<Lint>) {
+    let server = &config.server;
+    match (server.tls_cert.is_empty(), server.tls_key.is_empty()) {
+        (true, true) => {}
+        (false, false) => {
+            let (cert, key) = (Path::new(&server.tls_cert), Path::new(&server.tls_key));
+            if let Err(e) = ferrio_engineio::check_tls_files(cert, key) {
+                out.push(lint(
+                    "tls-files-invalid",
+                    Severity::Error,
+                    format!("server.tls_cert / server.tls_key: {e}"),
+                    "point server.tls_cert at the PEM certificate chain (leaf first) and \
+                     server.tls_key at its PEM private key, both readable by the server",
+                ));
+            }
+        }
+        (cert_missing, _) => {
+            let (set, unset) = if cert_missing {
+                ("server.tls_key", "server.tls_cert")
+            } else {
+                ("server.tls_cert", "server.tls_key")
+            };
+            out.push(lint(
+                "tls-incomplete",
+                Severity::Error,
+                format!(
+                    "{set} is set but {unset} is not: TLS needs both the certificate and its key"
+                ),
+                format!("set {unset} too, or unset {set} to serve plain HTTP"),
+            ));
+        }
+    }
+    for origin in &server.allowed_origins {
+        if origin == "*" {
+            out.push(lint(
+                "allowed-origins-wildcard",
+                Severity::Warning,
+                "server.allowed_origins contains \"*\": every origin is allowed, so the list \
+                 checks nothing"
+                    .to_owned(),
+                "list the sites allowed to connect (server.allowed_origins = \
+                 [\"https://app.example.com\"]), or leave it empty",
+            ));
+        } else if let Some(problem) = origin_problem(origin) {
+            out.push(lint(
+                "allowed-origin-invalid",
+                Severity::Error,
+                format!(
+                    "server.allowed_origins entry {origin:?} {problem}: a browser's Origin header \
+                     is scheme://host[:port] only, so it never matches"
+                ),
+                "write origins as \"https://app.example.com\" (with the port if not the \
+                 default one, and no path)",
+            ));
+        }
+    }
+    for entry in &server.trusted_proxies {
+        if let Err(e) = entry.parse::<ferrio_engineio::IpNet>() {
+            out.push(lint(
+                "trusted-proxy-invalid",
+                Severity::Error,
+                format!("server.trusted_proxies: {e}"),
+                "list the proxies' addresses or networks: \"127.0.0.1\", \"10.0.0.0/8\", \
+                 \"2001:db8::/32\"",
+            ));
+        }
+    }
+}
+
+/// What makes an origin one that a browser never sends, if anything.
+fn origin_problem(origin: &str) -> Option<&'static str> {
+    match origin.split_once("://") {
+        None => Some("has no scheme"),
+        Some((_, rest)) if rest.contains('/') => Some("has a path or a trailing slash"),
+        Some(_) => None,
     }
 }
 
@@ -376,6 +465,88 @@ fn rooms(config: &Config, out: &mut Vec<Lint>) {
     }
 }
 
+fn api(config: &Config, out: &mut Vec<Lint>) {
+    let len = config.api.key.len();
+    if len > 0 && len < MIN_SECRET_BYTES {
+        out.push(lint(
+            "api-weak-key",
+            Severity::Warning,
+            format!(
+                "api.key is {len} bytes long: an HTTP API key shorter than 32 bytes can be \
+                 guessed by brute force, and whoever has it can emit to every client"
+            ),
+            "use at least 32 random bytes, e.g. `openssl rand -hex 32`, or the key \
+             `ferrio config init` generates",
+        ));
+    }
+}
+
+fn webhooks(config: &Config, out: &mut Vec<Lint>) {
+    match crate::webhook::Webhooks::from_config(&config.webhooks) {
+        Err(e) => out.push(lint(
+            "webhooks-invalid",
+            Severity::Error,
+            e,
+            "write each webhook as a full URL, http://host[:port]/path or https://..., and give \
+             webhooks.timeout a duration above 0 (5s is the default)",
+        )),
+        Ok(Some(_)) if config.webhooks.secret.is_empty() => out.push(lint(
+            "webhooks-unsigned",
+            Severity::Warning,
+            "webhooks are set but webhooks.secret is empty: the backend cannot tell the \
+             gateway's calls from anyone else's"
+                .to_owned(),
+            "set webhooks.secret and check the X-Ferrio-Signature header in the backend \
+             (docs/webhooks.md)",
+        )),
+        Ok(_) => {}
+    }
+    let url = config.auth.jwks_url.trim();
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|prefix| url.starts_with(prefix));
+    if url.starts_with("http://") && !loopback {
+        out.push(lint(
+            "auth-jwks-http",
+            Severity::Warning,
+            format!(
+                "auth.jwks_url = {url:?} is fetched over plain HTTP: whoever sits on the path \
+                 can swap the keys and sign tokens for any user"
+            ),
+            "serve the JWKS over https://",
+        ));
+    }
+}
+
+fn ws(config: &Config, out: &mut Vec<Lint>) {
+    let ws = &config.ws;
+    if !ws.enabled {
+        return;
+    }
+    let engine = crate::config::build::mount_path(&config.server.path);
+    let problem = if !ws.path.starts_with('/') {
+        Some(format!("ws.path = {:?} does not start with /", ws.path))
+    } else if ws.path.trim_end_matches('/') == engine.trim_end_matches('/')
+        || ["/health", "/ready", "/metrics"].contains(&ws.path.as_str())
+    {
+        Some(format!(
+            "ws.path = {:?} is already served (Socket.IO at server.path, or /health, /ready, \
+             /metrics)",
+            ws.path
+        ))
+    } else {
+        None
+    };
+    if let Some(message) = problem {
+        out.push(lint(
+            "ws-path-invalid",
+            Severity::Error,
+            message,
+            "set ws.path to a free path such as \"/ws\", or ws.enabled = false",
+        ));
+    }
+}
+
 fn cluster(config: &Config, out: &mut Vec<Lint>) {
     let cluster = &config.cluster;
     if cluster.nodes > 1 && cluster.adapter == AdapterKind::Local {
@@ -572,6 +743,7 @@ mod tests {
                 &[("FERRIO_AUTH_ALLOW_ANONYMOUS", "1")],
                 &["auth-anonymous-no-key"],
             ),
+            (&[("FERRIO_API_KEY", "short")], &["api-weak-key"]),
             (&[("FERRIO_ROOMS_JOIN", "^a($")], &["rooms-pattern-invalid"]),
             (
                 &[("FERRIO_ROOMS_PUBLIC_JOIN", "lobby")],
@@ -610,6 +782,38 @@ mod tests {
                 &["cluster-recovery-per-node"],
             ),
             (&[("FERRIO_SERVER_PATH", "io")], &["server-path"]),
+            (
+                &[("FERRIO_SERVER_TLS_CERT", "/etc/ferrio/cert.pem")],
+                &["tls-incomplete"],
+            ),
+            (
+                &[
+                    ("FERRIO_SERVER_TLS_CERT", "/nonexistent/cert.pem"),
+                    ("FERRIO_SERVER_TLS_KEY", "/nonexistent/key.pem"),
+                ],
+                &["tls-files-invalid"],
+            ),
+            (
+                &[("FERRIO_SERVER_ALLOWED_ORIGINS", "https://a.example/")],
+                &["allowed-origin-invalid"],
+            ),
+            (
+                &[("FERRIO_SERVER_ALLOWED_ORIGINS", "*")],
+                &["allowed-origins-wildcard"],
+            ),
+            (
+                &[("FERRIO_SERVER_TRUSTED_PROXIES", "10.0.0.1/8")],
+                &["trusted-proxy-invalid"],
+            ),
+            (&[("FERRIO_LOG_LEVEL", "info,=")], &["log-level-invalid"]),
+            (&[("FERRIO_NOPE", "1")], &["env-unknown"]),
+            (
+                &[
+                    ("SOCKETIO_PING_TIMEOUT", "5s"),
+                    ("SOCKET_IO_PING_TIMEOUT", "6s"),
+                ],
+                &["env-alias-conflict"],
+            ),
             (&[("FERRIO_LOG_LEVEL", "info,=")], &["log-level-invalid"]),
             (&[("FERRIO_NOPE", "1")], &["env-unknown"]),
             (
@@ -638,6 +842,62 @@ mod tests {
         assert_eq!(
             ids(&[("SOCKETIO_PING_INTERVAL", "250ms")]),
             Vec::<&str>::new()
+        );
+    }
+
+    #[test]
+    fn webhook_ws_and_jwks_lints_say_what_and_how() {
+        let text = |pairs: &[(&str, &str)]| -> Vec<String> {
+            lints(pairs).iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(
+            text(&[("FERRIO_WEBHOOKS_EVENTS_URL", "backend:8000/events")]),
+            vec![
+                "error[webhooks-invalid]: webhooks.events_url: \"backend:8000/events\" is not \
+                  a URL (invalid format)\n  fix: write each webhook as a full URL, \
+                  http://host[:port]/path or https://..., and give webhooks.timeout a duration \
+                  above 0 (5s is the default)"
+            ]
+        );
+        assert_eq!(
+            text(&[(
+                "FERRIO_WEBHOOKS_DISCONNECT_URL",
+                "http://127.0.0.1:8000/bye"
+            )]),
+            vec![
+                "warning[webhooks-unsigned]: webhooks are set but webhooks.secret is empty: \
+                  the backend cannot tell the gateway's calls from anyone else's\n  fix: set \
+                  webhooks.secret and check the X-Ferrio-Signature header in the backend \
+                  (docs/webhooks.md)"
+            ]
+        );
+        assert_eq!(
+            ids(&[
+                ("FERRIO_WEBHOOKS_EVENTS_URL", "https://api.example/events"),
+                ("FERRIO_WEBHOOKS_SECRET", "s"),
+            ]),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            text(&[("FERRIO_WS_PATH", "/socket.io")]),
+            vec![
+                "error[ws-path-invalid]: ws.path = \"/socket.io\" is already served \
+                  (Socket.IO at server.path, or /health, /ready, /metrics)\n  fix: set ws.path \
+                  to a free path such as \"/ws\", or ws.enabled = false"
+            ]
+        );
+        assert_eq!(ids(&[("FERRIO_WS_PATH", "ws")]), vec!["ws-path-invalid"]);
+        assert_eq!(
+            ids(&[("FERRIO_WS_PATH", "ws"), ("FERRIO_WS_ENABLED", "false")]),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            ids(&[("FERRIO_AUTH_JWKS_URL", "http://idp.example/jwks.json")]),
+            vec!["auth-jwks-http"]
+        );
+        assert_eq!(
+            ids(&[("FERRIO_AUTH_JWKS_URL", "ftp://idp.example/jwks.json")]),
+            vec!["auth-key-invalid"]
         );
     }
 

@@ -20,6 +20,7 @@ pub(crate) struct Config {
     pub(crate) rate_limit: RateLimit,
     pub(crate) cors: Cors,
     pub(crate) recovery: Recovery,
+    pub(crate) history: History,
     pub(crate) log: Log,
     pub(crate) auth: Auth,
     pub(crate) rooms: Rooms,
@@ -40,6 +41,17 @@ pub(crate) struct Server {
     pub(crate) namespaces: Vec<String>,
     /// Whether `GET /metrics` answers with the Prometheus metrics.
     pub(crate) metrics: bool,
+    /// A PEM certificate chain file; with `tls_key`, the server speaks TLS (reloaded on SIGHUP).
+    pub(crate) tls_cert: String,
+    /// The PEM private key file of `tls_cert`.
+    pub(crate) tls_key: String,
+    /// Origins allowed to connect at all (browsers' `Origin` header); empty checks none.
+    pub(crate) allowed_origins: Vec<String>,
+    /// Networks (CIDR) of reverse proxies whose `X-Forwarded-For` / `X-Real-IP` are believed.
+    pub(crate) trusted_proxies: Vec<String>,
+    /// How long a shutdown (SIGTERM, SIGINT) waits for clients to leave before exiting.
+    #[serde(with = "serde_duration")]
+    pub(crate) shutdown_timeout: Duration,
 }
 
 impl Default for Server {
@@ -50,6 +62,11 @@ impl Default for Server {
             path: "/socket.io/".to_owned(),
             namespaces: vec!["/".to_owned()],
             metrics: true,
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -192,6 +209,35 @@ impl Default for Recovery {
     }
 }
 
+/// Durable room history, and the store that keeps connection state recovery across restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct History {
+    /// Open the store (`path`): durable rooms, and recovery that survives a restart.
+    pub(crate) enabled: bool,
+    /// The SQLite file; its directory is created when missing.
+    pub(crate) path: String,
+    /// Rooms that keep history: regular expressions.
+    pub(crate) rooms: Vec<String>,
+    /// Most messages kept per room; `0`: no limit.
+    pub(crate) max_messages: u64,
+    /// Oldest message kept; `0`: no limit.
+    #[serde(with = "serde_duration")]
+    pub(crate) max_age: Duration,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            path: "./ferrio-data/history.db".to_owned(),
+            rooms: Vec::new(),
+            max_messages: 1000,
+            max_age: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
 /// The format of log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -302,10 +348,22 @@ pub(crate) struct Rooms {
 }
 
 /// The HTTP API for backends.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct Api {
+    /// The key backends present; empty turns the API off.
     pub(crate) key: String,
+    /// The longest request body, in bytes.
+    pub(crate) max_body: u64,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Self {
+            key: String::new(),
+            max_body: 1_000_000,
+        }
+    }
 }
 
 /// Which adapter carries broadcasts between nodes.
@@ -362,6 +420,8 @@ pub(crate) struct Webhooks {
     pub(crate) timeout: Duration,
     /// Signs each body (HMAC-SHA256, `X-Ferrio-Signature`); empty signs nothing.
     pub(crate) secret: String,
+    /// Calls under way at once, all webhooks together; `0`: no limit.
+    pub(crate) max_in_flight: u64,
 }
 
 impl Default for Webhooks {
@@ -373,6 +433,7 @@ impl Default for Webhooks {
             disconnect_url: String::new(),
             timeout: Duration::from_secs(5),
             secret: String::new(),
+            max_in_flight: 1000,
         }
     }
 }

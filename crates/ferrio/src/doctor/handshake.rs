@@ -136,6 +136,40 @@ fn refused(response: &Response, query: &str) -> Outcome {
         (403, _) => "the server's allowRequest (or origin check) refused the handshake: check \
                      its rules for this client"
             .to_owned(),
+        (404, _) if probe::from_nginx(response) => {
+            return Outcome::fail(
+                format!(
+                    "{why}\nnginx answered 404 itself: no location block forwards {} to the \
+                     Socket.IO server",
+                    path_of(query)
+                ),
+                format!(
+                    "add to the nginx server block (with the path clients use, --path):\n\
+                     location {} {{\n\
+                     \x20   proxy_pass http://127.0.0.1:3000;\n\
+                     \x20   proxy_http_version 1.1;\n\
+                     \x20   proxy_set_header Upgrade $http_upgrade;\n\
+                     \x20   proxy_set_header Connection \"upgrade\";\n\
+                     }}",
+                    path_of(query)
+                ),
+            )
+            .code("proxy-no-location");
+        }
+        (404, _) if probe::through_nginx(response) => {
+            return Outcome::fail(
+                format!(
+                    "{why}\nnginx passed the request on, but the server behind it found \
+                     nothing at the path it received: a proxy_pass with a path (`proxy_pass \
+                     http://backend/;`, even a trailing slash) rewrites {} away",
+                    path_of(query)
+                ),
+                "write proxy_pass without a path (`proxy_pass http://127.0.0.1:3000;`) so \
+                 that the path reaches the server unchanged, or set the server's path to the \
+                 one it receives",
+            )
+            .code("proxy-path-rewritten");
+        }
         (404, _) => "nothing answers at this path: check --path (the server's `path` option, \
                      /socket.io/ by default) and that the proxy forwards it to the server"
             .to_owned(),
@@ -155,6 +189,11 @@ fn refused(response: &Response, query: &str) -> Outcome {
             .to_owned(),
     };
     Outcome::fail(why, fix)
+}
+
+/// The path of a path and query.
+fn path_of(query: &str) -> &str {
+    query.split('?').next().unwrap_or(query)
 }
 
 /// The `{"code":N,"message":"..."}` of an Engine.IO error answer.

@@ -9,6 +9,7 @@
 //! | `tls`       | [`tls`]       | https: version, certificate names, issuer, expiry; why refused |
 //! | `handshake` | [`handshake`] | the v4 polling handshake: status, open packet, ping settings   |
 //! | `cors`      | [`cors`]      | CORS headers for `--origin`, with and without credentials      |
+//! | `preflight` | [`cors`]      | the OPTIONS preflight of a polling POST from `--origin`        |
 //! | `long-poll` | [`polling`]   | a POST answered promptly on a held GET (no buffering proxy)    |
 //! | `upgrade`   | [`websocket`] | the WebSocket upgrade from polling, through the proxy          |
 //! | `websocket` | [`websocket`] | a WebSocket opened directly                                    |
@@ -153,7 +154,7 @@ impl Doctor {
             self.tls_spoken_here();
         }
         if handshake_status == Status::Fail {
-            for name in ["cors", "long-poll", "upgrade"] {
+            for name in ["cors", "preflight", "long-poll", "upgrade"] {
                 self.record(
                     name,
                     Outcome::skip("needs a working polling handshake"),
@@ -163,6 +164,8 @@ impl Doctor {
         } else {
             let cors = cors::check(&target, origin.as_deref(), timeout);
             self.timed("cors", cors).await;
+            let preflight = cors::preflight(&target, origin.as_deref());
+            self.timed("preflight", preflight).await;
             let round_trip = polling::round_trip(&target, &namespace, token.as_deref(), timeout);
             self.timed("long-poll", round_trip).await;
             let upgrade = websocket::upgrade(&target, timeout);
@@ -291,11 +294,12 @@ impl Doctor {
 }
 
 /// Every step, in the order they run.
-const STEPS: [&str; 11] = [
+const STEPS: [&str; 12] = [
     "tcp",
     "tls",
     "handshake",
     "cors",
+    "preflight",
     "long-poll",
     "upgrade",
     "websocket",

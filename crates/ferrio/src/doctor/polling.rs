@@ -84,6 +84,25 @@ pub(crate) async fn round_trip(
             format!("the POST failed: {error}"),
             "check the proxy's rules for POST requests",
         ),
+        Ok(response) if response.status == StatusCode::PAYLOAD_TOO_LARGE => {
+            let who = if probe::from_nginx(&response) {
+                "nginx refused"
+            } else {
+                "the server or a proxy refused"
+            };
+            Outcome::fail(
+                format!(
+                    "the POST answered {}: {who} a {}-byte polling body as too large",
+                    response.status,
+                    connect.len()
+                ),
+                "raise the proxy's request body limit to at least the server's \
+                 maxHttpBufferSize (1 MB by default): nginx `client_max_body_size 2m;` in \
+                 the Socket.IO location (0 turns the check off); clients' POSTs carry \
+                 every queued packet at once",
+            )
+            .code("proxy-body-size")
+        }
         Ok(response) if response.status != StatusCode::OK => {
             let body = response.body_start();
             let fix = if body.contains("Session ID unknown") {

@@ -34,6 +34,23 @@ impl Response {
     }
 }
 
+/// Whether nginx wrote this answer itself (its error page), rather than passing on the
+/// server's.
+pub(crate) fn from_nginx(response: &Response) -> bool {
+    let server = response
+        .header("server")
+        .is_some_and(|s| s.starts_with("nginx"));
+    server && String::from_utf8_lossy(&response.body).contains("<center>nginx")
+}
+
+/// Whether the answer came through nginx (its `Server` header), from the server behind it.
+pub(crate) fn through_nginx(response: &Response) -> bool {
+    response
+        .header("server")
+        .is_some_and(|s| s.starts_with("nginx"))
+        && !from_nginx(response)
+}
+
 /// The first 120 characters of a body, on one line.
 pub(crate) fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
@@ -158,8 +175,9 @@ pub(crate) fn diagnose_ws(error: &WsError) -> (String, String) {
             let why = match status.as_u16() {
                 400 => {
                     "the WebSocket request reached the server without its Upgrade and \
-                        Connection headers (a proxy in front dropped them), or the server \
-                        refused the session"
+                        Connection headers (a proxy in front dropped them), or as HTTP/1.0 (a \
+                        proxy speaking HTTP/1.0 to the server: nginx's default without \
+                        proxy_http_version 1.1), or the server refused the session"
                 }
                 502 => "the proxy could not pass the upgrade to the server",
                 404 => "nothing serves WebSockets at this path",

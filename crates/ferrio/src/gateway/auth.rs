@@ -304,8 +304,16 @@ impl Verifier {
         if let Some(issuer) = &self.issuer {
             validation.set_issuer(&[issuer]);
         }
-        // `sub` is checked below, with a clear message; `exp` is optional.
-        validation.set_required_spec_claims::<&str>(&[]);
+        // `sub` is checked below, with a clear message; `exp` is optional. A configured
+        // audience or issuer must be present, not merely right when present.
+        let mut required = Vec::new();
+        if !self.audience.is_empty() {
+            required.push("aud");
+        }
+        if self.issuer.is_some() {
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
         let mut last = None;
         for entry in candidates {
             match jsonwebtoken::decode::<Claims>(token, &entry.key, &validation) {
@@ -617,6 +625,50 @@ mod tests {
         assert_eq!(
             v.verify("garbage").await.unwrap_err().reason,
             Reason::InvalidToken
+        );
+    }
+
+    #[tokio::test]
+    async fn audience_and_issuer() {
+        let mut config = auth("s3cret");
+        config.audience = vec!["chat".into()];
+        config.issuer = "https://id.example".into();
+        let v = Verifier::from_config(&config).unwrap().unwrap();
+        let token = |claims: Value| hs("s3cret", claims);
+        let ok = token(
+            serde_json::json!({"sub": "u", "aud": ["x", "chat"], "iss": "https://id.example"}),
+        );
+        assert_eq!(v.verify(&ok).await.unwrap().sub, "u");
+        let refusal = v
+            .verify(&token(
+                serde_json::json!({"sub": "u", "aud": "x", "iss": "https://id.example"}),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refusal,
+            Refusal::new(
+                Reason::WrongAudience,
+                "invalid token: its audience (aud) is not \"chat\""
+            )
+        );
+        let no_iss = token(serde_json::json!({"sub": "u", "aud": "chat"}));
+        assert_eq!(
+            v.verify(&no_iss).await.unwrap_err().reason,
+            Reason::WrongIssuer
+        );
+    }
+
+    #[test]
+    fn jwks_url_must_be_http() {
+        let config = Auth {
+            jwks_url: "ftp://idp.example/jwks.json".into(),
+            ..Auth::default()
+        };
+        assert_eq!(
+            Verifier::from_config(&config).unwrap_err(),
+            "auth.jwks_url: \"ftp://idp.example/jwks.json\" uses the scheme \"ftp\": only http:// \
+             and https:// are supported"
         );
     }
 

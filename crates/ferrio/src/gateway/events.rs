@@ -60,7 +60,7 @@ pub(crate) fn register(socket: &Arc<Socket>, gateway: &Arc<Gateway>) {
         answer(socket, "leave", &arg.room, result, ack);
     });
     let gw = gateway.clone();
-    socket.on_typed("publish", move |socket, arg: PublishArg, ack| {
+    socket.on_typed("publish", move |socket, arg: PublishArg, mut ack| {
         let result = check_room(&arg.room)
             .and_then(|()| {
                 gw.policy
@@ -72,6 +72,15 @@ pub(crate) fn register(socket: &Arc<Socket>, gateway: &Arc<Gateway>) {
                 } else {
                     socket.to(arg.room.clone())
                 };
+                // A durable room: on disk first, acknowledged after the fan-out.
+                if let Some(history) = gw.history.as_ref().filter(|h| h.is_durable(&arg.room)) {
+                    let (room, event) = (arg.room.clone(), arg.event.clone());
+                    let (data, ack) = (arg.data.clone(), ack.take());
+                    crate::history::events::publish_durably(
+                        history, socket, target, room, event, data, ack,
+                    );
+                    return Ok(());
+                }
                 target
                     .emit(&arg.event, &arg.data)
                     .map_err(|e| format!("cannot publish {:?}: {e}", arg.event))

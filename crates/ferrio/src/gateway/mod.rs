@@ -31,6 +31,8 @@ pub(crate) struct Gateway {
     pub(crate) policy: RoomPolicy,
     /// One log line per connection and disconnection.
     log_connections: bool,
+    /// Durable room history, when `history.enabled` is on.
+    pub(crate) history: Option<Arc<crate::history::HistoryService>>,
     /// The backend's webhooks, when any is configured.
     webhooks: Option<Arc<crate::webhook::Webhooks>>,
 }
@@ -47,6 +49,7 @@ impl Gateway {
             cookie_name: config.auth.cookie_name.clone(),
             policy: RoomPolicy::from_config(&config.rooms)?,
             log_connections: config.log.connections,
+            history: crate::history::HistoryService::shared(&config.history)?,
             webhooks: crate::webhook::Webhooks::from_config(&config.webhooks)?.map(Arc::new),
         })
     }
@@ -163,6 +166,9 @@ impl Gateway {
             }
         }
         events::register(socket, self);
+        if let Some(history) = &self.history {
+            crate::history::events::register(socket, history, &self.policy);
+        }
         if let Some(webhooks) = &self.webhooks {
             webhooks.register(socket);
         }

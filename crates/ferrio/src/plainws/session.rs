@@ -84,7 +84,14 @@ pub(crate) async fn run<S>(
         let deadline = tokio::time::Instant::from_std(beat.poll_timeout());
         tokio::select! {
             frame = client.next() => {
-                let Some(Ok(frame)) = frame else { break };
+                let frame = match frame {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(error))) => {
+                        close(&mut client, CloseCode::Size, &format!("frame too large: {error}")).await;
+                        break;
+                    }
+                    _ => break,
+                };
                 beat.handle_activity(Instant::now());
                 let handled = match frame {
                     Message::Text(text) => {

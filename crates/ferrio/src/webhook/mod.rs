@@ -11,11 +11,12 @@ pub(crate) mod client;
 pub(crate) mod signature;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferrio_socketio::{AckSender, ConnectError, Event, Socket};
 use serde_json::{json, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::model::Webhooks as WebhooksConfig;
 use crate::gateway::claims::Identity;
@@ -33,6 +34,28 @@ pub(crate) struct Webhooks {
     timeout: Duration,
     /// The signing key; `None` sends no signature.
     secret: Option<Vec<u8>>,
+    /// Places for calls under way, `webhooks.max_in_flight`; `None`: no limit.
+    in_flight: Option<(Arc<Semaphore>, usize)>,
+}
+
+/// The counter of webhook calls, by hook (`event`, `connect`, `disconnect`) and outcome (`ok`,
+/// `refused`, `timeout`, `unreachable`, `error`, `overloaded`).
+pub(crate) const CALLS_TOTAL: &str = "ferrio_webhook_calls_total";
+/// The histogram of webhook call durations in seconds, by hook.
+pub(crate) const CALL_SECONDS: &str = "ferrio_webhook_call_seconds";
+
+/// Counts one call.
+fn count(hook: &'static str, outcome: &'static str) {
+    metrics::counter!(CALLS_TOTAL, "hook" => hook, "outcome" => outcome).increment(1);
+}
+
+/// The outcome label of a call that got no usable answer.
+fn outcome_of(error: &HttpError) -> &'static str {
+    match error {
+        HttpError::Timeout(_) => "timeout",
+        HttpError::Connect(_) => "unreachable",
+        HttpError::Tls(_) | HttpError::Exchange(_) => "error",
+    }
 }
 
 /// Parses one optional URL setting; the error names the setting.
@@ -64,6 +87,14 @@ impl Webhooks {
             disconnect_url: url("webhooks.disconnect_url", &config.disconnect_url)?,
             timeout: config.timeout,
             secret: (!config.secret.is_empty()).then(|| config.secret.as_bytes().to_vec()),
+            in_flight: match usize::try_from(config.max_in_flight) {
+                Ok(0) => None,
+                Ok(max) => Some((
+                    Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))),
+                    max,
+                )),
+                Err(_) => None,
+            },
         };
         if config.timeout.is_zero() {
             return Err("webhooks.timeout is 0: no call could ever complete".to_owned());
@@ -103,14 +134,53 @@ impl Webhooks {
         )
     }
 
-    /// Posts `body` as JSON, signed when a secret is set.
-    async fn post(&self, url: &Url, body: &Value) -> Result<client::Response, HttpError> {
+    /// Posts `body` as JSON, signed when a secret is set; counts the call and times it.
+    async fn post(
+        &self,
+        hook: &'static str,
+        url: &Url,
+        body: &Value,
+    ) -> Result<client::Response, HttpError> {
         let bytes = Bytes::from(body.to_string());
         let mut headers = vec![("content-type", "application/json".to_owned())];
         if let Some(secret) = &self.secret {
             headers.push((signature::HEADER, signature::sign(secret, &bytes)));
         }
-        client::send(url, ::http::Method::POST, &headers, bytes, self.timeout).await
+        let started = Instant::now();
+        let result = client::send(url, ::http::Method::POST, &headers, bytes, self.timeout).await;
+        metrics::histogram!(CALL_SECONDS, "hook" => hook).record(started.elapsed().as_secs_f64());
+        count(
+            hook,
+            match &result {
+                Ok(answer) if answer.status.is_success() => "ok",
+                Ok(_) => "refused",
+                Err(error) => outcome_of(error),
+            },
+        );
+        result
+    }
+
+    /// A place for a call now, or `None` when `webhooks.max_in_flight` are under way (no limit:
+    /// always a place, `Some(None)`).
+    fn try_place(&self) -> Option<Option<OwnedSemaphorePermit>> {
+        match &self.in_flight {
+            None => Some(None),
+            Some((places, _)) => places.clone().try_acquire_owned().ok().map(Some),
+        }
+    }
+
+    /// A place for a call, waiting at most `webhooks.timeout` for one.
+    async fn place(&self) -> Result<Option<OwnedSemaphorePermit>, String> {
+        let Some((places, max)) = &self.in_flight else {
+            return Ok(None);
+        };
+        match tokio::time::timeout(self.timeout, places.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            _ => Err(format!(
+                "too many webhook calls in flight (at most {max}) for {}",
+                crate::config::duration::format(self.timeout)
+            )),
+        }
     }
 
     /// Hooks a new socket's events and disconnection. Runs in the connect handler.
@@ -133,7 +203,15 @@ impl Webhooks {
                     let Some(url) = &hooks.disconnect_url else {
                         return;
                     };
-                    match hooks.post(url, &body).await {
+                    let _place = match hooks.place().await {
+                        Ok(place) => place,
+                        Err(error) => {
+                            count("disconnect", "overloaded");
+                            tracing::warn!(socket = %id, "disconnect webhook not called: {error}");
+                            return;
+                        }
+                    };
+                    match hooks.post("disconnect", url, &body).await {
                         Ok(answer) if answer.status.is_success() => {}
                         Ok(answer) => tracing::warn!(
                             socket = %id,
@@ -166,13 +244,24 @@ impl Webhooks {
             &name,
             &payload,
         );
+        let Some(place) = self.try_place() else {
+            count("event", "overloaded");
+            let max = self.in_flight.as_ref().map_or(0, |(_, max)| *max);
+            let error = format!("too many webhook calls in flight (at most {max})");
+            tracing::warn!(id = %socket.id(), event = %name, "event not forwarded: {error}");
+            if let Some(ack) = ack {
+                let _ = ack.send_json(json!({ "error": error }));
+            }
+            return;
+        };
         let hooks = self.clone();
         let id = socket.id().to_string();
         tokio::spawn(async move {
+            let _place = place;
             let Some(url) = &hooks.events_url else {
                 return;
             };
-            let result = match hooks.post(url, &body).await {
+            let result = match hooks.post("event", url, &body).await {
                 Ok(answer) if answer.status.is_success() => body::ack_args(&answer.body),
                 Ok(answer) => Err(format!(
                     "webhook answered {}{}",
@@ -207,7 +296,19 @@ impl Webhooks {
             socket.nsp(),
             socket.auth(),
         );
-        match self.post(url, &body).await {
+        let _place = match self.place().await {
+            Ok(place) => place,
+            Err(error) => {
+                count("connect", "overloaded");
+                let message = format!("connect webhook not called: {error}");
+                tracing::warn!(id = %socket.id(), nsp = socket.nsp(), "{message}: connection refused");
+                return Err(ConnectError::with_data(
+                    message,
+                    json!({ "reason": "webhook_failed" }),
+                ));
+            }
+        };
+        match self.post("connect", url, &body).await {
             Ok(answer) if answer.status.is_success() => Ok(()),
             Ok(answer) => {
                 let message = body::refusal_message(&answer.body).unwrap_or_else(|| {

@@ -276,6 +276,36 @@ pub(crate) fn http_get(port: u16, target: &str) -> std::io::Result<(u16, String)
     Ok((status, body))
 }
 
+/// One `POST` of a JSON body with an `X-API-Key` header on a fresh connection: status and body.
+pub(crate) fn http_post_json(
+    port: u16,
+    target: &str,
+    key: &str,
+    body: &Value,
+) -> std::io::Result<(u16, String)> {
+    let body = body.to_string();
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-API-Key: {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line: {answer:?}")))?;
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
 /// `ferrio config check` with only `env`: its exit code and everything it printed.
 pub(crate) fn config_check(env: &[(&str, &str)]) -> (i32, String) {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -412,4 +442,109 @@ pub(crate) fn repo_path(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .join(relative)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A raw Socket.IO client, for what a test must see byte for byte (recovery's pid and offsets)
+// ---------------------------------------------------------------------------------------------
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// One Engine.IO v4 WebSocket connection to the main namespace.
+pub(crate) struct RawSocket {
+    ws: Ws,
+    /// The CONNECT answer's data: `{"sid", "pid"}`.
+    pub(crate) connected: Value,
+}
+
+impl RawSocket {
+    /// Connects to `/` of the node on `port`, with `auth` in the CONNECT packet.
+    pub(crate) async fn connect(port: u16, auth: Option<Value>) -> Self {
+        use futures_util::SinkExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connected");
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(url, stream))
+            .await
+            .expect("opened in time")
+            .expect("opened");
+        let mut socket = Self {
+            ws,
+            connected: Value::Null,
+        };
+        let open = socket.text().await;
+        assert!(open.starts_with('0'), "an OPEN packet: {open}");
+        let connect = match auth {
+            Some(auth) => format!("40{auth}"),
+            None => "40".to_owned(),
+        };
+        socket
+            .ws
+            .send(Message::text(connect))
+            .await
+            .expect("CONNECT sent");
+        let answer = socket.text().await;
+        socket.connected = serde_json::from_str(
+            answer
+                .strip_prefix("40")
+                .unwrap_or_else(|| panic!("a CONNECT answer: {answer}")),
+        )
+        .expect("JSON");
+        socket
+    }
+
+    /// The next text packet, pings answered.
+    pub(crate) async fn text(&mut self) -> String {
+        self.text_within(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("no packet within {WAIT:?}"))
+    }
+
+    /// The next text packet if one comes within `limit`.
+    pub(crate) async fn text_within(&mut self, limit: Duration) -> Option<String> {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()?
+                .expect("the connection is open")
+                .expect("a valid message");
+            if let Message::Text(text) = message {
+                if text.as_str() == "2" {
+                    self.ws.send(Message::text("3")).await.expect("pong");
+                    continue;
+                }
+                return Some(text.as_str().to_owned());
+            }
+        }
+    }
+
+    /// Sends a text packet.
+    pub(crate) async fn send(&mut self, text: &str) {
+        use futures_util::SinkExt;
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::text(
+                text.to_owned(),
+            ))
+            .await
+            .expect("sent");
+    }
+
+    /// The arguments of the next event, after its name `name`.
+    pub(crate) async fn event(&mut self, name: &str) -> Vec<Value> {
+        let text = self.text().await;
+        let array: Value = serde_json::from_str(
+            text.strip_prefix("42")
+                .unwrap_or_else(|| panic!("an EVENT: {text}")),
+        )
+        .expect("JSON");
+        let mut args = array.as_array().expect("an array").clone();
+        assert_eq!(args.first(), Some(&Value::from(name)), "{text}");
+        args.remove(0);
+        args
+    }
 }

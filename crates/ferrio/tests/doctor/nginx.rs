@@ -179,3 +179,262 @@ async fn nginx_without_its_backend_fails_the_handshake_with_502() {
         "{handshake}"
     );
 }
+
+/// The 400 nginx's upgrade problems cause, as the doctor explains it.
+const UPGRADE_400: &str = "answered 400 Bad Request {\"code\":3,\"message\":\"Bad request\"}: the \
+    WebSocket request reached the server without its Upgrade and Connection headers (a proxy \
+    in front dropped them), or as HTTP/1.0 (a proxy speaking HTTP/1.0 to the server: nginx's \
+    default without proxy_http_version 1.1), or the server refused the session";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nginx_speaking_http_1_0_to_the_server_fails_the_upgrade() {
+    let Some(binary) = nginx_binary(WHAT) else {
+        return;
+    };
+    let backend = ferrio(Some(allow(ORIGIN))).await;
+    // The upgrade headers are forwarded, but over HTTP/1.0, which has no upgrade.
+    let location = "proxy_http_version 1.0;\n\
+        proxy_set_header Upgrade $http_upgrade;\n\
+        proxy_set_header Connection \"upgrade\";";
+    let proxy = nginx(&binary, &backend, location);
+    let run = doctor(&[&proxy.url("http"), "--json", "--timeout", "5s"]).await;
+    assert_eq!(run.code, 1);
+    let report = run.json();
+    let upgrade = step(&report, "upgrade");
+    assert_eq!(upgrade["status"], "fail");
+    assert_eq!(
+        text(upgrade, "detail"),
+        format!("the upgrade from polling failed: {UPGRADE_400}")
+    );
+    assert!(text(upgrade, "fix").contains("\nproxy_http_version 1.1;\n"));
+    let websocket = step(&report, "websocket");
+    assert_eq!(
+        text(websocket, "detail"),
+        format!("a direct WebSocket failed: {UPGRADE_400}")
+    );
+    // Polling works over HTTP/1.0.
+    for name in ["handshake", "long-poll", "namespace", "event"] {
+        assert_eq!(step(&report, name)["status"], "pass", "{name}");
+    }
+}
+
+/// nginx buffers responses by default (`proxy_buffering on`), and a long poll is not held by
+/// it: the server answers a poll with one complete response, which nginx passes on as soon
+/// as it has it. Buffering only delays responses that are streamed, which Engine.IO's are
+/// not. This test keeps that claim honest; the body size limit below is what nginx's request
+/// handling does break.
+#[tokio::test(flavor = "multi_thread")]
+async fn nginx_buffering_does_not_hold_the_long_poll() {
+    let Some(binary) = nginx_binary(WHAT) else {
+        return;
+    };
+    let backend = ferrio(Some(allow(ORIGIN))).await;
+    let location = format!("{NGINX_UPGRADE}\nproxy_buffering on;\nproxy_request_buffering on;");
+    let proxy = nginx(&binary, &backend, &location);
+    let run = doctor(&[&proxy.url("http"), "--json", "--timeout", "5s"]).await;
+    assert_eq!(run.code, 0);
+    let report = run.json();
+    let long_poll = step(&report, "long-poll");
+    assert_eq!(long_poll["status"], "pass", "{long_poll}");
+    assert!(
+        text(long_poll, "detail").starts_with("POST answered on the waiting GET in "),
+        "{long_poll}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nginx_body_size_limit_refuses_the_polling_post_with_413() {
+    let Some(binary) = nginx_binary(WHAT) else {
+        return;
+    };
+    let backend = ferrio(Some(allow(ORIGIN))).await;
+    let location = format!("{NGINX_UPGRADE}\nclient_max_body_size 1;");
+    let proxy = nginx(&binary, &backend, &location);
+    let run = doctor(&[&proxy.url("http"), "--json", "--timeout", "5s"]).await;
+    assert_eq!(run.code, 1);
+    let report = run.json();
+    let long_poll = step(&report, "long-poll");
+    assert_eq!(long_poll["status"], "fail");
+    assert_eq!(long_poll["code"], "proxy-body-size");
+    assert_eq!(
+        text(long_poll, "detail"),
+        "the POST answered 413 Payload Too Large: nginx refused a 2-byte polling body as too \
+         large"
+    );
+    assert!(
+        text(long_poll, "fix").contains("nginx `client_max_body_size 2m;`"),
+        "{long_poll}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nginx_without_a_socket_io_location_answers_404_itself() {
+    let Some(binary) = nginx_binary(WHAT) else {
+        return;
+    };
+    let backend = ferrio(Some(allow(ORIGIN))).await;
+    let backend = backend.trim_start_matches("http://");
+    // The application is proxied under another path only.
+    let proxy = Nginx::start(
+        &binary,
+        NginxConfig {
+            server: format!("location /chat/ {{ proxy_pass http://{backend}; }}"),
+            ..NginxConfig::default()
+        },
+    );
+    let run = doctor(&[&proxy.url("http"), "--json", "--timeout", "5s"]).await;
+    assert_eq!(run.code, 1);
+    let report = run.json();
+    let handshake = step(&report, "handshake");
+    assert_eq!(handshake["code"], "proxy-no-location");
+    let detail = text(handshake, "detail");
+    assert!(
+        detail.starts_with("GET /socket.io/?EIO=4&transport=polling answered 404 Not Found"),
+        "{detail}"
+    );
+    assert!(
+        detail.ends_with(
+            "\nnginx answered 404 itself: no location block forwards /socket.io/ to the \
+             Socket.IO server"
+        ),
+        "{detail}"
+    );
+    assert!(text(handshake, "fix").contains("\nlocation /socket.io/ {\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nginx_proxy_pass_with_a_path_rewrites_the_socket_io_path_away() {
+    let Some(binary) = nginx_binary(WHAT) else {
+        return;
+    };
+    let backend = ferrio(Some(allow(ORIGIN))).await;
+    let backend = backend.trim_start_matches("http://");
+    // `proxy_pass http://backend/;` replaces /socket.io/ with /.
+    let proxy = Nginx::start(
+        &binary,
+        NginxConfig {
+            server: format!(
+                "location /socket.io/ {{ proxy_pass http://{backend}/;\n{NGINX_UPGRADE} }}"
+            ),
+            ..NginxConfig::default()
+        },
+    );
+    let run = doctor(&[&proxy.url("http"), "--json", "--timeout", "5s"]).await;
+    assert_eq!(run.code, 1);
+    let report = run.json();
+    let handshake = step(&report, "handshake");
+    assert_eq!(handshake["code"], "proxy-path-rewritten");
+    assert_eq!(
+        text(handshake, "detail"),
+        "GET /socket.io/?EIO=4&transport=polling answered 404 Not Found: body: \"\"\n\
+         nginx passed the request on, but the server behind it found nothing at the path it \
+         received: a proxy_pass with a path (`proxy_pass http://backend/;`, even a trailing \
+         slash) rewrites /socket.io/ away"
+    );
+    assert!(text(handshake, "fix").starts_with("write proxy_pass without a path"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nginx_hiding_the_cors_headers_fails_cors_and_the_preflight() {
+    let Some(binary) = nginx_binary(WHAT) else {
+        return;
+    };
+    let backend = ferrio(Some(allow(ORIGIN))).await;
+    let location = format!("{NGINX_UPGRADE}\nproxy_hide_header Access-Control-Allow-Origin;");
+    let proxy = nginx(&binary, &backend, &location);
+    let run = doctor(&[
+        &proxy.url("http"),
+        "--origin",
+        ORIGIN,
+        "--json",
+        "--timeout",
+        "5s",
+    ])
+    .await;
+    assert_eq!(run.code, 1);
+    let report = run.json();
+    assert_eq!(step(&report, "cors")["status"], "fail");
+    let preflight = step(&report, "preflight");
+    assert_eq!(preflight["code"], "cors-preflight-no-origin");
+    assert_eq!(
+        text(preflight, "detail"),
+        "the preflight answer (204 No Content) has no Access-Control-Allow-Origin for \
+         http://app.test: browsers block the polling POST"
+    );
+    assert!(
+        text(preflight, "fix")
+            .contains("do not hide its headers (`proxy_hide_header Access-Control-...`)"),
+        "{preflight}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nginx_answering_the_preflight_itself_fails_the_preflight() {
+    let Some(binary) = nginx_binary(WHAT) else {
+        return;
+    };
+    let backend = ferrio(Some(allow(ORIGIN))).await;
+    let location = format!("{NGINX_UPGRADE}\nif ($request_method = OPTIONS) {{ return 204; }}");
+    let proxy = nginx(&binary, &backend, &location);
+    let run = doctor(&[
+        &proxy.url("http"),
+        "--origin",
+        ORIGIN,
+        "--json",
+        "--timeout",
+        "5s",
+    ])
+    .await;
+    assert_eq!(run.code, 1);
+    let report = run.json();
+    // The handshake's own CORS headers come from the server and are fine.
+    assert_eq!(step(&report, "cors")["status"], "pass");
+    let preflight = step(&report, "preflight");
+    assert_eq!(preflight["status"], "fail");
+    assert_eq!(preflight["code"], "cors-preflight-no-origin");
+    assert!(
+        text(preflight, "fix").contains("let OPTIONS through to the server (no `if ($request_method = OPTIONS) { return 204; }`)"),
+        "{preflight}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nginx_adding_cors_headers_on_top_of_the_server_doubles_them() {
+    let Some(binary) = nginx_binary(WHAT) else {
+        return;
+    };
+    let backend = ferrio(Some(allow(ORIGIN))).await;
+    let location =
+        format!("{NGINX_UPGRADE}\nadd_header Access-Control-Allow-Origin $http_origin always;");
+    let proxy = nginx(&binary, &backend, &location);
+    let run = doctor(&[
+        &proxy.url("http"),
+        "--origin",
+        ORIGIN,
+        "--json",
+        "--timeout",
+        "5s",
+    ])
+    .await;
+    assert_eq!(run.code, 1);
+    let report = run.json();
+    for name in ["cors", "preflight"] {
+        let failed = step(&report, name);
+        assert_eq!(failed["status"], "fail", "{name}");
+        assert!(
+            text(failed, "detail").contains(
+                "2 Access-Control-Allow-Origin headers (http://app.test, http://app.test): \
+                 browsers refuse more than one"
+            ),
+            "{failed}"
+        );
+        assert!(
+            text(failed, "fix").starts_with("set CORS in one place"),
+            "{failed}"
+        );
+    }
+    assert_eq!(
+        step(&report, "preflight")["code"],
+        "cors-preflight-duplicate-origin"
+    );
+}

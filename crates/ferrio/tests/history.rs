@@ -1,0 +1,319 @@
+//! Durable room history end to end: `ferrio serve` as a child process with the embedded store
+//! in a directory the test owns (so that a restarted process finds it), and `ferrio-client`
+//! sockets publishing and reading through the built-in `publish` and `history` events.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferrio_client::{ClientConfig, Manager, Payload, ReconnectionConfig, Socket};
+use serde_json::{json, Value};
+
+/// Every wait of these tests ends by then.
+const WAIT: Duration = Duration::from_secs(10);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A running `ferrio serve`, killed (SIGKILL) when dropped.
+struct Ferrio {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Ferrio {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Ferrio {
+    /// `ferrio serve` on `port` with the store in `dir` and rooms `news*` durable, public to
+    /// join and publish; `env` adds or overrides settings.
+    fn start(dir: &Path, port: u16, env: &[(&str, &str)]) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_ferrio"))
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("FERRIO_SERVER_HOST", "127.0.0.1")
+            .env("FERRIO_SERVER_PORT", port.to_string())
+            .env("FERRIO_HISTORY_ENABLED", "true")
+            .env("FERRIO_HISTORY_PATH", dir.join("data/history.db"))
+            .env("FERRIO_HISTORY_ROOMS", "^news.*$")
+            .env("FERRIO_ROOMS_PUBLIC_JOIN", "^news.*$,^lobby$")
+            .env("FERRIO_ROOMS_PUBLIC_PUBLISH", "^news.*$,^lobby$")
+            .env("FERRIO_ROOMS_PUBLISH_TO_SENDER", "true")
+            .envs(env.iter().copied())
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ferrio starts");
+        let mut server = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("ferrio exited: {status}");
+            }
+            assert!(Instant::now() < deadline, "ferrio never listened");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        server
+    }
+
+    /// Kills the process with SIGKILL: no shutdown, no flush.
+    fn kill(mut self) {
+        self.child.kill().expect("killed");
+        self.child.wait().expect("reaped");
+    }
+}
+
+/// Events a client received: name and first argument.
+type Received = Arc<Mutex<Vec<(String, Value)>>>;
+
+async fn client(port: u16) -> (Socket, Received) {
+    let manager = Manager::new(ClientConfig {
+        reconnection: ReconnectionConfig {
+            enabled: false,
+            ..ReconnectionConfig::default()
+        },
+        ..ClientConfig::new(format!("http://127.0.0.1:{port}"))
+    })
+    .expect("client config");
+    let socket = manager.socket("/").expect("socket");
+    let received: Received = Arc::default();
+    let sink = received.clone();
+    socket.on_any(move |_socket, event| {
+        let first = event.payload.args.first().cloned().unwrap_or(Value::Null);
+        sink.lock().expect("lock").push((event.name.clone(), first));
+    });
+    tokio::time::timeout(WAIT, socket.connect())
+        .await
+        .expect("connected in time")
+        .expect("connected");
+    (socket, received)
+}
+
+/// Emits `event(arg)` and returns the first argument of the ack.
+async fn call(socket: &Socket, event: &str, arg: Value) -> Value {
+    let payload = Payload::json(arg).expect("JSON");
+    let answer = socket
+        .emit_with_ack(event, payload, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{event} acked: {e}"));
+    answer.args.first().cloned().unwrap_or(Value::Null)
+}
+
+async fn publish(socket: &Socket, room: &str, text: &str) -> Value {
+    call(
+        socket,
+        "publish",
+        json!({ "room": room, "event": "chat", "data": { "text": text } }),
+    )
+    .await
+}
+
+fn texts(reply: &Value) -> Vec<String> {
+    reply["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("messages in {reply}"))
+        .iter()
+        .map(|m| m["args"][0]["text"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+/// Waits until `received` holds `count` events named `name`.
+async fn wait_for(received: &Received, name: &str, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let seen: Vec<Value> = received
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect();
+        if seen.len() >= count {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} {name} events",
+            seen.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_to_durable_rooms_are_stored_and_read_with_the_history_event() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Ferrio::start(dir.path(), free_port(), &[]);
+    let (reader, received) = client(server.port).await;
+    let joined = call(&reader, "join", json!({ "room": "news" })).await;
+    assert_eq!(joined, json!({ "ok": true, "room": "news" }));
+    let (publisher, _) = client(server.port).await;
+
+    let mut offsets = Vec::new();
+    for text in ["a", "b", "c"] {
+        let ack = publish(&publisher, "news", text).await;
+        assert_eq!(ack["ok"], json!(true), "{ack}");
+        assert_eq!(ack["room"], json!("news"));
+        offsets.push(
+            ack["offset"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("offset in {ack}")),
+        );
+    }
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+    let live = wait_for(&received, "chat", 3).await;
+    assert_eq!(
+        live,
+        [
+            json!({"text": "a"}),
+            json!({"text": "b"}),
+            json!({"text": "c"})
+        ]
+    );
+
+    // A page after the first message, then the rest.
+    let page = call(
+        &reader,
+        "history",
+        json!({ "room": "news", "after": offsets[0], "limit": 1 }),
+    )
+    .await;
+    assert_eq!(page["ok"], json!(true), "{page}");
+    assert_eq!(page["room"], json!("news"));
+    assert_eq!(texts(&page), ["b"]);
+    assert_eq!(page["next"], json!(offsets[1]));
+    assert_eq!(page["more"], json!(true));
+    let message = &page["messages"][0];
+    assert_eq!(message["offset"], json!(offsets[1]));
+    assert_eq!(message["event"], json!("chat"));
+    assert!(
+        message["at"]
+            .as_u64()
+            .is_some_and(|at| at > 1_600_000_000_000),
+        "{message}"
+    );
+    // An offset as a string, as a client may keep it.
+    let rest = call(
+        &reader,
+        "history",
+        json!({ "room": "news", "after": offsets[1].to_string() }),
+    )
+    .await;
+    assert_eq!(texts(&rest), ["c"]);
+    assert_eq!(rest["more"], json!(false));
+    // Without after: the newest.
+    let newest = call(&reader, "history", json!({ "room": "news", "limit": 2 })).await;
+    assert_eq!(texts(&newest), ["b", "c"]);
+
+    // Refusals say why.
+    let refusals = [
+        (
+            json!({ "room": "secret" }),
+            "not allowed to join room secret",
+        ),
+        (json!({ "room": "lobby" }), "room lobby keeps no history"),
+        (
+            json!({ "room": "news", "limit": 0 }),
+            "limit 0 is out of range: 1 to 1000",
+        ),
+        (
+            json!({ "room": "news", "after": "x" }),
+            "after must be an offset (a whole number), not \"x\"",
+        ),
+    ];
+    for (arg, error) in refusals {
+        let reply = call(&reader, "history", arg.clone()).await;
+        assert_eq!(reply, json!({ "ok": false, "error": error }), "{arg}");
+    }
+
+    // A room that is not durable is published to as before, and keeps nothing.
+    let ack = publish(&publisher, "lobby", "not kept").await;
+    assert_eq!(ack, json!({ "ok": true, "room": "lobby" }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_the_newest_messages_of_each_room() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Ferrio::start(
+        dir.path(),
+        free_port(),
+        &[("FERRIO_HISTORY_MAX_MESSAGES", "3")],
+    );
+    let (socket, _) = client(server.port).await;
+    for i in 0..5 {
+        publish(&socket, "news", &format!("n{i}")).await;
+    }
+    publish(&socket, "news-other", "kept").await;
+    let page = call(&socket, "history", json!({ "room": "news", "after": 0 })).await;
+    assert_eq!(texts(&page), ["n2", "n3", "n4"]);
+    let page = call(&socket, "history", json!({ "room": "news-other" })).await;
+    assert_eq!(texts(&page), ["kept"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_publish_survives_a_sigkill() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let server = Ferrio::start(dir.path(), port, &[("FERRIO_HISTORY_MAX_MESSAGES", "0")]);
+    let (socket, _) = client(port).await;
+
+    // A burst: every publish in flight at once; the server is killed as soon as the last ack
+    // is in, with the writer possibly still busy with later ones.
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let socket = socket.clone();
+        let acked = acked.clone();
+        tasks.push(tokio::spawn(async move {
+            let ack = publish(&socket, "news", &format!("m{i}")).await;
+            if ack["ok"] == json!(true) {
+                let offset = ack["offset"].as_u64().expect("offset");
+                acked.lock().expect("lock").push((offset, format!("m{i}")));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    server.kill();
+    let mut acked = acked.lock().expect("lock").clone();
+    acked.sort();
+    assert_eq!(acked.len(), 300, "every publish was acknowledged");
+
+    let server = Ferrio::start(dir.path(), port, &[("FERRIO_HISTORY_MAX_MESSAGES", "0")]);
+    let (socket, _) = client(server.port).await;
+    let mut stored = Vec::new();
+    let mut after = json!(0);
+    for _ in 0..10 {
+        let page = call(
+            &socket,
+            "history",
+            json!({ "room": "news", "after": after, "limit": 1000 }),
+        )
+        .await;
+        for message in page["messages"].as_array().expect("messages") {
+            let text = message["args"][0]["text"]
+                .as_str()
+                .expect("text")
+                .to_owned();
+            stored.push((message["offset"].as_u64().expect("offset"), text));
+        }
+        after = page["next"].clone();
+        if page["more"] != json!(true) {
+            break;
+        }
+    }
+    assert_eq!(stored, acked);
+}
