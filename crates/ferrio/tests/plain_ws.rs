@@ -496,3 +496,19 @@ async fn emits_go_to_the_events_webhook_and_come_back_as_acks() {
     send(&mut ws, json!({ "type": "ping" })).await;
     assert_eq!(next(&mut ws).await, json!({ "type": "pong" }));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_tells_plain_clients_to_go() {
+    let server = start(&[("FERRIO_SERVER_SHUTDOWN_TIMEOUT", "5s")]);
+    let mut ws = open(server.port, "", &[]).await;
+    assert_eq!(next(&mut ws).await["type"], "connected");
+    server.signal("TERM");
+    let (texts, close) = closed(&mut ws).await;
+    assert_eq!(
+        texts,
+        vec![json!({ "type": "disconnected", "reason": "server closed the connection" })]
+    );
+    let (code, reason) = close.expect("a close frame");
+    assert_eq!(code, CloseCode::Away);
+    assert_eq!(reason, "server closed the connection");
+}
