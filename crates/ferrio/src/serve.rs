@@ -125,7 +125,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         // Plain WebSocket clients become Socket.IO sockets of this same service.
         app = app.route(
             &config.ws.path,
-            crate::plainws::route(service.clone(), &config),
+            crate::plainws::route(service.clone(), &config, shutting_down.clone()),
         );
     }
     let bare = path.trim_end_matches('/');

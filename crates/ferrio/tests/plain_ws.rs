@@ -496,3 +496,75 @@ async fn emits_go_to_the_events_webhook_and_come_back_as_acks() {
     send(&mut ws, json!({ "type": "ping" })).await;
     assert_eq!(next(&mut ws).await, json!({ "type": "pong" }));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_tells_plain_clients_to_go() {
+    let server = start(&[("FERRIO_SERVER_SHUTDOWN_TIMEOUT", "5s")]);
+    let mut ws = open(server.port, "", &[]).await;
+    assert_eq!(next(&mut ws).await["type"], "connected");
+    server.signal("TERM");
+    let (texts, close) = closed(&mut ws).await;
+    assert_eq!(
+        texts,
+        vec![json!({ "type": "disconnected", "reason": "server closed the connection" })]
+    );
+    let (code, reason) = close.expect("a close frame");
+    assert_eq!(code, CloseCode::Away);
+    assert_eq!(reason, "server closed the connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_namespace_parameter_picks_the_namespace() {
+    let server = start(&[
+        ("FERRIO_SERVER_NAMESPACES", "/,/chat"),
+        ("FERRIO_ROOMS_PUBLIC_JOIN", "^lobby$"),
+        ("FERRIO_ROOMS_PUBLIC_PUBLISH", "^lobby$"),
+    ]);
+    let mut ws = open(server.port, "?namespace=chat", &[]).await;
+    assert_eq!(next(&mut ws).await["namespace"], "/chat");
+    send(&mut ws, json!({ "type": "join", "room": "lobby" })).await;
+    assert_eq!(next(&mut ws).await["type"], "joined");
+    // A publish to "lobby" of the main namespace is another room: it does not arrive.
+    let main = sio_client(server.port, json!({})).await;
+    assert_eq!(
+        sio_ack(
+            &main,
+            "publish",
+            json!({ "room": "lobby", "event": "elsewhere", "data": 0 })
+        )
+        .await,
+        json!({ "ok": true, "room": "lobby" })
+    );
+    let config = ClientConfig {
+        transports: vec![ferrio_client::TransportKind::WebSocket],
+        reconnection: ReconnectionConfig {
+            enabled: false,
+            ..ReconnectionConfig::default()
+        },
+        timeout: WAIT,
+        ..ClientConfig::new(format!("http://127.0.0.1:{}", server.port))
+    };
+    let chat = Manager::new(config).unwrap().socket("/chat").unwrap();
+    chat.connect().await.unwrap();
+    assert_eq!(
+        sio_ack(
+            &chat,
+            "publish",
+            json!({ "room": "lobby", "event": "here", "data": 1 })
+        )
+        .await,
+        json!({ "ok": true, "room": "lobby" })
+    );
+    assert_eq!(
+        next(&mut ws).await,
+        json!({ "type": "event", "event": "here", "data": 1 })
+    );
+    // A namespace the server does not serve is refused as for Socket.IO clients.
+    let mut ws = open(server.port, "?namespace=/admin", &[]).await;
+    let (texts, close) = closed(&mut ws).await;
+    assert_eq!(
+        texts,
+        vec![json!({ "type": "error", "message": "Invalid namespace" })]
+    );
+    assert_eq!(close.expect("a close frame").0, CloseCode::Policy);
+}

@@ -343,3 +343,29 @@ async fn calls_past_max_in_flight_are_refused_at_once_and_counted() {
         assert!(line.ends_with(&format!(" {count}")), "{line}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_of_every_served_namespace_are_forwarded() {
+    let backend = Backend::start(backend_reply).await;
+    let server = start(&backend, &[("FERRIO_SERVER_NAMESPACES", "/,/team-*")]);
+    let config = ClientConfig {
+        transports: vec![ferrio_client::TransportKind::WebSocket],
+        reconnection: ReconnectionConfig {
+            enabled: false,
+            ..ReconnectionConfig::default()
+        },
+        timeout: Duration::from_secs(10),
+        ..ClientConfig::new(format!("http://127.0.0.1:{}", server.port))
+    };
+    let socket = Manager::new(config).unwrap().socket("/team-red").unwrap();
+    socket.connect().await.unwrap();
+    assert_eq!(
+        ack(&socket, "echo", json!("red")).await,
+        vec![json!({ "got": "red" }), json!("second")]
+    );
+    let call = backend.wait_for("/event", 1).await.remove(0).json();
+    assert_eq!(call["namespace"], "/team-red");
+    assert_eq!(call["socket"]["namespace"], "/team-red");
+    let connect = backend.wait_for("/connect", 1).await.remove(0).json();
+    assert_eq!(connect["namespace"], "/team-red");
+}

@@ -9,7 +9,7 @@
 //! | `tls`       | [`tls`]       | https: version, certificate names, issuer, expiry; why refused |
 //! | `handshake` | [`handshake`] | the v4 polling handshake: status, open packet, ping settings   |
 //! | `cors`      | [`cors`]      | CORS headers for `--origin`, with and without credentials      |
-//! | `preflight` | [`cors`]      | the OPTIONS preflight of a polling POST from `--origin`        |
+//! | `preflight` | [`preflight`] | the OPTIONS preflight of a polling POST from `--origin`        |
 //! | `long-poll` | [`polling`]   | a POST answered promptly on a held GET (no buffering proxy)    |
 //! | `upgrade`   | [`websocket`] | the WebSocket upgrade from polling, through the proxy          |
 //! | `websocket` | [`websocket`] | a WebSocket opened directly                                    |
@@ -26,16 +26,19 @@
 //! Raw probes use hyper and tokio-tungstenite directly, so that every status and header can
 //! be seen; the namespace and event steps use `ferrio-client`, as an application would.
 
+mod certificate;
 mod cors;
 mod handshake;
 mod heartbeat;
 mod polling;
+mod preflight;
 mod probe;
 mod report;
 mod socketio;
 mod target;
 mod tcp;
 mod tls;
+mod tls_client;
 mod websocket;
 
 use std::future::Future;
@@ -75,7 +78,7 @@ pub(crate) async fn run(args: DoctorArgs) -> i32 {
         }
     };
     if target.tls {
-        match tls::TlsClient::new(&target.host, args.ca_file.as_deref(), args.insecure) {
+        match tls_client::TlsClient::new(&target.host, args.ca_file.as_deref(), args.insecure) {
             Ok(client) => target.tls_client = Some(client),
             Err(error) => {
                 eprintln!("ferrio doctor: {error}");
@@ -164,7 +167,7 @@ impl Doctor {
         } else {
             let cors = cors::check(&target, origin.as_deref(), timeout);
             self.timed("cors", cors).await;
-            let preflight = cors::preflight(&target, origin.as_deref());
+            let preflight = preflight::preflight(&target, origin.as_deref());
             self.timed("preflight", preflight).await;
             let round_trip = polling::round_trip(&target, &namespace, token.as_deref(), timeout);
             self.timed("long-poll", round_trip).await;

@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::WebSocketStream;
 
 use super::target::Target;
-use super::tls::Stream;
+use super::tls_client::Stream;
 
 /// Largest response body read, in bytes.
 const MAX_BODY: usize = 1 << 20;

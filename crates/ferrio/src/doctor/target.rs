@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use http::Uri;
 use tokio::net::TcpStream;
 
-use super::tls::{Stream, TlsClient};
+use super::tls_client::{Stream, TlsClient};
 
 /// A checked `http://host[:port]` (or https, ws, wss) and the Engine.IO path.
 #[derive(Debug, Clone)]

@@ -30,6 +30,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::config::build::mount_path;
 use crate::config::model::Config;
+use crate::drain::Draining;
 
 /// Everything a session needs, built once.
 pub(crate) struct Settings {
@@ -43,10 +44,12 @@ pub(crate) struct Settings {
     max_message: usize,
     /// How long the socket's connection (auth, connect webhook) may take.
     connect_timeout: Duration,
+    /// On during a shutdown: new clients are refused, so they go to another node.
+    draining: Draining,
 }
 
 /// The route serving the endpoint.
-pub(crate) fn route(service: SocketIoService, config: &Config) -> MethodRouter {
+pub(crate) fn route(service: SocketIoService, config: &Config, draining: Draining) -> MethodRouter {
     let settings = Arc::new(Settings {
         service,
         engine_path: mount_path(&config.server.path),
@@ -55,6 +58,7 @@ pub(crate) fn route(service: SocketIoService, config: &Config) -> MethodRouter {
         max_message: usize::try_from(config.limits.max_payload).unwrap_or(usize::MAX),
         // The connect webhook may take its whole timeout; auth may fetch a key set (5 s).
         connect_timeout: config.webhooks.timeout + Duration::from_secs(10),
+        draining,
     });
     get(move |request: Request| {
         let settings = settings.clone();
@@ -104,6 +108,13 @@ fn query_params(query: &str) -> (Option<String>, String) {
 
 /// Answers the upgrade and starts the session once the connection is switched.
 fn accept(settings: Arc<Settings>, mut request: Request) -> Response {
+    if settings.draining.is_on() {
+        // As the Socket.IO handshakes: the client retries, and reaches a node still serving.
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server shutting down: connect again (to another node)",
+        );
+    }
     let headers = request.headers();
     if !has_token(headers, header::UPGRADE, "websocket")
         || !has_token(headers, header::CONNECTION, "upgrade")
