@@ -12,6 +12,7 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use crate::ack::AckResponse;
+use crate::ids::{BuildIdHasher, IdMap, IdSet};
 use crate::namespace::Namespace;
 use crate::outgoing::BroadcastPacket;
 use crate::server_emit::{ServerSideEmitError, ServerSideHandlers};
@@ -106,8 +107,8 @@ pub fn local_adapter_factory() -> AdapterFactory {
 
 #[derive(Debug, Default)]
 struct Rooms {
-    members: HashMap<Room, HashSet<SocketId>>,
-    of_socket: HashMap<SocketId, HashSet<Room>>,
+    members: HashMap<Room, IdSet>,
+    of_socket: IdMap<HashSet<Room>>,
 }
 
 /// Rooms and broadcast within one process.
@@ -157,7 +158,7 @@ impl LocalAdapter {
                 }
             }
         } else {
-            let mut seen = HashSet::new();
+            let mut seen: HashSet<&SocketId, BuildIdHasher> = HashSet::default();
             for room in &opts.rooms {
                 for id in rooms.members.get(room).into_iter().flatten() {
                     if seen.insert(id) && !excluded(id) {

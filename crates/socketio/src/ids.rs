@@ -128,3 +128,75 @@ impl<T: IntoRooms, const N: usize> IntoRooms for [T; N] {
         self.into_iter().flat_map(IntoRooms::into_rooms).collect()
     }
 }
+
+/// A fast hasher for maps keyed by [`SocketId`] (a namespace's sockets, a room's members).
+///
+/// The default hasher (SipHash) resists keys chosen to collide, at about 150 instructions per
+/// 20-byte id: a tenth of the server's work per delivery of a broadcast, which looks every
+/// recipient up. Socket ids are drawn by the server from the OS random source (or derived from
+/// the random session id for v2 clients), so no client chooses the keys these maps store: a
+/// multiply-and-rotate over 8-byte words is enough to spread them.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl IdHasher {
+    /// An odd constant with well-mixed bits (the golden ratio's).
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(26) ^ word).wrapping_mul(Self::K);
+    }
+}
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.mix(u64::from(byte));
+    }
+
+    fn finish(&self) -> u64 {
+        // The last multiply leaves the high bits (which hashbrown's control bytes use) mixed.
+        self.0
+    }
+}
+
+/// Builds [`IdHasher`]s.
+pub(crate) type BuildIdHasher = std::hash::BuildHasherDefault<IdHasher>;
+
+/// A map keyed by socket id.
+pub(crate) type IdMap<V> = std::collections::HashMap<SocketId, V, BuildIdHasher>;
+
+/// A set of socket ids.
+pub(crate) type IdSet = std::collections::HashSet<SocketId, BuildIdHasher>;
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use super::*;
+
+    #[test]
+    fn random_ids_spread_over_the_hash() {
+        let hashes: std::collections::HashSet<u64> = (0..10_000)
+            .map(|_| BuildIdHasher::default().hash_one(SocketId::random()))
+            .collect();
+        assert_eq!(hashes.len(), 10_000);
+        // hashbrown reads its control byte from the top 7 bits: they must vary too.
+        let tops: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+        assert_eq!(tops.len(), 128);
+    }
+}

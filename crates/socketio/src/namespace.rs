@@ -1,6 +1,5 @@
 //! Namespaces: their connect handlers, middlewares, sockets and adapter.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -10,10 +9,11 @@ use serde_json::Value;
 
 use crate::ack::{wait_for_ack, AckResponse};
 use crate::adapter::{Adapter, AdapterFactory};
+use crate::ids::IdMap;
 use crate::limits::SocketLimits;
 use crate::outgoing::{BroadcastPacket, Outgoing};
 use crate::recovery::{RecoveryLog, RecoverySetup};
-use crate::{BroadcastOperator, ConnectError, Socket, SocketId};
+use crate::{BroadcastOperator, ConnectError, EmitError, Socket, SocketId};
 
 /// Runs when a socket connects to a namespace: register its event handlers here.
 pub type ConnectHandler = Arc<dyn Fn(&Arc<Socket>) + Send + Sync>;
@@ -64,7 +64,7 @@ impl NamespaceSetup {
 pub struct Namespace {
     name: String,
     setup: Arc<NamespaceSetup>,
-    sockets: RwLock<HashMap<SocketId, Arc<Socket>>>,
+    sockets: RwLock<IdMap<Arc<Socket>>>,
     adapter: Arc<dyn Adapter>,
     ack_ids: AtomicU64,
     recovery: Option<RecoveryLog>,
@@ -91,7 +91,7 @@ impl Namespace {
         Arc::new_cyclic(|this| Self {
             name,
             setup,
-            sockets: RwLock::new(HashMap::new()),
+            sockets: RwLock::new(IdMap::default()),
             adapter: adapter(this.clone()),
             ack_ids: AtomicU64::new(0),
             recovery,
@@ -191,7 +191,7 @@ impl Namespace {
         self.broadcast().emit(name, data)
     }
 
-    fn read_sockets(&self) -> std::sync::RwLockReadGuard<'_, HashMap<SocketId, Arc<Socket>>> {
+    fn read_sockets(&self) -> std::sync::RwLockReadGuard<'_, IdMap<Arc<Socket>>> {
         self.sockets.read().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -241,14 +241,22 @@ impl Namespace {
 
     /// Queues an encoded packet on each of these local sockets.
     pub fn deliver(&self, ids: &[SocketId], packet: &Outgoing, volatile: bool) {
-        let targets: Vec<Arc<Socket>> = {
+        // Queued under the read lock, without collecting the recipients first (a vector of
+        // `Arc`s per broadcast): queuing never blocks. Disconnecting a client whose queue is
+        // full is left until the lock is released.
+        let mut full = Vec::new();
+        {
             let sockets = self.read_sockets();
-            ids.iter()
-                .filter_map(|id| sockets.get(id).cloned())
-                .collect()
-        };
-        for socket in targets {
-            let _ = socket.send_outgoing(packet, volatile);
+            for id in ids {
+                if let Some(socket) = sockets.get(id) {
+                    if let Err(EmitError::QueueFull { max }) = socket.queue_outgoing(packet) {
+                        full.push((socket.clone(), max));
+                    }
+                }
+            }
+        }
+        for (socket, max) in full {
+            socket.queue_full(max, volatile);
         }
     }
 

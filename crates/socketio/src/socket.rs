@@ -278,26 +278,39 @@ impl Socket {
     /// Queues an encoded packet. A full queue drops a volatile packet; otherwise it disconnects
     /// the client, which is not reading, so memory stays bounded.
     pub(crate) fn send_outgoing(&self, packet: &Outgoing, volatile: bool) -> Result<(), EmitError> {
+        let queued = self.queue_outgoing(packet);
+        if let Err(EmitError::QueueFull { max }) = queued {
+            self.queue_full(max, volatile);
+        }
+        queued
+    }
+
+    /// Queues an encoded packet, and nothing more: a full queue is the caller's to act on
+    /// (with [`Socket::queue_full`]).
+    pub(crate) fn queue_outgoing(&self, packet: &Outgoing) -> Result<(), EmitError> {
         if self.state.load(Ordering::Acquire) == DISCONNECTED {
             return Err(EmitError::Disconnected);
         }
         match packet.send_to(&self.conn) {
             Ok(()) => Ok(()),
             Err(ferrio_engineio::SendError::Closed) => Err(EmitError::Disconnected),
-            Err(ferrio_engineio::SendError::Full { max }) => {
-                if !volatile && self.conn.is_open() {
-                    tracing::info!(
-                        reason = "slow_consumer",
-                        sid = %self.conn.id(),
-                        socket = %self.id,
-                        "refused: send queue full ({max} packets): disconnecting the slow client"
-                    );
-                    count_refusal("slow_consumer");
-                    self.conn
-                        .close_with_reason(ferrio_engineio::DisconnectReason::TransportError);
-                }
-                Err(EmitError::QueueFull { max })
-            }
+            Err(ferrio_engineio::SendError::Full { max }) => Err(EmitError::QueueFull { max }),
+        }
+    }
+
+    /// A packet did not fit in the queue of `max` packets: unless it was volatile, the client is
+    /// not reading and is disconnected, so memory stays bounded.
+    pub(crate) fn queue_full(&self, max: usize, volatile: bool) {
+        if !volatile && self.conn.is_open() {
+            tracing::info!(
+                reason = "slow_consumer",
+                sid = %self.conn.id(),
+                socket = %self.id,
+                "refused: send queue full ({max} packets): disconnecting the slow client"
+            );
+            count_refusal("slow_consumer");
+            self.conn
+                .close_with_reason(ferrio_engineio::DisconnectReason::TransportError);
         }
     }
 
