@@ -79,6 +79,7 @@ async fn nginx_without_the_upgrade_headers_fails_the_upgrade_with_the_fix() {
     for name in ["upgrade", "websocket"] {
         let failed = step(&report, name);
         assert_eq!(failed["status"], "fail", "{name}");
+        assert_eq!(failed["code"], "websocket-upgrade-not-forwarded", "{name}");
         assert!(
             text(failed, "detail").contains(
                 "answered 400 Bad Request {\"code\":3,\"message\":\"Bad request\"}: the \
@@ -127,6 +128,7 @@ async fn nginx_reading_for_less_than_the_ping_interval_cuts_the_heartbeat() {
     assert_eq!(step(&report, "upgrade")["status"], "pass");
     let heartbeat = step(&report, "heartbeat");
     assert_eq!(heartbeat["status"], "fail");
+    assert_eq!(heartbeat["code"], "proxy-read-timeout");
     assert!(
         text(heartbeat, "detail").ends_with(
             "before the server's first ping (due after 2.5 s): a proxy read timeout shorter \
@@ -146,6 +148,7 @@ async fn nginx_reading_for_less_than_the_ping_interval_cuts_the_heartbeat() {
         .json();
     let heartbeat = step(&report, "heartbeat");
     assert_eq!(heartbeat["status"], "fail");
+    assert_eq!(heartbeat["code"], "proxy-read-timeout");
     assert!(
         text(heartbeat, "detail")
             .starts_with("the held poll was answered 504 Gateway Timeout after 1."),
@@ -169,6 +172,7 @@ async fn nginx_without_its_backend_fails_the_handshake_with_502() {
     let report = run.json();
     let handshake = step(&report, "handshake");
     assert_eq!(handshake["status"], "fail");
+    assert_eq!(handshake["code"], "proxy-upstream-unreachable");
     assert!(
         text(handshake, "detail")
             .starts_with("GET /socket.io/?EIO=4&transport=polling answered 502 Bad Gateway"),
@@ -206,6 +210,7 @@ async fn nginx_speaking_http_1_0_to_the_server_fails_the_upgrade() {
         text(upgrade, "detail"),
         format!("the upgrade from polling failed: {UPGRADE_400}")
     );
+    assert_eq!(upgrade["code"], "websocket-upgrade-not-forwarded");
     assert!(text(upgrade, "fix").contains("\nproxy_http_version 1.1;\n"));
     let websocket = step(&report, "websocket");
     assert_eq!(
