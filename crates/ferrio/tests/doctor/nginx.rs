@@ -443,3 +443,43 @@ async fn nginx_adding_cors_headers_on_top_of_the_server_doubles_them() {
         "cors-preflight-duplicate-origin"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nginx_overriding_the_allowed_origin_fails_for_the_page_origin() {
+    let Some(binary) = nginx_binary(WHAT) else {
+        return;
+    };
+    let backend = ferrio(Some(allow(ORIGIN))).await;
+    // The server's header is replaced by a fixed origin that is not the page's.
+    let location = format!(
+        "{NGINX_UPGRADE}\nproxy_hide_header Access-Control-Allow-Origin;\n\
+         add_header Access-Control-Allow-Origin \"https://admin.test\" always;"
+    );
+    let proxy = nginx(&binary, &backend, &location);
+    let run = doctor(&[
+        &proxy.url("http"),
+        "--origin",
+        ORIGIN,
+        "--json",
+        "--timeout",
+        "5s",
+    ])
+    .await;
+    assert_eq!(run.code, 1);
+    let report = run.json();
+    let cors = step(&report, "cors");
+    assert_eq!(cors["status"], "fail");
+    assert!(
+        text(cors, "detail").starts_with(
+            "Access-Control-Allow-Origin is \"https://admin.test\", not \"http://app.test\""
+        ),
+        "{cors}"
+    );
+    let preflight = step(&report, "preflight");
+    assert_eq!(preflight["code"], "cors-preflight-wrong-origin");
+    assert_eq!(
+        text(preflight, "detail"),
+        "the preflight answer allows origin \"https://admin.test\", not \"http://app.test\": \
+         browsers block the polling POST"
+    );
+}
