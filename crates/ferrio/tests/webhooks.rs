@@ -369,3 +369,43 @@ async fn events_of_every_served_namespace_are_forwarded() {
     let connect = backend.wait_for("/connect", 1).await.remove(0).json();
     assert_eq!(connect["namespace"], "/team-red");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_reuse_kept_alive_connections() {
+    let backend = Backend::start(backend_reply).await;
+    let server = start(&backend, &[]);
+    let socket = connect(server.port, json!({})).await.unwrap();
+    for n in 0..5 {
+        assert_eq!(
+            ack(&socket, "echo", json!(n)).await,
+            vec![json!({ "got": n }), json!("second")]
+        );
+    }
+    let calls = backend.wait_for("/event", 5).await;
+    let mut peers: Vec<_> = calls.iter().map(|c| c.peer.expect("a peer")).collect();
+    peers.sort();
+    peers.dedup();
+    // One after the other, the calls go out on a kept connection (a new one only when the
+    // kept one was idle too long, which back-to-back calls are not).
+    assert!(peers.len() < 5, "every call opened a connection: {peers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_closes_each_connection_is_served_too() {
+    let backend =
+        Backend::start(|request| Reply::JsonThenClose(200, json!([request.json()["args"][0]])))
+            .await;
+    let events = format!("{}/event", backend.url);
+    let server = tokio::task::block_in_place(|| {
+        Ferrio::start(&[("FERRIO_WEBHOOKS_EVENTS_URL", events.as_str())])
+    });
+    let socket = connect(server.port, json!({})).await.unwrap();
+    for n in 0..10 {
+        assert_eq!(ack(&socket, "echo", json!(n)).await, vec![json!(n)]);
+    }
+    let calls = backend.wait_for("/event", 10).await;
+    let mut peers: Vec<_> = calls.iter().map(|c| c.peer.expect("a peer")).collect();
+    peers.sort();
+    peers.dedup();
+    assert_eq!(peers.len(), 10, "a closed connection was reused");
+}
