@@ -249,6 +249,8 @@ async fn the_connect_hook_refuses_and_the_disconnect_hook_hears_why() {
     socket.disconnect();
     let call = backend.wait_for("/disconnect", 1).await.remove(0).json();
     assert_eq!(call["reason"], "client namespace disconnect");
+    // The rooms it was in when it left.
+    assert_eq!(call["socket"]["rooms"], json!(["lobby"]));
     assert_eq!(call["socket"]["id"], json!(id));
     assert_eq!(call["socket"]["user"], Value::Null);
     assert_eq!(call["namespace"], "/");
