@@ -324,3 +324,92 @@ async fn an_api_emit_on_one_node_reaches_the_clients_of_every_node() {
     }
     outsider.expect_nothing(Duration::ZERO).await;
 }
+
+/// Whether node and the npm packages of tests/redis are here (installed once if missing).
+fn node_adapter_ready() -> bool {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !node {
+        cluster_common::skip("node is not installed");
+        return false;
+    }
+    let dir = cluster_common::repo_path("tests/redis");
+    INSTALL.call_once(|| {
+        if !dir.join("node_modules/@socket.io/redis-adapter").exists() {
+            let status = std::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir)
+                .status();
+            assert!(status.is_ok_and(|s| s.success()), "npm ci in tests/redis");
+        }
+    });
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ferrio_serve_and_a_node_socket_io_server_share_one_cluster() {
+    if !node_adapter_ready() {
+        return;
+    }
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let ferrio = FerrioNode::start(&redis.url(), &[]);
+    // socket.io 4.8 with @socket.io/redis-adapter 8.3 (tests/redis/node-server.js).
+    let mut child = tokio::process::Command::new("node")
+        .arg("node-server.js")
+        .arg(redis.url())
+        .current_dir(cluster_common::repo_path("tests/redis"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn node");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let line = tokio::time::timeout(cluster_common::WAIT, lines.next_line())
+        .await
+        .expect("node started in time")
+        .expect("read")
+        .expect("a line");
+    let node_port: u16 = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output: {line}"));
+    ferrio.wait_cluster_size(2).await;
+
+    let mut on_ferrio = Member::connect(&ferrio).await;
+    on_ferrio.ok("join", "lobby").await;
+    let mut on_node = RawSocket::connect(node_port, None).await;
+    on_node.send(r#"421["join","lobby"]"#).await;
+    assert_eq!(on_node.text().await, "431[]");
+
+    // A Ferrio client publishes: the Node server's client in the room receives it.
+    let publisher = Member::connect(&ferrio).await;
+    publisher
+        .publish("lobby", "news", json!({ "from": "ferrio" }))
+        .await;
+    assert_eq!(
+        on_node.event("news").await,
+        vec![json!({ "from": "ferrio" })]
+    );
+    assert_eq!(
+        on_ferrio.receive().await,
+        json!({ "from": "ferrio" }).to_string()
+    );
+    // The Node server broadcasts to the room: the Ferrio client receives it.
+    on_node
+        .send(r#"42["relay-to","lobby","news",{"from":"node"}]"#)
+        .await;
+    assert_eq!(
+        on_ferrio.receive().await,
+        json!({ "from": "node" }).to_string()
+    );
+    assert_eq!(on_node.event("news").await, vec![json!({ "from": "node" })]);
+    on_ferrio.expect_nothing(QUIET).await;
+    assert_eq!(on_node.text_within(QUIET).await, None);
+}
