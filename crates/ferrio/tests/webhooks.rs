@@ -411,3 +411,41 @@ async fn a_backend_that_closes_each_connection_is_served_too() {
     peers.dedup();
     assert_eq!(peers.len(), 10, "a closed connection was reused");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_backend_must_present_a_trusted_certificate() {
+    use std::sync::Arc;
+    // A TLS server with a self-signed certificate, which no public root vouches for.
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(made.signing_key.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![made.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handshakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = handshakes.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // The client gives up during the handshake: nothing is ever served.
+            let _ = acceptor.accept(stream).await;
+        }
+    });
+    let events = format!("https://localhost:{port}/event");
+    let server = tokio::task::block_in_place(|| {
+        Ferrio::start(&[("FERRIO_WEBHOOKS_EVENTS_URL", events.as_str())])
+    });
+    let socket = connect(server.port, json!({})).await.unwrap();
+    assert_eq!(
+        ack(&socket, "echo", json!(1)).await,
+        vec![json!({ "error": "webhook TLS failed: invalid peer certificate: UnknownIssuer" })]
+    );
+    assert!(handshakes.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+}
