@@ -81,6 +81,10 @@ async fn a_node_killed_does_not_disturb_the_other_nodes_clients() {
     // Redis sees the node go: the survivors count two nodes.
     for node in &nodes {
         node.wait_cluster_size(2).await;
+        eventually("ferrio_cluster_nodes 2", || async {
+            node.metrics().await.contains("\nferrio_cluster_nodes 2\n")
+        })
+        .await;
     }
     drop(orphan);
     members[0]
