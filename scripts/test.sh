@@ -5,6 +5,7 @@
 #   2. npm ci in tests/interop          3. the Python venv (.venv) + pip install
 #   4. cargo fmt --check                5. cargo clippy -D warnings
 #   6. cargo test --workspace           7. cargo build --release --examples
+#      then the fuzz smoke run (scripts/fuzz.sh smoke: every fuzz target for 20,000 runs)
 #   8. Node interop tests (node --test tests/interop/*.test.mjs)
 #   9. Python interop tests (pytest tests/interop/python)
 #  10. UI tests: npm ci in tests/ui, then node --test tests/ui/*.test.mjs in Debian's headless
@@ -39,6 +40,7 @@ APT_NEEDS=(
   "git:git"
   "/usr/bin/chromium:chromium"
   "nginx:nginx"
+  "g++:g++"
   "redis-server:redis-server"
   "systemd-analyze:systemd"
 )
@@ -358,6 +360,8 @@ if [ "$(status_of system)" = "PASS" ] || command -v cargo >/dev/null; then
   run_phase cargo-test 1500 cargo test --workspace
   count_cargo "$LOG_DIR/cargo-test.log"
   run_phase cargo-build-examples 1500 cargo build --release --examples
+  # Every fuzz target (fuzz/) briefly: 20,000 runs each; installs cargo-fuzz when missing.
+  run_phase fuzz-smoke 900 scripts/fuzz.sh smoke
 else
   fail_phase cargo "cargo is not installed"
 fi

@@ -49,6 +49,11 @@ fn unavailable(why: &str) -> Option<NodeServer> {
 }
 
 async fn start_node() -> Option<NodeServer> {
+    start_node_with(None).await
+}
+
+/// Starts the Node server; with `tls` (certificate and key PEM files) it serves https.
+async fn start_node_with(tls: Option<(&std::path::Path, &std::path::Path)>) -> Option<NodeServer> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let script = manifest.join("tests/node/server.cjs");
     let modules = manifest.join("../../tests/interop/node_modules");
@@ -65,15 +70,18 @@ async fn start_node() -> Option<NodeServer> {
     if !modules.join("socket.io").is_dir() {
         return unavailable("the npm packages are missing: run `npm ci` in tests/interop");
     }
-    let mut child = Command::new("node")
+    let mut command = Command::new("node");
+    command
         .arg(&script)
         .env("NODE_PATH", &modules)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn node");
+        .kill_on_drop(true);
+    if let Some((cert, key)) = tls {
+        command.env("TLS_CERT", cert).env("TLS_KEY", key);
+    }
+    let mut child = command.spawn().expect("spawn node");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
     let line = bounded("the Node server to listen", lines.next_line())
@@ -85,9 +93,10 @@ async fn start_node() -> Option<NodeServer> {
         port: u16,
     }
     let listening: Listening = serde_json::from_str(&line).expect("the port line");
+    let scheme = if tls.is_some() { "https" } else { "http" };
     Some(NodeServer {
         _child: child,
-        url: format!("http://127.0.0.1:{}", listening.port),
+        url: format!("{scheme}://127.0.0.1:{}", listening.port),
     })
 }
 
@@ -351,4 +360,76 @@ async fn node_server_reconnects_and_recovers() {
         assert_eq!(next("missed 2", &mut missed).await.args[0], json!(2));
         manager.disconnect();
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_server_over_its_own_tls() {
+    let ca = ferrio_test_support::pki::TestCa::new("Ferrio test CA");
+    let leaf = ca.leaf(
+        &["127.0.0.1", "localhost"],
+        ferrio_test_support::pki::Validity::CURRENT,
+    );
+    let dir = std::env::temp_dir().join(format!("ferrio-client-node-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, &leaf.cert).expect("write cert");
+    std::fs::write(&key, &leaf.key).expect("write key");
+    let node = start_node_with(Some((&cert, &key))).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let Some(node) = node else {
+        return;
+    };
+    let mut tls = ferrio_client::TlsConfig::default();
+    tls.add_root_certificates_pem(ca.cert_pem().as_bytes())
+        .expect("a certificate");
+    for mode in Mode::ALL {
+        let manager = Manager::new(ClientConfig {
+            tls: tls.clone(),
+            ..mode.config(&node.url)
+        })
+        .expect("valid config");
+        let socket = manager.socket("/").expect("valid namespace");
+        bounded("connect", socket.connect())
+            .await
+            .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        let mut state = manager.state();
+        wait_for("the final transport", &mut state, |s| {
+            *s == ConnectionState::Connected {
+                transport: mode.final_transport(),
+            }
+        })
+        .await;
+        let transport = socket
+            .emit_with_ack("transport", Payload::new(), Duration::from_secs(5))
+            .await
+            .expect("acknowledged");
+        assert_eq!(
+            transport.args,
+            [json!(mode.final_transport().as_str())],
+            "{mode:?}"
+        );
+        manager.disconnect();
+    }
+
+    // Without the authority: refused, and the error says why.
+    let manager = Manager::new(ClientConfig {
+        reconnection: ReconnectionConfig {
+            attempts: Some(0),
+            ..ReconnectionConfig::default()
+        },
+        ..Mode::Polling.config(&node.url)
+    })
+    .expect("valid config");
+    let error = bounded("connect", manager.socket("/").expect("ns").connect()).await;
+    assert!(
+        matches!(
+            &error,
+            Err(ConnectError::ReconnectFailed {
+                last_error: Some(ferrio_client::OpenError::Certificate(
+                    ferrio_client::CertificateError::UnknownIssuer
+                ))
+            })
+        ),
+        "{error:?}"
+    );
 }

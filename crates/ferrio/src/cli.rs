@@ -108,7 +108,8 @@ pub(crate) struct InitArgs {
 /// What `ferrio doctor` checks.
 #[derive(Debug, Args)]
 pub(crate) struct DoctorArgs {
-    /// The deployment, `http://host[:port]` (a path is taken as --path when --path is not given).
+    /// The deployment, `http://host[:port]` or `https://host[:port]` (a path is taken as --path
+    /// when --path is not given).
     pub(crate) url: String,
     /// The origin of the web page that connects (`https://app.example.com`), to check CORS.
     #[arg(long)]

@@ -2,6 +2,9 @@
 //! broadcasts and server-side events go through Redis ([`ferrio_redis_adapter`]), shared with
 //! every node on the same Redis and channel prefix (Node Socket.IO nodes included).
 //!
+//! `ferrio_cluster_nodes` (a gauge, refreshed every half second) counts the nodes serving `/`;
+//! an alert on it going below `cluster.nodes` finds a lost node.
+//!
 //! The link to Redis never stops the server: a node starts while Redis is down and joins the
 //! cluster when it comes up; while the link is down, broadcasts reach this node's clients only,
 //! `/ready` says so and `ferrio_redis_connected` is 0. `/ready` stays 200 then, on purpose: when
@@ -20,6 +23,9 @@ use crate::config::model::{AdapterKind, Cluster};
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 /// The longest `/ready` waits for Redis to count the nodes.
 const COUNT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The gauge of the nodes serving `/` as Redis counts them (this one included); 0 while Redis
+/// cannot say.
+const NODES: &str = "ferrio_cluster_nodes";
 
 /// This node's link to the other nodes, when `cluster.adapter = "redis"`.
 #[derive(Debug, Clone)]
@@ -85,13 +91,23 @@ pub(crate) async fn readiness(link: Option<&ClusterLink>) -> String {
     }
 }
 
-/// Logs each change of the link's state, until the node is closed.
+/// Logs each change of the link's state and keeps [`NODES`] current, for as long as the
+/// process runs.
 async fn watch(node: RedisNode, shown_url: String) {
     let mut up = false;
     let mut interval = tokio::time::interval(WATCH_INTERVAL);
     loop {
         interval.tick().await;
         let now = node.is_connected();
+        // Asked of Redis only while it answers; 0 says "unknown" while it does not.
+        let count = if now {
+            tokio::time::timeout(COUNT_TIMEOUT, node.server_count("/"))
+                .await
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        metrics::gauge!(NODES).set(count as f64);
         if now != up {
             if now {
                 tracing::info!("cluster: connected to Redis at {shown_url}");

@@ -739,6 +739,14 @@ fn jwks_url_is_fetched_cached_and_fetched_again_for_a_new_key() {
             .len()
     };
     runtime.block_on(identity_provider.wait_for("/.well-known/jwks.json", 1));
+    assert!(
+        server.log().contains(&format!(
+            "JWT auth with the keys of {}/.well-known/jwks.json; anonymous clients refused",
+            identity_provider.url
+        )),
+        "{}",
+        server.log()
+    );
 
     let rsa = pem_key("rsa_private.pem", Algorithm::RS256);
     let claims = json!({ "sub": "u1", "exp": now() + 600 });

@@ -81,6 +81,10 @@ async fn a_node_killed_does_not_disturb_the_other_nodes_clients() {
     // Redis sees the node go: the survivors count two nodes.
     for node in &nodes {
         node.wait_cluster_size(2).await;
+        eventually("ferrio_cluster_nodes 2", || async {
+            node.metrics().await.contains("\nferrio_cluster_nodes 2\n")
+        })
+        .await;
     }
     drop(orphan);
     members[0]
@@ -113,11 +117,11 @@ async fn redis_restarted_mid_run_local_delivery_goes_on_and_the_cluster_heals() 
     let mut on_b = Member::connect(&b).await;
     on_b.ok("join", "lobby").await;
     let publisher = Member::connect(&a).await;
-    assert!(
-        a.metrics().await.contains("\nferrio_redis_connected 1\n"),
-        "{}",
-        a.metrics().await
-    );
+    // The gauge follows the link (it is set just after the link's state changes).
+    eventually("ferrio_redis_connected 1", || async {
+        a.metrics().await.contains("\nferrio_redis_connected 1\n")
+    })
+    .await;
 
     redis.kill();
     eventually("node a to see Redis down", || async {
@@ -132,11 +136,11 @@ async fn redis_restarted_mid_run_local_delivery_goes_on_and_the_cluster_heals() 
             "ready\ncluster: redis down (broadcasts reach this node's clients only)\n".to_owned()
         )
     );
+    eventually("ferrio_redis_connected 0", || async {
+        a.metrics().await.contains("\nferrio_redis_connected 0\n")
+    })
+    .await;
     let metrics = a.metrics().await;
-    assert!(
-        metrics.contains("\nferrio_redis_connected 0\n"),
-        "{metrics}"
-    );
     assert!(
         metrics.contains("\nferrio_redis_disconnects_total "),
         "{metrics}"
@@ -151,7 +155,10 @@ async fn redis_restarted_mid_run_local_delivery_goes_on_and_the_cluster_heals() 
     for node in [&a, &b] {
         node.wait_cluster_size(2).await;
     }
-    assert!(a.metrics().await.contains("\nferrio_redis_connected 1\n"));
+    eventually("ferrio_redis_connected 1 again", || async {
+        a.metrics().await.contains("\nferrio_redis_connected 1\n")
+    })
+    .await;
     publisher.publish("lobby", "news", json!("healed")).await;
     assert_eq!(on_a.receive().await, json!("healed").to_string());
     // The first thing b's member hears is the publish after the heal.
@@ -320,4 +327,93 @@ async fn an_api_emit_on_one_node_reaches_the_clients_of_every_node() {
         member.expect_nothing(QUIET).await;
     }
     outsider.expect_nothing(Duration::ZERO).await;
+}
+
+/// Whether node and the npm packages of tests/redis are here (installed once if missing).
+fn node_adapter_ready() -> bool {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !node {
+        cluster_common::skip("node is not installed");
+        return false;
+    }
+    let dir = cluster_common::repo_path("tests/redis");
+    INSTALL.call_once(|| {
+        if !dir.join("node_modules/@socket.io/redis-adapter").exists() {
+            let status = std::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir)
+                .status();
+            assert!(status.is_ok_and(|s| s.success()), "npm ci in tests/redis");
+        }
+    });
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ferrio_serve_and_a_node_socket_io_server_share_one_cluster() {
+    if !node_adapter_ready() {
+        return;
+    }
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let ferrio = FerrioNode::start(&redis.url(), &[]);
+    // socket.io 4.8 with @socket.io/redis-adapter 8.3 (tests/redis/node-server.js).
+    let mut child = tokio::process::Command::new("node")
+        .arg("node-server.js")
+        .arg(redis.url())
+        .current_dir(cluster_common::repo_path("tests/redis"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn node");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let line = tokio::time::timeout(cluster_common::WAIT, lines.next_line())
+        .await
+        .expect("node started in time")
+        .expect("read")
+        .expect("a line");
+    let node_port: u16 = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output: {line}"));
+    ferrio.wait_cluster_size(2).await;
+
+    let mut on_ferrio = Member::connect(&ferrio).await;
+    on_ferrio.ok("join", "lobby").await;
+    let mut on_node = RawSocket::connect(node_port, None).await;
+    on_node.send(r#"421["join","lobby"]"#).await;
+    assert_eq!(on_node.text().await, "431[]");
+
+    // A Ferrio client publishes: the Node server's client in the room receives it.
+    let publisher = Member::connect(&ferrio).await;
+    publisher
+        .publish("lobby", "news", json!({ "from": "ferrio" }))
+        .await;
+    assert_eq!(
+        on_node.event("news").await,
+        vec![json!({ "from": "ferrio" })]
+    );
+    assert_eq!(
+        on_ferrio.receive().await,
+        json!({ "from": "ferrio" }).to_string()
+    );
+    // The Node server broadcasts to the room: the Ferrio client receives it.
+    on_node
+        .send(r#"42["relay-to","lobby","news",{"from":"node"}]"#)
+        .await;
+    assert_eq!(
+        on_ferrio.receive().await,
+        json!({ "from": "node" }).to_string()
+    );
+    assert_eq!(on_node.event("news").await, vec![json!({ "from": "node" })]);
+    on_ferrio.expect_nothing(QUIET).await;
+    assert_eq!(on_node.text_within(QUIET).await, None);
 }

@@ -450,6 +450,82 @@ async fn namespace_auth_shows_the_connect_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_node_reference_server_is_all_green() {
+    let Some(node) = node_server(&[]).await else {
+        return;
+    };
+    let url = format!("http://127.0.0.1:{}", node.port);
+    let run = doctor(&[&url, "--origin", ORIGIN, "--json", "--timeout", "5s"]).await;
+    assert_eq!(run.code, 0);
+    node_is_green(&run.json(), "skip");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_reference_server_over_tls_is_all_green() {
+    // Node's own TLS (OpenSSL), no proxy: the doctor's TLS step and every step after it.
+    let ca = ferrio_test_support::pki::TestCa::new("Ferrio test CA");
+    let leaf = ca.leaf(
+        &["127.0.0.1", "localhost"],
+        ferrio_test_support::pki::Validity::CURRENT,
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key, ca_file) = (
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("ca.pem"),
+    );
+    std::fs::write(&cert, &leaf.cert).expect("write cert");
+    std::fs::write(&key, &leaf.key).expect("write key");
+    std::fs::write(&ca_file, ca.cert_pem()).expect("write ca");
+    let env = [("TLS_CERT", cert.as_path()), ("TLS_KEY", key.as_path())];
+    let Some(node) = node_server(&env).await else {
+        return;
+    };
+    let url = format!("https://127.0.0.1:{}", node.port);
+    let ca_path = ca_file.to_str().expect("utf-8 path");
+    let args = [
+        url.as_str(),
+        "--ca-file",
+        ca_path,
+        "--origin",
+        ORIGIN,
+        "--json",
+        "--timeout",
+        "5s",
+    ];
+    let run = doctor(&args).await;
+    assert_eq!(run.code, 0);
+    let report = run.json();
+    node_is_green(&report, "pass");
+    assert!(
+        text(step(&report, "tls"), "detail").starts_with(
+            "TLS 1.3, certificate for 127.0.0.1, localhost issued by CN=Ferrio test CA"
+        ),
+        "{report}"
+    );
+}
+
+/// Every step of a report on the Node server passed (`tls` as given), but `eio3`: socket.io
+/// v4 refuses Engine.IO v3 unless allowEIO3, which is information only.
+fn node_is_green(report: &Value, tls: &str) {
+    for (name, status) in statuses(report) {
+        let expected = match name.as_str() {
+            "tls" => tls,
+            "eio3" => "info",
+            _ => "pass",
+        };
+        assert_eq!(status, expected, "step {name}: {}", step(report, &name));
+    }
+}
+
+/// The official Node `socket.io` server of `tests/doctor/server.cjs`; killed when dropped.
+struct NodeServer {
+    _child: tokio::process::Child,
+    port: u64,
+}
+
+/// Starts the Node server with `env`, or skips loudly (fails under CI) without node or the
+/// npm packages.
+async fn node_server(env: &[(&str, &std::path::Path)]) -> Option<NodeServer> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let modules = manifest.join("../../tests/interop/node_modules");
     let has_node = Command::new("node")
@@ -474,18 +550,21 @@ async fn the_node_reference_server_is_all_green() {
              * {why}\n\
              ************************************************************\n"
         );
-        return;
+        return None;
     }
-    let mut child = Command::new("node")
+    let mut command = Command::new("node");
+    command
         .arg(manifest.join("tests/doctor/server.cjs"))
         .env("NODE_PATH", &modules)
         .env("ORIGIN", ORIGIN)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn node");
+        .kill_on_drop(true);
+    for (name, path) in env {
+        command.env(name, path);
+    }
+    let mut child = command.spawn().expect("spawn node");
     let stdout = child.stdout.take().expect("piped stdout");
     let line = tokio::time::timeout(
         Duration::from_secs(10),
@@ -496,19 +575,8 @@ async fn the_node_reference_server_is_all_green() {
     .expect("read")
     .expect("a line");
     let port: Value = serde_json::from_str(&line).expect("port line");
-    let url = format!("http://127.0.0.1:{}", port["port"]);
-
-    let run = doctor(&[&url, "--origin", ORIGIN, "--json", "--timeout", "5s"]).await;
-    assert_eq!(run.code, 0);
-    let report = run.json();
-    for (name, status) in statuses(&report) {
-        let expected = match name.as_str() {
-            "tls" => "skip",
-            // socket.io v4 refuses Engine.IO v3 unless allowEIO3: information only.
-            "eio3" => "info",
-            _ => "pass",
-        };
-        assert_eq!(status, expected, "step {name}: {}", step(&report, &name));
-    }
-    drop(child);
+    Some(NodeServer {
+        _child: child,
+        port: port["port"].as_u64().expect("a port number"),
+    })
 }

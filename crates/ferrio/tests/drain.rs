@@ -94,7 +94,7 @@ fn stuck_polling_session(port: u16) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_reconnect_and_the_deadline_ends_a_drain_that_a_client_holds_up() {
-    let mut server = Server::start(&[("FERRIO_SERVER_SHUTDOWN_TIMEOUT", "2s")]);
+    let mut server = Server::start(&[("FERRIO_SERVER_SHUTDOWN_TIMEOUT", "4s")]);
     let port = server.port;
     let client = Client::connect(&server, vec![TransportKind::WebSocket]).await;
     let polled = stuck_polling_session(port);

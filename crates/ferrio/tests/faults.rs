@@ -1,12 +1,14 @@
 //! Clients that die badly, against the built `ferrio serve`: killed in the middle of a long-poll,
 //! in the middle of a WebSocket frame, and by a TCP reset. Each time the server ends the session
 //! with a reason that says what happened, its connection count returns to what it was,
-//! and a client connected all along goes on exchanging messages.
+//! and a client connected all along goes on exchanging messages. The long-poll case runs once
+//! more through a real nginx, which must pass the client's going away on to the server.
 
 mod process;
 
 use std::time::Duration;
 
+use ferrio_test_support::nginx::{nginx_binary, Nginx, NginxConfig};
 use futures_util::{SinkExt, StreamExt};
 use process::Ferrio;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -126,23 +128,23 @@ fn wait_disconnections(server: &Ferrio, reason: &str, count: usize) -> bool {
     false
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_killed_during_a_long_poll_is_cleaned_up() {
-    let server = serve();
+/// A polling client connected to `/` through `port` (the server's or a proxy's) dies while its
+/// long-poll is pending; the server ends the session at once and serves the bystander.
+async fn long_poll_killed(server: &Ferrio, port: u16) {
     let (mut bystander, _) = websocket_client(server.port).await;
     assert_eq!(server.wait_connections(1.0, NOTICE), 1.0);
 
     let base = "/socket.io/?EIO=4&transport=polling";
-    let open = request(server.port, "GET", base, "").await;
+    let open = request(port, "GET", base, "").await;
     let sid = session_id(&open);
     let session = format!("{base}&sid={sid}");
-    assert_eq!(request(server.port, "POST", &session, "40").await, "ok");
-    let connected = request(server.port, "GET", &session, "").await;
+    assert_eq!(request(port, "POST", &session, "40").await, "ok");
+    let connected = request(port, "GET", &session, "").await;
     assert!(connected.starts_with("40{\"sid\":"), "{connected}");
     assert_eq!(server.wait_connections(2.0, NOTICE), 2.0);
 
     // A long-poll that waits for packets; the client dies while it is pending.
-    let mut tcp = TcpStream::connect(("127.0.0.1", server.port))
+    let mut tcp = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
     let head = format!("GET {session} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
@@ -151,15 +153,45 @@ async fn a_client_killed_during_a_long_poll_is_cleaned_up() {
     drop(tcp);
 
     assert!(
-        wait_disconnections(&server, "TransportError", 1),
+        wait_disconnections(server, "TransportError", 1),
         "{}",
         server.log_text()
     );
     assert_eq!(server.wait_connections(1.0, NOTICE), 1.0);
     // The session is gone: its id is unknown now.
-    let gone = request(server.port, "GET", &session, "").await;
+    let gone = request(port, "GET", &session, "").await;
     assert_eq!(gone, "{\"code\":1,\"message\":\"Session ID unknown\"}");
     still_served(&mut bystander, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_killed_during_a_long_poll_is_cleaned_up() {
+    let server = serve();
+    long_poll_killed(&server, server.port).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_killed_during_a_long_poll_through_nginx_is_cleaned_up() {
+    let Some(binary) = nginx_binary("the long-poll fault test through nginx") else {
+        return;
+    };
+    let server = serve();
+    let nginx = Nginx::start(
+        &binary,
+        NginxConfig {
+            server: format!(
+                "location / {{\n\
+                   proxy_pass http://127.0.0.1:{};\n\
+                   proxy_http_version 1.1;\n\
+                   proxy_set_header Connection \"\";\n\
+                   proxy_read_timeout 60s;\n\
+                 }}",
+                server.port
+            ),
+            ..NginxConfig::default()
+        },
+    );
+    long_poll_killed(&server, nginx.port).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 //! in a directory the test owns (so that a restarted process finds it), and `ferrio-client`
 //! sockets publishing and reading through the built-in `publish` and `history` events.
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -73,6 +74,55 @@ impl Ferrio {
         self.child.kill().expect("killed");
         self.child.wait().expect("reaped");
     }
+}
+
+/// The API key of the servers of these tests.
+const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+/// One HTTP/1.1 request with the API key (connection closed after it): status and JSON body.
+fn http(port: u16, method: &str, target: &str, body: &str) -> (u16, Value) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    write!(
+        stream,
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("request sent");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer read");
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("a status line in {answer:?}"));
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let json = serde_json::from_str(body).unwrap_or_else(|_| panic!("JSON body: {answer:?}"));
+    (status, json)
+}
+
+/// Reads every page of a room's history through the API: (offset, text) pairs.
+fn api_history(port: u16, room: &str) -> Vec<(u64, String)> {
+    let mut stored = Vec::new();
+    let mut after = 0;
+    for _ in 0..100 {
+        let target = format!("/api/v1/rooms/{room}/history?after={after}&limit=1000");
+        let (status, page) = http(port, "GET", &target, "");
+        assert_eq!(status, 200, "{page}");
+        for message in page["messages"].as_array().expect("messages") {
+            let text = message["args"][0]["text"]
+                .as_str()
+                .expect("text")
+                .to_owned();
+            stored.push((message["offset"].as_u64().expect("offset"), text));
+        }
+        after = page["next"].as_u64().unwrap_or(after);
+        if page["more"] != json!(true) {
+            break;
+        }
+    }
+    stored
 }
 
 /// Events a client received: name and first argument.
@@ -316,4 +366,142 @@ async fn every_acknowledged_publish_survives_a_sigkill() {
         }
     }
     assert_eq!(stored, acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_api_emits_durably_and_reads_history() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Ferrio::start(dir.path(), free_port(), &[("FERRIO_API_KEY", KEY)]);
+    let port = server.port;
+    let (reader, received) = client(port).await;
+    call(&reader, "join", json!({ "room": "news" })).await;
+
+    let emit = json!({ "event": "chat", "rooms": ["news", "lobby"], "data": { "text": "api" } });
+    let (status, answer) =
+        tokio::task::spawn_blocking(move || http(port, "POST", "/api/v1/emit", &emit.to_string()))
+            .await
+            .expect("request");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["recipients"], json!(1));
+    let offset = answer["offsets"]["news"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(
+        answer["offsets"].as_object().map(|o| o.len()),
+        Some(1),
+        "lobby keeps none"
+    );
+    assert_eq!(
+        wait_for(&received, "chat", 1).await,
+        [json!({ "text": "api" })]
+    );
+
+    let answers = tokio::task::spawn_blocking(move || {
+        [
+            http(port, "GET", "/api/v1/rooms/news/history?limit=10", ""),
+            http(port, "GET", "/api/v1/rooms/lobby/history", ""),
+            http(port, "GET", "/api/v1/rooms/news/history?after=x", ""),
+            http(port, "GET", "/api/v1/rooms/news/history?limit=0", ""),
+            http(port, "GET", "/api/v1/rooms/news/history?nope=1", ""),
+            http(
+                port,
+                "GET",
+                "/api/v1/rooms/news/history?namespace=/nowhere",
+                "",
+            ),
+        ]
+    })
+    .await
+    .expect("requests");
+    let (status, page) = &answers[0];
+    assert_eq!(*status, 200, "{page}");
+    assert_eq!(page["namespace"], json!("/"));
+    assert_eq!(page["room"], json!("news"));
+    assert_eq!(page["messages"][0]["offset"], json!(offset));
+    assert_eq!(page["messages"][0]["event"], json!("chat"));
+    assert_eq!(page["messages"][0]["args"], json!([{ "text": "api" }]));
+    assert_eq!(page["next"], json!(offset));
+    assert_eq!(page["more"], json!(false));
+    let expected = [
+        (
+            404,
+            json!({ "error": "room \"lobby\" keeps no history (history.rooms lists the rooms that do)", "code": "not_found" }),
+        ),
+        (
+            400,
+            json!({ "error": "after: \"x\" is not an offset (a whole number)", "code": "invalid_query", "parameter": "after" }),
+        ),
+        (
+            400,
+            json!({ "error": "limit: \"0\" is not a number from 1 to 1000", "code": "invalid_query", "parameter": "limit" }),
+        ),
+        (
+            400,
+            json!({ "error": "nope: unknown parameter", "code": "invalid_query", "parameter": "nope" }),
+        ),
+        (
+            404,
+            json!({ "error": "namespace \"/nowhere\" is not served (server.namespaces lists the served ones)", "code": "unknown_namespace" }),
+        ),
+    ];
+    for (answer, expected) in answers[1..].iter().zip(expected) {
+        assert_eq!(answer, &expected);
+    }
+}
+
+#[test]
+fn without_history_the_route_says_how_to_turn_it_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Ferrio::start(
+        dir.path(),
+        free_port(),
+        &[("FERRIO_API_KEY", KEY), ("FERRIO_HISTORY_ENABLED", "false")],
+    );
+    assert_eq!(
+        http(server.port, "GET", "/api/v1/rooms/news/history", ""),
+        (
+            404,
+            json!({
+                "error": "room history is off: set history.enabled and history.rooms (docs/history.md)",
+                "code": "not_found"
+            })
+        )
+    );
+}
+
+#[test]
+fn every_emit_answered_200_survives_a_sigkill() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let env = [
+        ("FERRIO_API_KEY", KEY),
+        ("FERRIO_HISTORY_MAX_MESSAGES", "0"),
+    ];
+    let server = Ferrio::start(dir.path(), port, &env);
+
+    // A burst from 6 backends at once; the server is killed as soon as the last answer is in.
+    let mut threads = Vec::new();
+    for backend in 0..6 {
+        threads.push(std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            for i in 0..40 {
+                let text = format!("b{backend}-{i}");
+                let body = json!({ "event": "chat", "rooms": ["news"], "data": { "text": text } });
+                let (status, answer) = http(port, "POST", "/api/v1/emit", &body.to_string());
+                assert_eq!(status, 200, "{answer}");
+                acked.push((answer["offsets"]["news"].as_u64().expect("offset"), text));
+            }
+            acked
+        }));
+    }
+    let mut acked: Vec<(u64, String)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("backend"))
+        .collect();
+    server.kill();
+    acked.sort();
+    assert_eq!(acked.len(), 240);
+
+    let server = Ferrio::start(dir.path(), port, &env);
+    assert_eq!(api_history(server.port, "news"), acked);
 }

@@ -493,6 +493,20 @@ async fn emits_go_to_the_events_webhook_and_come_back_as_acks() {
     .await;
     let calls = backend.wait_for("/event", 3).await;
     assert_eq!(calls[2].json()["args"], json!([{ "item": "cake" }]));
+    // Without data, the event has no argument; with "data": null, one.
+    send(&mut ws, json!({ "type": "emit", "event": "bare" })).await;
+    send(
+        &mut ws,
+        json!({ "type": "emit", "event": "null", "data": null }),
+    )
+    .await;
+    let calls = backend.wait_for("/event", 5).await;
+    let args: Vec<(Value, Value)> = calls[3..]
+        .iter()
+        .map(|c| (c.json()["event"].clone(), c.json()["args"].clone()))
+        .collect();
+    assert!(args.contains(&(json!("bare"), json!([]))), "{args:?}");
+    assert!(args.contains(&(json!("null"), json!([null]))), "{args:?}");
     send(&mut ws, json!({ "type": "ping" })).await;
     assert_eq!(next(&mut ws).await, json!({ "type": "pong" }));
 }

@@ -70,6 +70,8 @@ for (let i = 0; i < N; i++) {
 const until = async (pred) => { while (!pred()) await new Promise((r) => setTimeout(r, 20)); };
 (async () => {
   await until(() => clients.every((c) => c.connects === 1));
+  // On WebSocket, so that the server going away is a closed WebSocket for every client.
+  await until(() => clients.every((c) => c.s.io.engine.transport.name === "websocket"));
   for (const c of clients) {
     const answer = await join(c);
     if (!answer.ok) throw new Error("join: " + JSON.stringify(answer));

@@ -249,6 +249,8 @@ async fn the_connect_hook_refuses_and_the_disconnect_hook_hears_why() {
     socket.disconnect();
     let call = backend.wait_for("/disconnect", 1).await.remove(0).json();
     assert_eq!(call["reason"], "client namespace disconnect");
+    // The rooms it was in when it left.
+    assert_eq!(call["socket"]["rooms"], json!(["lobby"]));
     assert_eq!(call["socket"]["id"], json!(id));
     assert_eq!(call["socket"]["user"], Value::Null);
     assert_eq!(call["namespace"], "/");
@@ -368,4 +370,82 @@ async fn events_of_every_served_namespace_are_forwarded() {
     assert_eq!(call["socket"]["namespace"], "/team-red");
     let connect = backend.wait_for("/connect", 1).await.remove(0).json();
     assert_eq!(connect["namespace"], "/team-red");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_reuse_kept_alive_connections() {
+    let backend = Backend::start(backend_reply).await;
+    let server = start(&backend, &[]);
+    let socket = connect(server.port, json!({})).await.unwrap();
+    for n in 0..5 {
+        assert_eq!(
+            ack(&socket, "echo", json!(n)).await,
+            vec![json!({ "got": n }), json!("second")]
+        );
+    }
+    let calls = backend.wait_for("/event", 5).await;
+    let mut peers: Vec<_> = calls.iter().map(|c| c.peer.expect("a peer")).collect();
+    peers.sort();
+    peers.dedup();
+    // One after the other, the calls go out on a kept connection (a new one only when the
+    // kept one was idle too long, which back-to-back calls are not).
+    assert!(peers.len() < 5, "every call opened a connection: {peers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_closes_each_connection_is_served_too() {
+    let backend =
+        Backend::start(|request| Reply::JsonThenClose(200, json!([request.json()["args"][0]])))
+            .await;
+    let events = format!("{}/event", backend.url);
+    let server = tokio::task::block_in_place(|| {
+        Ferrio::start(&[("FERRIO_WEBHOOKS_EVENTS_URL", events.as_str())])
+    });
+    let socket = connect(server.port, json!({})).await.unwrap();
+    for n in 0..10 {
+        assert_eq!(ack(&socket, "echo", json!(n)).await, vec![json!(n)]);
+    }
+    let calls = backend.wait_for("/event", 10).await;
+    let mut peers: Vec<_> = calls.iter().map(|c| c.peer.expect("a peer")).collect();
+    peers.sort();
+    peers.dedup();
+    assert_eq!(peers.len(), 10, "a closed connection was reused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_backend_must_present_a_trusted_certificate() {
+    use std::sync::Arc;
+    // A TLS server with a self-signed certificate, which no public root vouches for.
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(made.signing_key.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![made.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handshakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = handshakes.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // The client gives up during the handshake: nothing is ever served.
+            let _ = acceptor.accept(stream).await;
+        }
+    });
+    let events = format!("https://localhost:{port}/event");
+    let server = tokio::task::block_in_place(|| {
+        Ferrio::start(&[("FERRIO_WEBHOOKS_EVENTS_URL", events.as_str())])
+    });
+    let socket = connect(server.port, json!({})).await.unwrap();
+    assert_eq!(
+        ack(&socket, "echo", json!(1)).await,
+        vec![json!({ "error": "webhook TLS failed: invalid peer certificate: UnknownIssuer" })]
+    );
+    assert!(handshakes.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 }

@@ -175,6 +175,10 @@ impl SocketIo {
             recovery: config.recovery.map(|recovery| RecoverySetup {
                 config: recovery,
                 store: config.recovery_store.clone(),
+                max_replay: config
+                    .engine
+                    .max_buffered_packets
+                    .saturating_sub(crate::recovery::REPLAY_HEADROOM),
             }),
             limits: Arc::new(SocketLimits {
                 max_rooms: config.max_rooms_per_socket,

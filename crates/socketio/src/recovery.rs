@@ -6,7 +6,9 @@
 //! [`RecoveryConfig::max_disconnection_duration`]. A socket that disconnects for a recoverable
 //! reason leaves a session (id, private id, rooms) behind for the same time. A CONNECT carrying
 //! `{pid, offset}` within it restores the session and replays the packets emitted after `offset`
-//! to the session's rooms, as the reference server does.
+//! to the session's rooms, as the reference server does. A session that missed more packets
+//! than a connection's send queue holds (`max_buffered_packets`, less a little headroom) is not
+//! recovered: its client starts a new session, knowing it, rather than getting a gap.
 //!
 //! With a [`HistoryStore`] ([`crate::SocketIoConfig::recovery_store`]), the log is also written
 //! to the store: every recorded packet (its offset is then the store's), every session while
@@ -49,11 +51,19 @@ impl Default for RecoveryConfig {
 /// How often a log with a store asks it to forget what has left the recovery window.
 const PRUNE_STORE_EVERY: Duration = Duration::from_secs(10);
 
+/// Room left in a connection's send queue, past the missed packets, for the CONNECT reply and
+/// what the connect handler sends.
+pub(crate) const REPLAY_HEADROOM: usize = 16;
+
 /// What each namespace's recovery log is built from.
 #[derive(Clone)]
 pub(crate) struct RecoverySetup {
     pub(crate) config: RecoveryConfig,
     pub(crate) store: Option<Arc<dyn HistoryStore>>,
+    /// Most missed packets a session can be given back: they are queued at once, and a
+    /// connection's queue holds `max_buffered_packets`. A session that missed more is not
+    /// recovered (the client starts afresh and knows it) instead of getting a gap.
+    pub(crate) max_replay: usize,
 }
 
 /// The log's store and what it needs to write to it.
@@ -105,6 +115,7 @@ pub(crate) struct RecoveryLog {
     /// Distinguishes this process's offsets from an earlier one's.
     epoch: u64,
     durable: Option<Durable>,
+    max_replay: usize,
 }
 
 impl std::fmt::Debug for RecoveryLog {
@@ -123,7 +134,11 @@ impl RecoveryLog {
         let epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let RecoverySetup { config, store } = setup;
+        let RecoverySetup {
+            config,
+            store,
+            max_replay,
+        } = setup;
         let mut state = LogState::default();
         if let Some(store) = &store {
             load(&mut state, store.as_ref(), namespace, &config);
@@ -133,6 +148,7 @@ impl RecoveryLog {
             state: Mutex::new(state),
             next_offset: AtomicU64::new(0),
             epoch,
+            max_replay,
             durable: store.map(|store| Durable {
                 store,
                 namespace: namespace.to_owned(),
@@ -210,13 +226,23 @@ impl RecoveryLog {
         if let Some(durable) = &self.durable {
             durable.store.remove_session(&durable.namespace, pid);
         }
-        let missed = state
+        let missed: Vec<PacketData> = state
             .packets
             .iter()
             .skip(start)
             .filter(|p| reaches(&session.rooms, &p.rooms, &p.except))
             .map(|p| p.data.clone())
             .collect();
+        if missed.len() > self.max_replay {
+            tracing::info!(
+                sid = %session.sid,
+                missed = missed.len(),
+                max = self.max_replay,
+                "not recovered: more missed packets than the send queue holds \
+                 (max_buffered_packets); the client starts a new session"
+            );
+            return None;
+        }
         Some(RestoredSession {
             sid: session.sid,
             pid: session.pid,
@@ -413,6 +439,7 @@ mod tests {
             RecoverySetup {
                 config,
                 store: None,
+                max_replay: 1000,
             },
         )
     }
@@ -424,6 +451,7 @@ mod tests {
             RecoverySetup {
                 config: RecoveryConfig::default(),
                 store: Some(store),
+                max_replay: 1000,
             },
         )
     }
@@ -434,6 +462,29 @@ mod tests {
             .and_then(Value::as_str)
             .map(str::to_owned)
             .expect("an offset was appended")
+    }
+
+    #[test]
+    fn a_session_that_missed_more_than_the_queue_holds_starts_afresh() {
+        let log = RecoveryLog::new(
+            "/",
+            RecoverySetup {
+                config: RecoveryConfig::default(),
+                store: None,
+                max_replay: 2,
+            },
+        );
+        let mut seen = event("seen");
+        log.record(&mut seen, &to(&[]));
+        let offset = last_offset(&seen);
+        log.persist(SocketId::from_string("s1"), Arc::from("p1"), vec![]);
+        for text in ["one", "two"] {
+            log.record(&mut event(text), &to(&[]));
+        }
+        log.persist(SocketId::from_string("s2"), Arc::from("p2"), vec![]);
+        assert_eq!(log.restore("p1", &offset).map(|r| r.missed.len()), Some(2));
+        log.record(&mut event("three"), &to(&[]));
+        assert!(log.restore("p2", &offset).is_none(), "3 missed, 2 at most");
     }
 
     #[test]

@@ -69,7 +69,13 @@ pub(crate) async fn emit(
         }
     }
 
-    let (_, namespace) = state.namespace(&namespace)?;
+    let (normalized, namespace) = state.namespace(&namespace)?;
+    if let Some(durable) = super::history::durable_rooms(&state, &selection.rooms) {
+        // Rooms that keep history: on disk before the fan-out (api/history.rs).
+        let operator = namespace.map(|n| selection.operator(&n));
+        let operator = operator.map(|o| if volatile { o.volatile() } else { o });
+        return super::history::emit(&state, &normalized, durable, event, payload, operator).await;
+    }
     let Some(namespace) = namespace else {
         // Served, but no client ever connected to it: nobody to deliver to.
         return Ok(Json(json!({ "recipients": 0 })));

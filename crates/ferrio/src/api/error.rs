@@ -37,6 +37,8 @@ pub(crate) enum ApiError {
         /// The limit, in bytes.
         max: usize,
     },
+    /// The history store failed; nothing was stored or sent: 503 `history_unavailable`.
+    HistoryUnavailable(String),
 }
 
 impl ApiError {
@@ -57,6 +59,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HistoryUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -71,6 +74,7 @@ impl ApiError {
             Self::InvalidField { .. } => "invalid_body",
             Self::InvalidQuery { .. } => "invalid_query",
             Self::TooLarge { .. } => "body_too_large",
+            Self::HistoryUnavailable(_) => "history_unavailable",
         }
     }
 
@@ -90,6 +94,9 @@ impl ApiError {
             Self::InvalidQuery { parameter, message } => format!("{parameter}: {message}"),
             Self::TooLarge { max } => {
                 format!("the request body is larger than {max} bytes (api.max_body)")
+            }
+            Self::HistoryUnavailable(error) => {
+                format!("the history store failed, nothing was sent: {error}")
             }
         }
     }

@@ -17,6 +17,7 @@ mod auth;
 mod body;
 mod emit;
 mod error;
+mod history;
 pub(crate) mod openapi;
 mod query;
 mod rooms;
@@ -50,6 +51,8 @@ pub(crate) struct ApiState {
     served: Vec<String>,
     /// `api.max_body`: the longest request body, in bytes.
     pub(crate) max_body: usize,
+    /// Room history, when `history.enabled` is on (`api/history.rs`).
+    pub(crate) history: Option<Arc<crate::history::HistoryService>>,
 }
 
 impl ApiState {
@@ -59,6 +62,10 @@ impl ApiState {
             io,
             served: config.server.namespaces.clone(),
             max_body: usize::try_from(config.api.max_body).unwrap_or(usize::MAX),
+            // The service `ferrio serve` opened already (one per file): this is the same one.
+            history: crate::history::HistoryService::shared(&config.history)
+                .ok()
+                .flatten(),
         })
     }
 
@@ -164,6 +171,11 @@ pub(crate) fn routes(state: Arc<ApiState>) -> ApiRoutes {
             Method::GET,
             "/rooms",
             get(rooms::list).with_state(state.clone()),
+        )
+        .route(
+            Method::GET,
+            "/rooms/{room}/history",
+            get(history::read).with_state(state.clone()),
         )
         .route(Method::GET, "/stats", get(stats::stats).with_state(state))
 }

@@ -31,6 +31,7 @@ pub(crate) fn document() -> Value {
             "/api/v1/sockets": { "get": list_sockets() },
             "/api/v1/rooms": { "get": list_rooms() },
             "/api/v1/stats": { "get": stats() },
+            "/api/v1/rooms/{room}/history": { "get": room_history() },
         },
         "components": {
             "securitySchemes": {
@@ -182,6 +183,34 @@ fn stats() -> Value {
     })
 }
 
+fn room_history() -> Value {
+    json!({
+        "operationId": "room_history",
+        "summary": "A durable room's history (history.rooms), oldest first",
+        "description": "Messages after `after`, or the newest `limit` without it. Pass `next` \
+            as `after` to read on. 404 when history is off or the room keeps none.",
+        "parameters": [
+            {
+                "name": "room", "in": "path", "required": true,
+                "schema": { "type": "string" }, "example": "news"
+            },
+            namespace_parameter(),
+            {
+                "name": "after", "in": "query", "required": false,
+                "description": "An offset: only the messages after it.",
+                "schema": { "type": "integer", "minimum": 0 }, "example": 41
+            },
+            {
+                "name": "limit", "in": "query", "required": false,
+                "description": "Most messages returned.",
+                "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 },
+                "example": 100
+            }
+        ],
+        "responses": get_responses("HistoryPage"),
+    })
+}
+
 fn names(description: &str) -> Value {
     json!({
         "type": "array", "items": { "type": "string", "minLength": 1 },
@@ -224,7 +253,39 @@ fn schemas() -> Value {
                 "recipients": {
                     "type": "integer",
                     "description": "Sockets of this node the event was queued for."
+                },
+                "offsets": {
+                    "type": "object",
+                    "additionalProperties": { "type": "integer" },
+                    "description": "For rooms that keep history: each room's offset of the \
+                        message, which was on disk before it fanned out."
                 }
+            }
+        },
+        "HistoryPage": {
+            "type": "object",
+            "required": ["namespace", "room", "messages", "next", "more"],
+            "properties": {
+                "namespace": { "type": "string" },
+                "room": { "type": "string" },
+                "messages": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["offset", "event", "args", "at"],
+                        "properties": {
+                            "offset": { "type": "integer" },
+                            "event": { "type": "string" },
+                            "args": { "type": "array", "description": "Binary as {\"$binary\": base64}." },
+                            "at": { "type": "integer", "description": "Milliseconds since the Unix epoch." }
+                        }
+                    }
+                },
+                "next": {
+                    "type": ["integer", "null"],
+                    "description": "The offset to pass as `after` to read on."
+                },
+                "more": { "type": "boolean", "description": "Whether more messages follow `next`." }
             }
         },
         "Select": {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use ferrio_engineio::{AllowOrigin, CorsConfig, RateLimit, Transports, TrustedProxies};
 use ferrio_socketio::{EventRateLimit, RecoveryConfig, SocketIoConfig};
 
-use super::model::{Config, Transport};
+use super::model::{Config, OverLimit, Transport};
 
 /// The Socket.IO server's settings. Fails on what the libraries cannot express.
 pub(crate) fn socketio_config(config: &Config) -> Result<SocketIoConfig, String> {
@@ -39,10 +39,17 @@ pub(crate) fn socketio_config(config: &Config) -> Result<SocketIoConfig, String>
             config.rate_limit.handshakes_per_10s,
             Duration::from_secs(10),
         ));
-        io.event_rate = Some(EventRateLimit::new(RateLimit::new(
-            config.rate_limit.events_per_second,
-            Duration::from_secs(1),
-        )));
+        let action = match config.rate_limit.over_limit {
+            OverLimit::Drop => ferrio_socketio::OverLimit::Drop,
+            OverLimit::Disconnect => ferrio_socketio::OverLimit::Disconnect,
+        };
+        io.event_rate = Some(
+            EventRateLimit::new(RateLimit::new(
+                config.rate_limit.events_per_second,
+                Duration::from_secs(1),
+            ))
+            .with_action(action),
+        );
     }
 
     let cors = &config.cors;
@@ -139,7 +146,14 @@ mod tests {
         assert!(cors.origin.allows("https://a.example"));
         assert!(!cors.origin.allows("https://b.example"));
         assert!(built.recovery.is_some());
-        assert!(built.event_rate.is_some());
+        let event_rate = built.event_rate.unwrap();
+        assert_eq!(event_rate.action, ferrio_socketio::OverLimit::Drop);
+        config.rate_limit.over_limit = OverLimit::Disconnect;
+        let built_again = socketio_config(&config).unwrap();
+        assert_eq!(
+            built_again.event_rate.unwrap().action,
+            ferrio_socketio::OverLimit::Disconnect
+        );
         assert!(built.engine.handshake_rate_per_ip.is_some());
     }
 

@@ -121,6 +121,7 @@ pub(crate) static KEYS: &[Key] = &[
     ),
     key("rate_limit.handshakes_per_10s", Kind::Int, &[]),
     key("rate_limit.events_per_second", Kind::Int, &[]),
+    key("rate_limit.over_limit", Kind::Text, &[]),
     key(
         "cors.origins",
         Kind::List,

@@ -526,6 +526,11 @@ fn ws(config: &Config, out: &mut Vec<Lint>) {
     let engine = crate::config::build::mount_path(&config.server.path);
     let problem = if !ws.path.starts_with('/') {
         Some(format!("ws.path = {:?} does not start with /", ws.path))
+    } else if ws.path.contains(['{', '}', '*', '?', '#']) {
+        Some(format!(
+            "ws.path = {:?} holds {{, }}, *, ? or #: it is a plain path, not a pattern",
+            ws.path
+        ))
     } else if ws.path.trim_end_matches('/') == engine.trim_end_matches('/')
         || ["/health", "/ready", "/metrics"].contains(&ws.path.as_str())
     {
@@ -887,6 +892,14 @@ mod tests {
             ]
         );
         assert_eq!(ids(&[("FERRIO_WS_PATH", "ws")]), vec!["ws-path-invalid"]);
+        assert_eq!(
+            text(&[("FERRIO_WS_PATH", "/ws/{room}")]),
+            vec![
+                "error[ws-path-invalid]: ws.path = \"/ws/{room}\" holds {, }, *, ? or #: it is \
+                  a plain path, not a pattern\n  fix: set ws.path to a free path such as \
+                  \"/ws\", or ws.enabled = false"
+            ]
+        );
         assert_eq!(
             ids(&[("FERRIO_WS_PATH", "ws"), ("FERRIO_WS_ENABLED", "false")]),
             Vec::<&str>::new()

@@ -158,6 +158,18 @@ pub(crate) struct RateLimit {
     pub(crate) enabled: bool,
     pub(crate) handshakes_per_10s: u32,
     pub(crate) events_per_second: u32,
+    /// What happens to an event over `events_per_second`.
+    pub(crate) over_limit: OverLimit,
+}
+
+/// What happens to an event over the event rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum OverLimit {
+    /// The event is dropped; the client is told once per run of dropped events.
+    Drop,
+    /// The client is told, then disconnected from the namespace.
+    Disconnect,
 }
 
 impl Default for RateLimit {
@@ -166,6 +178,7 @@ impl Default for RateLimit {
             enabled: false,
             handshakes_per_10s: 20,
             events_per_second: 50,
+            over_limit: OverLimit::Drop,
         }
     }
 }

@@ -176,9 +176,11 @@ fn refused(response: &Response, query: &str) -> Outcome {
         (503, Some(_)) => "the server is refusing connections (a connection limit); check its \
                            limits and load"
             .to_owned(),
-        (502..=504, _) => "the proxy in front cannot reach the Socket.IO server: check that \
-                           the backend is up and the proxy's upstream address"
-            .to_owned(),
+        (502..=504, _) => {
+            let fix = "the proxy in front cannot reach the Socket.IO server: check that the \
+                       backend is up and the proxy's upstream address";
+            return Outcome::fail(why, fix).code("proxy-upstream-unreachable");
+        }
         (429, _) => "the server is refusing connections (a connection or rate limit); \
                            check its limits and load"
             .to_owned(),

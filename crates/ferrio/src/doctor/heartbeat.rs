@@ -190,4 +190,5 @@ fn cut(what: &str, elapsed: Duration, open: &OpenData) -> Outcome {
             human(needed)
         ),
     )
+    .code("proxy-read-timeout")
 }

@@ -164,6 +164,19 @@ pub(crate) const NGINX_UPGRADE_FIX: &str = "behind nginx, forward the upgrade in
     proxy_set_header Connection \"upgrade\";\n\
 (other proxies: enable WebSocket support, e.g. Apache mod_proxy_wstunnel, an AWS ALB passes it by default)";
 
+/// A stable name for a failed WebSocket handshake, for `--json` readers.
+pub(crate) fn ws_code(error: &WsError) -> &'static str {
+    match error {
+        WsError::Status { status, .. } if status.as_u16() == 400 => {
+            "websocket-upgrade-not-forwarded"
+        }
+        WsError::Status { status, .. } if status.as_u16() == 502 => "websocket-bad-gateway",
+        WsError::Status { status, .. } if status.as_u16() == 404 => "websocket-not-found",
+        WsError::Status { .. } => "websocket-status",
+        WsError::Connect(_) | WsError::Other(_) => "websocket-failed",
+    }
+}
+
 /// What a failed WebSocket handshake means, and its fix.
 pub(crate) fn diagnose_ws(error: &WsError) -> (String, String) {
     match error {

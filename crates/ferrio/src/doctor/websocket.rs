@@ -65,7 +65,8 @@ pub(crate) async fn upgrade(target: &Target, timeout: Duration) -> Outcome {
                 format!(
                     "{fix}\nclients then stay on long-polling, or fail if they only use WebSocket"
                 ),
-            );
+            )
+            .code(probe::ws_code(&error));
         }
     };
     let switched = started.elapsed();
@@ -123,7 +124,8 @@ pub(crate) async fn direct(target: &Target, _timeout: Duration) -> (Outcome, Opt
                 Outcome::fail(
                     format!("a direct WebSocket failed: {why}"),
                     format!("{fix}\nclients with transports: [\"websocket\"] cannot connect"),
-                ),
+                )
+                .code(probe::ws_code(&error)),
                 None,
             );
         }

@@ -192,6 +192,15 @@ impl Verifier {
         }))
     }
 
+    /// The keys, for the start-up log: the algorithms, and where fetched keys come from.
+    pub(crate) fn describe_keys(&self) -> String {
+        let mut parts = self.algorithms();
+        if let Some(remote) = &self.remote {
+            parts.push(format!("the keys of {}", remote.url()));
+        }
+        parts.join(", ")
+    }
+
     /// The key set fetched from `auth.jwks_url`, if one is configured.
     pub(crate) fn remote(&self) -> Option<&RemoteJwks> {
         self.remote.as_ref()
@@ -287,9 +296,12 @@ impl Verifier {
             return Err(Refusal::new(
                 Reason::WrongKey,
                 format!(
-                    "token signed with {}{kid}, but this server has no such key (it verifies {})",
+                    "token signed with {}{kid}, but this server has no such key ({})",
                     algorithm_name(header.alg),
-                    self.algorithms().join(", ")
+                    match self.algorithms() {
+                        known if known.is_empty() => "it has no key yet".to_owned(),
+                        known => format!("it verifies {}", known.join(", ")),
+                    }
                 ),
             ));
         }

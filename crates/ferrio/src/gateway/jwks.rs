@@ -65,6 +65,11 @@ impl RemoteJwks {
         self.cached.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Where the set is fetched from.
+    pub(crate) fn url(&self) -> &Url {
+        &self.url
+    }
+
     /// The keys fetched last (none before the first fetch succeeds).
     pub(crate) fn keys(&self) -> Arc<Vec<KeyEntry>> {
         self.lock().keys.clone()

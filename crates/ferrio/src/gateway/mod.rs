@@ -60,7 +60,7 @@ impl Gateway {
             None => "no JWT key configured: every client is anonymous".to_owned(),
             Some(verifier) => format!(
                 "JWT auth with {}; anonymous clients {}",
-                verifier.algorithms().join(", "),
+                verifier.describe_keys(),
                 if self.allow_anonymous {
                     "allowed"
                 } else {

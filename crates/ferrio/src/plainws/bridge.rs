@@ -224,14 +224,14 @@ impl Bridge {
             .map_err(|e| Refused::new(format!("connection failed: {e}")))
     }
 
-    /// Sends event `name` with one argument, asking for ack `ack` when given.
+    /// Sends event `name` with these arguments, asking for ack `ack` when given.
     pub(crate) async fn emit(
         &mut self,
         name: &str,
-        arg: Value,
+        args: Vec<Value>,
         ack: Option<u64>,
     ) -> Result<(), String> {
-        let packet = Packet::event(self.nsp.as_str(), PacketData::event(name, [arg]), ack);
+        let packet = Packet::event(self.nsp.as_str(), PacketData::event(name, args), ack);
         self.ws
             .send(Message::text(engine_text(&packet)))
             .await

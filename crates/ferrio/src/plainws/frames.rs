@@ -22,7 +22,8 @@ pub(crate) enum ClientFrame {
     /// (forwarded to the events webhook); with an `id`, the answer comes back as `ack`.
     Emit {
         event: String,
-        data: Value,
+        /// The one argument; absent: none.
+        data: Option<Value>,
         id: Option<Value>,
     },
     /// `{"type":"ping"}`: answered with `{"type":"pong"}`.
@@ -58,8 +59,9 @@ struct EmitFields {
     #[serde(rename = "type")]
     _type: String,
     event: String,
-    #[serde(default)]
-    data: Value,
+    // `Some(Null)` for `"data": null`, unlike a plain `Option`: a null argument is one.
+    #[serde(default, deserialize_with = "present")]
+    data: Option<Value>,
     #[serde(default)]
     id: Option<Value>,
 }
@@ -71,6 +73,11 @@ struct PingFields {
     _type: String,
     #[serde(default)]
     id: Option<Value>,
+}
+
+/// A field that is present, whatever its value (`null` included).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// The frame types, in the order the error message lists them.
@@ -220,7 +227,15 @@ mod tests {
             parse(r#"{"type":"emit","event":"e"}"#),
             Ok(ClientFrame::Emit {
                 event: "e".into(),
-                data: Value::Null,
+                data: None,
+                id: None
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"emit","event":"e","data":null}"#),
+            Ok(ClientFrame::Emit {
+                event: "e".into(),
+                data: Some(Value::Null),
                 id: None
             })
         );

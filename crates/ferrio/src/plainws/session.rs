@@ -171,11 +171,11 @@ impl Session {
             Ok(frame) => frame,
             Err(message) => return send(client, &frames::error(&message, Map::new(), None)).await,
         };
-        let (event, arg, pending) = match frame {
+        let (event, args, pending) = match frame {
             ClientFrame::Ping { id } => return send(client, &frames::pong(id.as_ref())).await,
             ClientFrame::Join { room, id } => (
                 "join".to_owned(),
-                json!({ "room": room }),
+                vec![json!({ "room": room })],
                 Some(Pending {
                     request: "join",
                     room: Some(room),
@@ -184,7 +184,7 @@ impl Session {
             ),
             ClientFrame::Leave { room, id } => (
                 "leave".to_owned(),
-                json!({ "room": room }),
+                vec![json!({ "room": room })],
                 Some(Pending {
                     request: "leave",
                     room: Some(room),
@@ -198,7 +198,7 @@ impl Session {
                 id,
             } => (
                 "publish".to_owned(),
-                json!({ "room": room, "event": event, "data": data }),
+                vec![json!({ "room": room, "event": event, "data": data })],
                 Some(Pending {
                     request: "publish",
                     room: Some(room),
@@ -215,7 +215,7 @@ impl Session {
                     room: None,
                     id: Some(id),
                 });
-                (event, data, pending)
+                (event, data.into_iter().collect(), pending)
             }
         };
         let ack = match pending {
@@ -236,7 +236,7 @@ impl Session {
             }
             None => None,
         };
-        bridge.emit(&event, arg, ack).await.map_err(|_| Gone)
+        bridge.emit(&event, args, ack).await.map_err(|_| Gone)
     }
 }
 

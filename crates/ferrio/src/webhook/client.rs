@@ -1,9 +1,10 @@
-//! The outbound HTTP client of the gateway: one request on its own connection, `http://` or
-//! `https://` (rustls with the Mozilla roots), bounded in time as a whole. Webhooks and the
-//! JWKS fetch use it.
+//! The outbound HTTP client of the gateway, `http://` or `https://` (rustls with the Mozilla
+//! roots), each exchange bounded in time as a whole: one request on its own connection
+//! ([`send`], the JWKS fetch), or on kept-alive connections ([`Pool`], the webhooks).
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -103,8 +104,8 @@ pub(crate) struct Response {
     pub(crate) body: Bytes,
 }
 
-/// Sends one request and reads the whole answer, all within `timeout`. Cancel-safe: dropping
-/// the future drops the connection.
+/// Sends one request on a new connection and reads the whole answer, all within `timeout`.
+/// Cancel-safe: dropping the future drops the connection.
 pub(crate) async fn send(
     url: &Url,
     method: Method,
@@ -112,22 +113,24 @@ pub(crate) async fn send(
     body: Bytes,
     timeout: Duration,
 ) -> Result<Response, HttpError> {
-    match tokio::time::timeout(timeout, exchange(url, method, headers, body)).await {
+    let exchange = async {
+        let mut sender = connect(url).await?;
+        let request = build(url, method, headers, body)?;
+        read(sender.send_request(request).await).await
+    };
+    match tokio::time::timeout(timeout, exchange).await {
         Ok(result) => result,
         Err(_) => Err(HttpError::Timeout(timeout)),
     }
 }
 
-async fn exchange(
+/// The request of one exchange.
+fn build(
     url: &Url,
     method: Method,
     headers: &[(&str, String)],
     body: Bytes,
-) -> Result<Response, HttpError> {
-    let stream = TcpStream::connect((url.host.as_str(), url.port))
-        .await
-        .map_err(|e| HttpError::Connect(format!("{}:{}: {e}", url.host, url.port)))?;
-    let _ = stream.set_nodelay(true);
+) -> Result<Request<Full<Bytes>>, HttpError> {
     let mut request = Request::builder()
         .method(method)
         .uri(url.path_and_query.as_str())
@@ -139,9 +142,18 @@ async fn exchange(
     for (name, value) in headers {
         request = request.header(*name, value.as_str());
     }
-    let request = request
+    request
         .body(Full::new(body))
-        .map_err(|e| HttpError::Exchange(format!("invalid request: {e}")))?;
+        .map_err(|e| HttpError::Exchange(format!("invalid request: {e}")))
+}
+
+/// A sender on a new connection (TCP, then TLS for `https://`); the connection lives until the
+/// sender is dropped or the server closes it.
+async fn connect(url: &Url) -> Result<Sender, HttpError> {
+    let stream = TcpStream::connect((url.host.as_str(), url.port))
+        .await
+        .map_err(|e| HttpError::Connect(format!("{}:{}: {e}", url.host, url.port)))?;
+    let _ = stream.set_nodelay(true);
     if url.tls {
         let name = rustls::pki_types::ServerName::try_from(url.host.clone())
             .map_err(|e| HttpError::Tls(format!("{}: {e}", url.host)))?;
@@ -149,42 +161,153 @@ async fn exchange(
             .connect(name, stream)
             .await
             .map_err(|e| HttpError::Tls(e.to_string()))?;
-        over(tls, request).await
+        handshake(tls).await
     } else {
-        over(stream, request).await
+        handshake(stream).await
     }
 }
 
-/// One HTTP/1.1 exchange over an open stream.
-async fn over<S>(stream: S, request: Request<Full<Bytes>>) -> Result<Response, HttpError>
+/// The sending half of an HTTP/1.1 connection.
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn handshake<S>(stream: S) -> Result<Sender, HttpError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| HttpError::Exchange(format!("HTTP error: {e}")))?;
-    let driver = tokio::spawn(async move {
+    // Ends when the sender is dropped (the connection closes) or the server closes it.
+    tokio::spawn(async move {
         let _ = connection.await;
     });
-    let result = async {
-        let response = sender.send_request(request).await.map_err(|e| {
-            HttpError::Exchange(if e.is_incomplete_message() {
-                "the connection was closed before a complete answer came".to_owned()
-            } else {
-                format!("HTTP error: {e}")
-            })
-        })?;
-        let status = response.status();
-        let body = Limited::new(response.into_body(), MAX_BODY)
-            .collect()
-            .await
-            .map_err(|e| HttpError::Exchange(format!("cannot read the answer: {e}")))?
-            .to_bytes();
-        Ok(Response { status, body })
+    Ok(sender)
+}
+
+/// Reads a whole answer.
+async fn read(
+    response: Result<http::Response<hyper::body::Incoming>, hyper::Error>,
+) -> Result<Response, HttpError> {
+    let response = response.map_err(|e| {
+        HttpError::Exchange(if e.is_incomplete_message() {
+            "the connection was closed before a complete answer came".to_owned()
+        } else {
+            format!("HTTP error: {e}")
+        })
+    })?;
+    let status = response.status();
+    let body = Limited::new(response.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| HttpError::Exchange(format!("cannot read the answer: {e}")))?
+        .to_bytes();
+    Ok(Response { status, body })
+}
+
+/// Most idle connections kept per server.
+const MAX_IDLE: usize = 32;
+/// How long an idle connection is reused: below the shortest keep-alive timeout of common
+/// servers (gunicorn's 2 s), so the server rarely closes one just as a request goes out.
+const IDLE_LIFETIME: Duration = Duration::from_millis(1500);
+
+/// A connection waiting for its next request.
+struct Idle {
+    sender: Sender,
+    since: Instant,
+}
+
+/// Connections kept open between requests (HTTP/1.1 keep-alive), by server: a busy webhook
+/// pays the TCP and TLS handshakes once, not per call.
+#[derive(Default)]
+pub(crate) struct Pool {
+    idle: Mutex<HashMap<(bool, String, u16), Vec<Idle>>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").finish_non_exhaustive()
     }
-    .await;
-    driver.abort();
-    result
+}
+
+fn origin(url: &Url) -> (bool, String, u16) {
+    (url.tls, url.host.clone(), url.port)
+}
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(bool, String, u16), Vec<Idle>>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An idle connection to `url`'s server that is still open and fresh.
+    fn take(&self, url: &Url) -> Option<Sender> {
+        let mut idle = self.lock();
+        let list = idle.get_mut(&origin(url))?;
+        while let Some(entry) = list.pop() {
+            if entry.since.elapsed() < IDLE_LIFETIME
+                && !entry.sender.is_closed()
+                && entry.sender.is_ready()
+            {
+                return Some(entry.sender);
+            }
+        }
+        None
+    }
+
+    /// Keeps a connection whose exchange completed, unless it is closing or enough are kept.
+    fn put(&self, url: &Url, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.lock();
+        let list = idle.entry(origin(url)).or_default();
+        list.retain(|entry| entry.since.elapsed() < IDLE_LIFETIME && !entry.sender.is_closed());
+        if list.len() < MAX_IDLE {
+            list.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// [`send`] on a kept connection when one is idle, else on a new one that is kept after.
+    /// A request a kept connection refused before sending it (the server had closed it) goes
+    /// out on the next one; a request that was sent is never sent twice.
+    pub(crate) async fn send(
+        &self,
+        url: &Url,
+        method: Method,
+        headers: &[(&str, String)],
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Response, HttpError> {
+        let exchange = async {
+            while let Some(mut sender) = self.take(url) {
+                let request = build(url, method.clone(), headers, body.clone())?;
+                match sender.try_send_request(request).await {
+                    Ok(response) => {
+                        let answer = read(Ok(response)).await?;
+                        self.put(url, sender);
+                        return Ok(answer);
+                    }
+                    Err(mut error) => {
+                        if error.take_message().is_some() {
+                            continue;
+                        }
+                        return read(Err(error.into_error())).await;
+                    }
+                }
+            }
+            let mut sender = connect(url).await?;
+            let request = build(url, method, headers, body)?;
+            let answer = read(sender.send_request(request).await).await?;
+            self.put(url, sender);
+            Ok(answer)
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(HttpError::Timeout(timeout)),
+        }
+    }
 }
 
 /// The client TLS settings: the Mozilla roots, ring, TLS 1.2 and 1.3. Built once.

@@ -36,6 +36,8 @@ pub(crate) struct Webhooks {
     secret: Option<Vec<u8>>,
     /// Places for calls under way, `webhooks.max_in_flight`; `None`: no limit.
     in_flight: Option<(Arc<Semaphore>, usize)>,
+    /// Connections kept open to the backends.
+    pool: client::Pool,
 }
 
 /// The counter of webhook calls, by hook (`event`, `connect`, `disconnect`) and outcome (`ok`,
@@ -95,6 +97,7 @@ impl Webhooks {
                 )),
                 Err(_) => None,
             },
+            pool: client::Pool::default(),
         };
         if config.timeout.is_zero() {
             return Err("webhooks.timeout is 0: no call could ever complete".to_owned());
@@ -147,7 +150,10 @@ impl Webhooks {
             headers.push((signature::HEADER, signature::sign(secret, &bytes)));
         }
         let started = Instant::now();
-        let result = client::send(url, ::http::Method::POST, &headers, bytes, self.timeout).await;
+        let result = self
+            .pool
+            .send(url, ::http::Method::POST, &headers, bytes, self.timeout)
+            .await;
         metrics::histogram!(CALL_SECONDS, "hook" => hook).record(started.elapsed().as_secs_f64());
         count(
             hook,

@@ -3,11 +3,12 @@
 
 #![allow(dead_code)] // Each test file uses part of it.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
 use bytes::Bytes;
 use http::HeaderMap;
@@ -20,6 +21,8 @@ pub(crate) struct Recorded {
     pub(crate) path: String,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
+    /// The caller's address: the same for calls on one kept-alive connection.
+    pub(crate) peer: Option<SocketAddr>,
 }
 
 impl Recorded {
@@ -37,6 +40,9 @@ pub(crate) enum Reply {
     Text(u16, &'static str),
     /// Never answers.
     Hang,
+    /// This status and JSON body, then closes the connection (`Connection: close`), as
+    /// servers without keep-alive do.
+    JsonThenClose(u16, Value),
 }
 
 type Handler = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
@@ -71,21 +77,33 @@ impl Backend {
                     path: parts.uri.path().to_owned(),
                     headers: parts.headers,
                     body,
+                    peer: parts
+                        .extensions
+                        .get::<ConnectInfo<SocketAddr>>()
+                        .map(|info| info.0),
                 };
                 log.lock().unwrap().push(recorded.clone());
+                let mut close = false;
                 let (status, content_type, body) = match handler(&recorded) {
                     Reply::Json(status, value) => (status, "application/json", value.to_string()),
                     Reply::Text(status, text) => (status, "text/plain", text.to_owned()),
+                    Reply::JsonThenClose(status, value) => {
+                        close = true;
+                        (status, "application/json", value.to_string())
+                    }
                     Reply::Hang => std::future::pending().await,
                 };
-                Response::builder()
+                let mut response = Response::builder()
                     .status(status)
-                    .header("content-type", content_type)
-                    .body(Body::from(body))
-                    .unwrap()
+                    .header("content-type", content_type);
+                if close {
+                    response = response.header("connection", "close");
+                }
+                response.body(Body::from(body)).unwrap()
             }
         });
         tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let _ = axum::serve(listener, app).await;
         });
         Self { url, recorded }

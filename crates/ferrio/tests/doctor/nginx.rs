@@ -79,6 +79,7 @@ async fn nginx_without_the_upgrade_headers_fails_the_upgrade_with_the_fix() {
     for name in ["upgrade", "websocket"] {
         let failed = step(&report, name);
         assert_eq!(failed["status"], "fail", "{name}");
+        assert_eq!(failed["code"], "websocket-upgrade-not-forwarded", "{name}");
         assert!(
             text(failed, "detail").contains(
                 "answered 400 Bad Request {\"code\":3,\"message\":\"Bad request\"}: the \
@@ -127,6 +128,7 @@ async fn nginx_reading_for_less_than_the_ping_interval_cuts_the_heartbeat() {
     assert_eq!(step(&report, "upgrade")["status"], "pass");
     let heartbeat = step(&report, "heartbeat");
     assert_eq!(heartbeat["status"], "fail");
+    assert_eq!(heartbeat["code"], "proxy-read-timeout");
     assert!(
         text(heartbeat, "detail").ends_with(
             "before the server's first ping (due after 2.5 s): a proxy read timeout shorter \
@@ -146,6 +148,7 @@ async fn nginx_reading_for_less_than_the_ping_interval_cuts_the_heartbeat() {
         .json();
     let heartbeat = step(&report, "heartbeat");
     assert_eq!(heartbeat["status"], "fail");
+    assert_eq!(heartbeat["code"], "proxy-read-timeout");
     assert!(
         text(heartbeat, "detail")
             .starts_with("the held poll was answered 504 Gateway Timeout after 1."),
@@ -169,6 +172,7 @@ async fn nginx_without_its_backend_fails_the_handshake_with_502() {
     let report = run.json();
     let handshake = step(&report, "handshake");
     assert_eq!(handshake["status"], "fail");
+    assert_eq!(handshake["code"], "proxy-upstream-unreachable");
     assert!(
         text(handshake, "detail")
             .starts_with("GET /socket.io/?EIO=4&transport=polling answered 502 Bad Gateway"),
@@ -206,6 +210,7 @@ async fn nginx_speaking_http_1_0_to_the_server_fails_the_upgrade() {
         text(upgrade, "detail"),
         format!("the upgrade from polling failed: {UPGRADE_400}")
     );
+    assert_eq!(upgrade["code"], "websocket-upgrade-not-forwarded");
     assert!(text(upgrade, "fix").contains("\nproxy_http_version 1.1;\n"));
     let websocket = step(&report, "websocket");
     assert_eq!(
@@ -436,5 +441,45 @@ async fn nginx_adding_cors_headers_on_top_of_the_server_doubles_them() {
     assert_eq!(
         step(&report, "preflight")["code"],
         "cors-preflight-duplicate-origin"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nginx_overriding_the_allowed_origin_fails_for_the_page_origin() {
+    let Some(binary) = nginx_binary(WHAT) else {
+        return;
+    };
+    let backend = ferrio(Some(allow(ORIGIN))).await;
+    // The server's header is replaced by a fixed origin that is not the page's.
+    let location = format!(
+        "{NGINX_UPGRADE}\nproxy_hide_header Access-Control-Allow-Origin;\n\
+         add_header Access-Control-Allow-Origin \"https://admin.test\" always;"
+    );
+    let proxy = nginx(&binary, &backend, &location);
+    let run = doctor(&[
+        &proxy.url("http"),
+        "--origin",
+        ORIGIN,
+        "--json",
+        "--timeout",
+        "5s",
+    ])
+    .await;
+    assert_eq!(run.code, 1);
+    let report = run.json();
+    let cors = step(&report, "cors");
+    assert_eq!(cors["status"], "fail");
+    assert!(
+        text(cors, "detail").starts_with(
+            "Access-Control-Allow-Origin is \"https://admin.test\", not \"http://app.test\""
+        ),
+        "{cors}"
+    );
+    let preflight = step(&report, "preflight");
+    assert_eq!(preflight["code"], "cors-preflight-wrong-origin");
+    assert_eq!(
+        text(preflight, "detail"),
+        "the preflight answer allows origin \"https://admin.test\", not \"http://app.test\": \
+         browsers block the polling POST"
     );
 }
