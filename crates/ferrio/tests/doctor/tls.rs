@@ -306,3 +306,58 @@ async fn the_wrong_scheme_is_diagnosed_both_ways() {
     assert!(text(handshake, "fix")
         .starts_with(&format!("use {}/socket.io/ (and --ca-file", proxy.https())));
 }
+
+/// A bare TLS endpoint (rustls, as `ferrio serve` with `server.tls_cert`): it completes TLS
+/// handshakes, and answers anything else with a TLS alert and a close. Serves until aborted.
+async fn bare_tls_port(leaf: &CertifiedPem) -> (String, tokio::task::JoinHandle<()>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let cert = CertificateDer::from_pem_slice(leaf.cert.as_bytes()).expect("certificate");
+    let key = PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).expect("key");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A plain HTTP request fails the handshake and the connection is dropped.
+                let _ = acceptor.accept(tcp).await;
+            });
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_port_that_closes_plain_http_gets_the_https_hint() {
+    let ca = TestCa::new("Ferrio test CA");
+    let (url, server) = bare_tls_port(&localhost_leaf(&ca, Validity::CURRENT)).await;
+    let run = doctor(&[&url, "--json", "--timeout", "3s"]).await;
+    server.abort();
+    assert_eq!(run.code, 1);
+    let report = run.json();
+    let handshake = step(&report, "handshake");
+    assert_eq!(handshake["code"], "tls-expected");
+    assert_eq!(
+        text(handshake, "detail"),
+        "GET /socket.io/?EIO=4&transport=polling failed: the answer is not HTTP/1.1: invalid \
+         HTTP version parsed\nthis port speaks TLS: the URL should be https://"
+    );
+    let https = url.replace("http://", "https://");
+    assert!(
+        text(handshake, "fix").starts_with(&format!("use {https}/socket.io/ (and --ca-file")),
+        "{handshake}"
+    );
+}
