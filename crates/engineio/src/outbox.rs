@@ -90,6 +90,11 @@ impl Outbox {
         count
     }
 
+    /// Takes every queued packet, leaving an empty queue that holds no allocation.
+    pub(crate) fn take_all(&self) -> VecDeque<Packet> {
+        std::mem::take(&mut *self.lock())
+    }
+
     /// Waits until a packet may have been queued since the last drain. Cancel-safe.
     pub(crate) async fn ready(&self) {
         self.ready.notified().await;

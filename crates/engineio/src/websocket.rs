@@ -1,5 +1,6 @@
 //! The WebSocket transport: direct sessions, the upgrade from polling, and the frame loop.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -125,7 +126,7 @@ pub(crate) fn spawn_direct<H: EngineHandler>(
             return;
         }
         engine.announce(&socket);
-        run(&engine, &socket, stream).await;
+        run(&engine, &socket, &mut stream).await;
     });
 }
 
@@ -167,7 +168,8 @@ pub(crate) fn spawn_upgrade<H: EngineHandler>(
                 socket.upgrading.store(false, Ordering::Release);
                 socket.upgraded.notify_waiters();
                 tracing::debug!(sid = %socket.id(), "upgraded to websocket");
-                run(&engine, &socket, stream).await;
+                let mut stream = stream;
+                run(&engine, &socket, &mut stream).await;
             }
             None => {
                 // The session goes on over polling; the client may try again.
@@ -226,11 +228,12 @@ async fn next_packet<D>(socket: &Socket<D>, stream: &mut Stream) -> Option<Packe
 async fn run<H: EngineHandler>(
     engine: &Engine<H>,
     socket: &Arc<Socket<H::Data>>,
-    mut stream: Stream,
+    // Borrowed, not moved: a stream moved into this future would be stored twice in the
+    // session's task, once in the caller's state and once in this one (~0.5 KiB per connection).
+    stream: &mut Stream,
 ) {
     // After an upgrade a last poll may still be writing; its answer goes first.
     let _writer = socket.writer.lock().await;
-    let mut batch = Vec::new();
     loop {
         tokio::select! {
             biased;
@@ -288,14 +291,15 @@ async fn run<H: EngineHandler>(
             }
             () = socket.outbox.ready() => {
                 let farewell = socket.farewell();
-                socket.outbox.drain_into(&mut batch);
+                // The whole queue is taken, so an idle session keeps no queue allocation.
+                let mut batch = socket.outbox.take_all();
                 if farewell == Some(Farewell::Abort) {
                     // Dropping the stream cuts the TCP connection without a close frame.
                     socket.finish_close();
                     return;
                 }
                 let written = write_batch(
-                    &mut stream,
+                    stream,
                     &mut batch,
                     socket.protocol(),
                     &engine.traffic().websocket_out,
@@ -319,7 +323,7 @@ async fn run<H: EngineHandler>(
 /// when the stream has taken it all.
 async fn write_batch(
     stream: &mut Stream,
-    batch: &mut Vec<Packet>,
+    batch: &mut VecDeque<Packet>,
     protocol: ProtocolVersion,
     sent: &Flow,
 ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
