@@ -129,11 +129,16 @@ fn api_history(port: u16, room: &str) -> Vec<(u64, String)> {
 type Received = Arc<Mutex<Vec<(String, Value)>>>;
 
 async fn client(port: u16) -> (Socket, Received) {
+    let reconnection = ReconnectionConfig {
+        enabled: false,
+        ..ReconnectionConfig::default()
+    };
+    client_with(port, reconnection).await
+}
+
+async fn client_with(port: u16, reconnection: ReconnectionConfig) -> (Socket, Received) {
     let manager = Manager::new(ClientConfig {
-        reconnection: ReconnectionConfig {
-            enabled: false,
-            ..ReconnectionConfig::default()
-        },
+        reconnection,
         ..ClientConfig::new(format!("http://127.0.0.1:{port}"))
     })
     .expect("client config");
@@ -504,4 +509,52 @@ fn every_emit_answered_200_survives_a_sigkill() {
 
     let server = Ferrio::start(dir.path(), port, &env);
     assert_eq!(api_history(server.port, "news"), acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_recovers_across_a_sigkill_of_ferrio_serve() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let env = [("FERRIO_RECOVERY_ENABLED", "true")];
+    let server = Ferrio::start(dir.path(), port, &env);
+    let retrying = ReconnectionConfig {
+        enabled: true,
+        attempts: Some(200),
+        delay: Duration::from_millis(50),
+        delay_max: Duration::from_millis(100),
+        randomization_factor: 0.0,
+    };
+    let (a, received) = client_with(port, retrying).await;
+    let id = a.id().expect("an id");
+    assert!(!a.recovered());
+    call(&a, "join", json!({ "room": "news" })).await;
+    let (b, _) = client(port).await;
+    publish(&b, "news", "p1").await;
+    wait_for(&received, "chat", 1).await;
+    // A durable publish is answered once its batch is on disk, and with it everything queued
+    // before: a's session (its rooms) and the recovery packet of p1.
+    publish(&b, "news-elsewhere", "sync").await;
+    server.kill();
+
+    let server = Ferrio::start(dir.path(), port, &env);
+    let (c, _) = client(server.port).await;
+    publish(&c, "news", "p2").await;
+    let deadline = Instant::now() + WAIT;
+    while !(a.connected() && a.recovered()) {
+        assert!(Instant::now() < deadline, "a never recovered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(a.id().as_deref(), Some(id.as_str()), "the same id");
+    wait_for(&received, "chat", 2).await;
+    // Its room is back, and nothing came twice.
+    publish(&c, "news", "p3").await;
+    let seen = wait_for(&received, "chat", 3).await;
+    assert_eq!(
+        seen,
+        [
+            json!({"text": "p1"}),
+            json!({"text": "p2"}),
+            json!({"text": "p3"})
+        ]
+    );
 }
