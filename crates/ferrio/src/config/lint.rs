@@ -487,8 +487,9 @@ fn webhooks(config: &Config, out: &mut Vec<Lint>) {
             "webhooks-invalid",
             Severity::Error,
             e,
-            "write each webhook as a full URL, http://host[:port]/path or https://..., and give \
-             webhooks.timeout a duration above 0 (5s is the default)",
+            "write each webhook as a full URL, http://host[:port]/path or https://..., give \
+             webhooks.timeout a duration above 0 (5s is the default), and point \
+             webhooks.ca_file (if set) at a PEM file of CA certificates",
         )),
         Ok(Some(_)) if config.webhooks.secret.is_empty() => out.push(lint(
             "webhooks-unsigned",
@@ -860,9 +861,23 @@ mod tests {
             vec![
                 "error[webhooks-invalid]: webhooks.events_url: \"backend:8000/events\" is not \
                   a URL (invalid format)\n  fix: write each webhook as a full URL, \
-                  http://host[:port]/path or https://..., and give webhooks.timeout a duration \
-                  above 0 (5s is the default)"
+                  http://host[:port]/path or https://..., give webhooks.timeout a duration \
+                  above 0 (5s is the default), and point webhooks.ca_file (if set) at a PEM \
+                  file of CA certificates"
             ]
+        );
+        assert_eq!(
+            text(&[
+                ("FERRIO_WEBHOOKS_EVENTS_URL", "https://api.example/events"),
+                ("FERRIO_WEBHOOKS_SECRET", "s"),
+                ("FERRIO_WEBHOOKS_CA_FILE", "/nonexistent/ca.pem"),
+            ])[0]
+                .lines()
+                .next(),
+            Some(
+                "error[webhooks-invalid]: webhooks.ca_file: cannot read /nonexistent/ca.pem: No \
+                 such file or directory (os error 2)"
+            )
         );
         assert_eq!(
             text(&[(
