@@ -436,6 +436,7 @@ fn rooms(config: &Config, out: &mut Vec<Lint>) {
         ("rooms.publish", &rooms.publish),
         ("rooms.public_join", &rooms.public_join),
         ("rooms.public_publish", &rooms.public_publish),
+        ("history.rooms", &config.history.rooms),
     ];
     for (key, patterns) in sets {
         for pattern in patterns {
@@ -754,6 +755,10 @@ mod tests {
             (
                 &[("FERRIO_ROOMS_PUBLIC_JOIN", "lobby")],
                 &["rooms-pattern-unanchored"],
+            ),
+            (
+                &[("FERRIO_HISTORY_ROOMS", "news,^a($")],
+                &["rooms-pattern-invalid", "rooms-pattern-unanchored"],
             ),
             (&[("FERRIO_CLUSTER_NODES", "3")], &["cluster-no-adapter"]),
             (
