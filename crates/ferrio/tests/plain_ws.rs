@@ -614,7 +614,7 @@ async fn requests_dropped_by_the_rate_limit_are_answered_with_an_error() {
         })
     );
     // ... and every refused request is given up with an error once its time is over.
-    let mut given_up = vec![next(&mut ws).await, next(&mut ws).await];
+    let mut given_up = [next(&mut ws).await, next(&mut ws).await];
     given_up.sort_by_key(|frame| frame["id"].as_i64());
     for (frame, id) in given_up.iter().zip(2..) {
         assert_eq!(
