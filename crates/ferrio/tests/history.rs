@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferrio_client::{ClientConfig, Manager, Payload, ReconnectionConfig, Socket};
+use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
 
 /// Every wait of these tests ends by then.
@@ -137,12 +138,23 @@ async fn client(port: u16) -> (Socket, Received) {
 }
 
 async fn client_with(port: u16, reconnection: ReconnectionConfig) -> (Socket, Received) {
+    client_as(port, reconnection, None).await
+}
+
+async fn client_as(
+    port: u16,
+    reconnection: ReconnectionConfig,
+    token: Option<&str>,
+) -> (Socket, Received) {
     let manager = Manager::new(ClientConfig {
         reconnection,
         ..ClientConfig::new(format!("http://127.0.0.1:{port}"))
     })
     .expect("client config");
     let socket = manager.socket("/").expect("socket");
+    if let Some(token) = token {
+        socket.set_auth(json!({ "token": token }).as_object().cloned());
+    }
     let received: Received = Arc::default();
     let sink = received.clone();
     socket.on_any(move |_socket, event| {
@@ -557,4 +569,56 @@ async fn a_client_recovers_across_a_sigkill_of_ferrio_serve() {
             json!({"text": "p3"})
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovered_user_keeps_the_permissions_of_its_token() {
+    const SECRET: &str = "fedcba9876543210fedcba9876543210";
+    let token = encode(
+        &Header::default(),
+        &json!({ "sub": "u1", "rooms": ["team_*"], "publish": ["team_*"], "exp": 4_000_000_000u64 }),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("token");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let env = [
+        ("FERRIO_RECOVERY_ENABLED", "true"),
+        ("FERRIO_AUTH_JWT_SECRET", SECRET),
+        ("FERRIO_AUTH_ALLOW_ANONYMOUS", "true"),
+        ("FERRIO_HISTORY_ROOMS", "^team_.+$"),
+    ];
+    let server = Ferrio::start(dir.path(), port, &env);
+    let retrying = ReconnectionConfig {
+        enabled: true,
+        attempts: Some(200),
+        delay: Duration::from_millis(50),
+        delay_max: Duration::from_millis(100),
+        randomization_factor: 0.0,
+    };
+    let (user, received) = client_as(port, retrying, Some(&token)).await;
+    assert_eq!(
+        call(&user, "join", json!({ "room": "team_a" })).await,
+        json!({ "ok": true, "room": "team_a" })
+    );
+    let ack = publish(&user, "team_a", "before").await;
+    assert_eq!(ack["ok"], json!(true), "{ack}");
+    wait_for(&received, "chat", 1).await;
+    // Answered once on disk, with the recovery packet of "before" queued ahead of it.
+    publish(&user, "team_b", "sync").await;
+    server.kill();
+
+    let _server = Ferrio::start(dir.path(), port, &env);
+    let deadline = Instant::now() + WAIT;
+    while !(user.connected() && user.recovered()) {
+        assert!(Instant::now() < deadline, "the user never recovered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Still the user of the token: its rooms and permissions, not an anonymous client's.
+    let ack = publish(&user, "team_a", "after").await;
+    assert_eq!(ack["ok"], json!(true), "{ack}");
+    let page = call(&user, "history", json!({ "room": "team_a" })).await;
+    assert_eq!(texts(&page), ["before", "after"]);
+    let seen = wait_for(&received, "chat", 2).await;
+    assert_eq!(seen, [json!({"text": "before"}), json!({"text": "after"})]);
 }
