@@ -29,7 +29,7 @@ run() { # target libfuzzer-options...
   # grep hides libFuzzer's progress lines; the status is cargo-fuzz's.
   set +e
   cargo fuzz run "$target" -- "$@" -print_final_stats=1 2>&1 \
-    | grep -E "^(Done|stat::number_of_executed_units|==[0-9]+== ERROR|SUMMARY)|panicked|thread '|error"
+    | grep -E "^(Done|stat::number_of_executed_units|==[0-9]+== ERROR|SUMMARY)|panicked|thread '|^error"
   local status=("${PIPESTATUS[@]}")
   set -e
   return "${status[0]}"

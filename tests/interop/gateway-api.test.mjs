@@ -178,6 +178,23 @@ describe("gateway HTTP API and drain with socket.io-client v4", { skip: MISSING 
     ]);
   });
 
+  test("an emit with ack answers with the callbacks' arguments, binary included, and the timeouts", async () => {
+    assert.equal(clients.length, 3, "the clients of the previous test");
+    const [alice, bob, guest] = clients;
+    alice.socket.on("confirm", (data, callback) => callback("yes", data.order));
+    bob.socket.on("confirm", (_data, callback) => callback({ file: Buffer.from([0, 1]) }));
+    // guest has no handler for it, so it never acknowledges.
+    const answer = await api("/emit", { event: "confirm", data: { order: 7 }, ack: { timeout: "2s" } });
+    const expected = [
+      { socket: alice.socket.id, args: ["yes", 7] },
+      { socket: bob.socket.id, args: [{ file: { $binary: "AAE=" } }] },
+      { socket: guest.socket.id, error: "no acknowledgement within the timeout", code: "timeout" },
+    ].sort((a, b) => (a.socket < b.socket ? -1 : 1));
+    assert.deepEqual(answer, { status: 200, body: { recipients: 3, acks: expected } });
+    for (const client of clients) client.socket.off("confirm");
+    for (const client of clients) client.events.length = 0;
+  });
+
   test("SIGTERM: clients see transport close and try to reconnect; the process exits 0", async () => {
     assert.equal(clients.length, 3, "the clients of the previous test");
     server.child.kill("SIGTERM");

@@ -7,6 +7,9 @@
 //! Abuse resistance: every limit is a field of [`EngineConfig`] (or of [`ServeConfig`] for the
 //! HTTP loop), refusals answer with a message naming the limit, and each is logged and counted
 //! in [`REFUSALS_TOTAL`] through the `metrics` facade. The rate limiter is [`rate`], sans-IO.
+//! Behind a reverse proxy, [`TrustedProxies`] finds the client's address for the per-address
+//! limits. With the `tls` cargo feature, `serve_tls` serves over TLS (rustls) from PEM files
+//! that `TlsFiles::reload` re-reads without dropping open connections (`docs/tls.md`).
 //!
 //! Metrics: besides refusals, the engine counts handshakes ([`HANDSHAKES_TOTAL`]), upgrades
 //! ([`UPGRADES_TOTAL`]), disconnects by reason ([`DISCONNECTS_TOTAL`]) and Engine.IO packets and

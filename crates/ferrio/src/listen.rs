@@ -26,6 +26,7 @@ pub(crate) fn serve(
     let local = listener.local_addr()?;
     match (server.tls_cert.is_empty(), server.tls_key.is_empty()) {
         (true, true) => {
+            ignore_hangup()?;
             tracing::info!("ferrio listening on http://{local} (Socket.IO at {path})");
             Ok(Box::pin(ferrio_socketio::serve(listener, app)))
         }
@@ -65,6 +66,19 @@ fn reload_on_hangup(tls: TlsFiles) -> anyhow::Result<()> {
                     "TLS reload failed; the previous certificate stays in use"
                 ),
             }
+        }
+    });
+    Ok(())
+}
+
+/// Without TLS there is nothing to reload, but a SIGHUP (sent by habit, or by a log rotation
+/// script) must not end the process, which is the signal's default action: it is logged.
+fn ignore_hangup() -> anyhow::Result<()> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot listen for SIGHUP")?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP received: no TLS files to reload (server.tls_cert is not set)");
         }
     });
     Ok(())

@@ -241,3 +241,20 @@ async fn a_tcp_reset_is_cleaned_up() {
     assert_eq!(server.wait_connections(1.0, NOTICE), 1.0);
     still_served(&mut bystander, 1).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hangup_without_tls_is_logged_and_the_server_stays() {
+    let server = serve();
+    let (mut client, _) = websocket_client(server.port).await;
+    server.signal("HUP");
+    assert!(
+        server.wait_for_log(
+            "SIGHUP received: no TLS files to reload (server.tls_cert is not set)",
+            NOTICE
+        ),
+        "{}",
+        server.log_text()
+    );
+    still_served(&mut client, 1).await;
+    assert_eq!(server.get("/health"), (200, "ok".to_owned()));
+}

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferrio_client::{ClientConfig, Manager, Payload, ReconnectionConfig, Socket};
+use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
 
 /// Every wait of these tests ends by then.
@@ -129,15 +130,31 @@ fn api_history(port: u16, room: &str) -> Vec<(u64, String)> {
 type Received = Arc<Mutex<Vec<(String, Value)>>>;
 
 async fn client(port: u16) -> (Socket, Received) {
+    let reconnection = ReconnectionConfig {
+        enabled: false,
+        ..ReconnectionConfig::default()
+    };
+    client_with(port, reconnection).await
+}
+
+async fn client_with(port: u16, reconnection: ReconnectionConfig) -> (Socket, Received) {
+    client_as(port, reconnection, None).await
+}
+
+async fn client_as(
+    port: u16,
+    reconnection: ReconnectionConfig,
+    token: Option<&str>,
+) -> (Socket, Received) {
     let manager = Manager::new(ClientConfig {
-        reconnection: ReconnectionConfig {
-            enabled: false,
-            ..ReconnectionConfig::default()
-        },
+        reconnection,
         ..ClientConfig::new(format!("http://127.0.0.1:{port}"))
     })
     .expect("client config");
     let socket = manager.socket("/").expect("socket");
+    if let Some(token) = token {
+        socket.set_auth(json!({ "token": token }).as_object().cloned());
+    }
     let received: Received = Arc::default();
     let sink = received.clone();
     socket.on_any(move |_socket, event| {
@@ -504,4 +521,104 @@ fn every_emit_answered_200_survives_a_sigkill() {
 
     let server = Ferrio::start(dir.path(), port, &env);
     assert_eq!(api_history(server.port, "news"), acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_recovers_across_a_sigkill_of_ferrio_serve() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let env = [("FERRIO_RECOVERY_ENABLED", "true")];
+    let server = Ferrio::start(dir.path(), port, &env);
+    let retrying = ReconnectionConfig {
+        enabled: true,
+        attempts: Some(200),
+        delay: Duration::from_millis(50),
+        delay_max: Duration::from_millis(100),
+        randomization_factor: 0.0,
+    };
+    let (a, received) = client_with(port, retrying).await;
+    let id = a.id().expect("an id");
+    assert!(!a.recovered());
+    call(&a, "join", json!({ "room": "news" })).await;
+    let (b, _) = client(port).await;
+    publish(&b, "news", "p1").await;
+    wait_for(&received, "chat", 1).await;
+    // A durable publish is answered once its batch is on disk, and with it everything queued
+    // before: a's session (its rooms) and the recovery packet of p1.
+    publish(&b, "news-elsewhere", "sync").await;
+    server.kill();
+
+    let server = Ferrio::start(dir.path(), port, &env);
+    let (c, _) = client(server.port).await;
+    publish(&c, "news", "p2").await;
+    let deadline = Instant::now() + WAIT;
+    while !(a.connected() && a.recovered()) {
+        assert!(Instant::now() < deadline, "a never recovered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(a.id().as_deref(), Some(id.as_str()), "the same id");
+    wait_for(&received, "chat", 2).await;
+    // Its room is back, and nothing came twice.
+    publish(&c, "news", "p3").await;
+    let seen = wait_for(&received, "chat", 3).await;
+    assert_eq!(
+        seen,
+        [
+            json!({"text": "p1"}),
+            json!({"text": "p2"}),
+            json!({"text": "p3"})
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovered_user_keeps_the_permissions_of_its_token() {
+    const SECRET: &str = "fedcba9876543210fedcba9876543210";
+    let token = encode(
+        &Header::default(),
+        &json!({ "sub": "u1", "rooms": ["team_*"], "publish": ["team_*"], "exp": 4_000_000_000u64 }),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("token");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let env = [
+        ("FERRIO_RECOVERY_ENABLED", "true"),
+        ("FERRIO_AUTH_JWT_SECRET", SECRET),
+        ("FERRIO_AUTH_ALLOW_ANONYMOUS", "true"),
+        ("FERRIO_HISTORY_ROOMS", "^team_.+$"),
+    ];
+    let server = Ferrio::start(dir.path(), port, &env);
+    let retrying = ReconnectionConfig {
+        enabled: true,
+        attempts: Some(200),
+        delay: Duration::from_millis(50),
+        delay_max: Duration::from_millis(100),
+        randomization_factor: 0.0,
+    };
+    let (user, received) = client_as(port, retrying, Some(&token)).await;
+    assert_eq!(
+        call(&user, "join", json!({ "room": "team_a" })).await,
+        json!({ "ok": true, "room": "team_a" })
+    );
+    let ack = publish(&user, "team_a", "before").await;
+    assert_eq!(ack["ok"], json!(true), "{ack}");
+    wait_for(&received, "chat", 1).await;
+    // Answered once on disk, with the recovery packet of "before" queued ahead of it.
+    publish(&user, "team_b", "sync").await;
+    server.kill();
+
+    let _server = Ferrio::start(dir.path(), port, &env);
+    let deadline = Instant::now() + WAIT;
+    while !(user.connected() && user.recovered()) {
+        assert!(Instant::now() < deadline, "the user never recovered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Still the user of the token: its rooms and permissions, not an anonymous client's.
+    let ack = publish(&user, "team_a", "after").await;
+    assert_eq!(ack["ok"], json!(true), "{ack}");
+    let page = call(&user, "history", json!({ "room": "team_a" })).await;
+    assert_eq!(texts(&page), ["before", "after"]);
+    let seen = wait_for(&received, "chat", 2).await;
+    assert_eq!(seen, [json!({"text": "before"}), json!({"text": "after"})]);
 }

@@ -582,3 +582,51 @@ async fn the_namespace_parameter_picks_the_namespace() {
     );
     assert_eq!(close.expect("a close frame").0, CloseCode::Policy);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_dropped_by_the_rate_limit_are_answered_with_an_error() {
+    let server = start(&[
+        ("FERRIO_RATE_LIMIT_ENABLED", "true"),
+        ("FERRIO_RATE_LIMIT_EVENTS_PER_SECOND", "1"),
+        ("FERRIO_WEBHOOKS_TIMEOUT", "1s"),
+        ("FERRIO_ROOMS_PUBLIC_JOIN", "^lobby$"),
+    ]);
+    let mut ws = open(server.port, "", &[]).await;
+    assert_eq!(next(&mut ws).await["type"], "connected");
+    for id in 1..=3 {
+        send(
+            &mut ws,
+            json!({ "type": "join", "room": "lobby", "id": id }),
+        )
+        .await;
+    }
+    assert_eq!(
+        next(&mut ws).await,
+        json!({ "type": "joined", "room": "lobby", "id": 1 })
+    );
+    // The first refused event is announced, as to Socket.IO clients ...
+    assert_eq!(
+        next(&mut ws).await,
+        json!({
+            "type": "event",
+            "event": "error",
+            "data": { "message": "Too many events (max 1 per 1s)" }
+        })
+    );
+    // ... and every refused request is given up with an error once its time is over.
+    let mut given_up = [next(&mut ws).await, next(&mut ws).await];
+    given_up.sort_by_key(|frame| frame["id"].as_i64());
+    for (frame, id) in given_up.iter().zip(2..) {
+        assert_eq!(
+            *frame,
+            json!({
+                "type": "error",
+                "message": "no answer within 3s: the server dropped the request (over the event \
+                            rate limit?)",
+                "request": "join",
+                "room": "lobby",
+                "id": id
+            })
+        );
+    }
+}

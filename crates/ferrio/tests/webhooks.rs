@@ -449,3 +449,64 @@ async fn an_https_backend_must_present_a_trusted_certificate() {
     );
     assert!(handshakes.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_backend_of_a_private_ca_is_trusted_through_ca_file() {
+    use ferrio_test_support::pki::{TestCa, Validity};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::sync::Arc;
+
+    let ca = TestCa::new("Ferrio webhook test CA");
+    let leaf = ca.leaf(&["localhost"], Validity::CURRENT);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![CertificateDer::from_pem_slice(leaf.cert.as_bytes()).unwrap()],
+        PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(|_request| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(b"[\"over tls\"]")),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+
+    let events = format!("https://localhost:{port}/event");
+    let ca_path = ca_file.display().to_string();
+    let server = tokio::task::block_in_place(|| {
+        Ferrio::start(&[
+            ("FERRIO_WEBHOOKS_EVENTS_URL", events.as_str()),
+            ("FERRIO_WEBHOOKS_CA_FILE", ca_path.as_str()),
+        ])
+    });
+    let socket = connect(server.port, json!({})).await.unwrap();
+    assert_eq!(
+        ack(&socket, "echo", json!(1)).await,
+        vec![json!("over tls")]
+    );
+}

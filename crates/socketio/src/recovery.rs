@@ -356,11 +356,19 @@ fn load(state: &mut LogState, store: &dyn HistoryStore, namespace: &str, config:
         });
     }
     let sessions = stored.sessions.len();
-    for session in stored.sessions {
-        let pid: Arc<str> = Arc::from(session.pid);
+    for mut session in stored.sessions {
         // A session still connected when its process stopped was disconnected then; the store
-        // cannot tell when, so its window starts now.
-        let at = session.disconnected_at.map_or(now, instant);
+        // cannot tell when, so its window starts now, and the store learns it (so that pruning
+        // forgets it once the window is over).
+        let at = match session.disconnected_at {
+            Some(at) => instant(at),
+            None => {
+                session.disconnected_at = Some(wall);
+                store.save_session(namespace, session.clone());
+                now
+            }
+        };
+        let pid: Arc<str> = Arc::from(session.pid);
         state.sessions.insert(
             pid.clone(),
             PersistedSession {
@@ -529,6 +537,14 @@ mod tests {
         drop(first);
 
         let second = with_store(&store);
+        let sessions = store
+            .load_recovery("/", SystemTime::UNIX_EPOCH)
+            .expect("loaded")
+            .sessions;
+        assert!(
+            sessions.iter().all(|s| s.disconnected_at.is_some()),
+            "the new log marks the sessions of the old process disconnected: {sessions:?}"
+        );
         let mut after = event("missed after the restart");
         second.record(&mut after, &to(&[]));
         assert!(last_offset(&after).parse::<u64>().ok() > offset.parse::<u64>().ok());

@@ -3,13 +3,19 @@
 //! Binary arguments: JSON has no bytes, so an object `{"$binary": "<base64>"}` anywhere in
 //! `args` or `data` (nested too) is sent as a binary attachment in its place; clients receive
 //! an `ArrayBuffer` / `Buffer` / `bytes` there, as if the server had emitted bytes.
+//!
+//! Acknowledgements: with `"ack": {"timeout": "5s"}` the event asks every recipient for an
+//! acknowledgement (socket.io's `io.timeout(5000).emit(...)` with a callback), and the answer
+//! lists, per socket, the arguments it acknowledged with (binary ones as `{"$binary": ...}`)
+//! or why none came.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::Json;
 use base64::Engine as _;
-use ferrio_socketio::{EmitError, Payload};
+use ferrio_socketio::{AckError, AckResponse, EmitError, Payload};
 use serde_json::{json, Map, Value};
 
 use super::body::{kind, read_object};
@@ -19,6 +25,12 @@ use super::ApiState;
 
 /// The key of a binary placeholder object.
 pub(crate) const BINARY_KEY: &str = "$binary";
+
+/// How long an emit waits for acknowledgements when `ack` gives no timeout.
+pub(crate) const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest wait for acknowledgements: the backend's request is held open meanwhile.
+pub(crate) const MAX_ACK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The handler.
 pub(crate) async fn emit(
@@ -37,6 +49,7 @@ pub(crate) async fn emit(
     let data = fields.raw("data");
     let selection = Selection::read(&mut fields)?;
     let volatile = fields.optional::<bool>("volatile")?.unwrap_or(false);
+    let ack = ack_timeout(&mut fields)?;
     fields.finish()?;
 
     let mut payload = Payload::new();
@@ -70,6 +83,13 @@ pub(crate) async fn emit(
     }
 
     let (normalized, namespace) = state.namespace(&namespace)?;
+    if ack.is_some() && super::history::durable_rooms(&state, &selection.rooms).is_some() {
+        return Err(ApiError::field(
+            "ack",
+            "not available for rooms that keep history (history.rooms): an emit to them is \
+             answered once it is on disk, not with the clients' acknowledgements",
+        ));
+    }
     if let Some(durable) = super::history::durable_rooms(&state, &selection.rooms) {
         // Rooms that keep history: on disk before the fan-out (api/history.rs).
         let operator = namespace.map(|n| selection.operator(&n));
@@ -78,23 +98,124 @@ pub(crate) async fn emit(
     }
     let Some(namespace) = namespace else {
         // Served, but no client ever connected to it: nobody to deliver to.
-        return Ok(Json(json!({ "recipients": 0 })));
+        return Ok(Json(match ack {
+            Some(_) => json!({ "recipients": 0, "acks": [] }),
+            None => json!({ "recipients": 0 }),
+        }));
     };
     let mut operator = selection.operator(&namespace);
     if volatile {
         operator = operator.volatile();
     }
     let recipients = operator.sockets().len();
-    operator
-        .emit_payload(&event, payload)
-        .map_err(|error| match error {
-            EmitError::ReservedEvent(_) => ApiError::field(
-                "event",
-                format!("{event:?} is reserved by the Socket.IO protocol; choose another name"),
+    let emit_error = |error: EmitError| match error {
+        EmitError::ReservedEvent(_) => ApiError::field(
+            "event",
+            format!("{event:?} is reserved by the Socket.IO protocol; choose another name"),
+        ),
+        other => ApiError::field("args", other.to_string()),
+    };
+    let Some(timeout) = ack else {
+        operator.emit_payload(&event, payload).map_err(emit_error)?;
+        return Ok(Json(json!({ "recipients": recipients })));
+    };
+    let responses = operator
+        .timeout(timeout)
+        .emit_with_ack(&event, payload)
+        .await
+        .map_err(emit_error)?;
+    Ok(Json(
+        json!({ "recipients": recipients, "acks": acks_json(responses) }),
+    ))
+}
+
+/// Reads `ack`: absent means no acknowledgement is asked for; `{"timeout": "5s"}` (or a
+/// number of milliseconds, or no timeout for 5s) asks every recipient for one.
+fn ack_timeout(fields: &mut super::body::Fields) -> Result<Option<Duration>, ApiError> {
+    let Some(mut ack) = fields.object("ack")? else {
+        return Ok(None);
+    };
+    let timeout = match ack.raw("timeout") {
+        None | Some(Value::Null) => DEFAULT_ACK_TIMEOUT,
+        Some(Value::Number(millis)) => match millis.as_u64() {
+            Some(millis) => Duration::from_millis(millis),
+            None => {
+                return Err(ApiError::field(
+                    "ack.timeout",
+                    format!("{millis} is not a whole number of milliseconds"),
+                ))
+            }
+        },
+        Some(Value::String(text)) => crate::config::duration::parse(&text)
+            .map_err(|message| ApiError::field("ack.timeout", message))?,
+        Some(other) => {
+            return Err(ApiError::field(
+                "ack.timeout",
+                format!(
+                    "must be a duration (\"5s\", \"500ms\") or a number of milliseconds, not {}",
+                    kind(&other)
+                ),
+            ))
+        }
+    };
+    ack.finish()?;
+    if timeout.is_zero() {
+        return Err(ApiError::field("ack.timeout", "must be above 0"));
+    }
+    if timeout > MAX_ACK_TIMEOUT {
+        return Err(ApiError::field(
+            "ack.timeout",
+            format!(
+                "{} is longer than the longest wait, {}: the request is held open meanwhile",
+                crate::config::duration::format(timeout),
+                crate::config::duration::format(MAX_ACK_TIMEOUT)
             ),
-            other => ApiError::field("args", other.to_string()),
-        })?;
-    Ok(Json(json!({ "recipients": recipients })))
+        ));
+    }
+    Ok(Some(timeout))
+}
+
+/// Each socket's answer, in socket id order: `{"socket", "args"}` for an acknowledgement,
+/// `{"socket", "error", "code"}` when none came.
+fn acks_json(mut responses: Vec<AckResponse>) -> Vec<Value> {
+    responses.sort_by(|a, b| a.socket.as_str().cmp(b.socket.as_str()));
+    responses
+        .into_iter()
+        .map(|response| {
+            let socket = response.socket.as_str().to_owned();
+            match response.result {
+                Ok(payload) => json!({ "socket": socket, "args": with_base64_args(&payload) }),
+                Err(error) => {
+                    let code = match &error {
+                        AckError::Timeout => "timeout",
+                        AckError::Disconnected => "disconnected",
+                        AckError::Emit(_) => "emit_failed",
+                    };
+                    json!({ "socket": socket, "error": error.to_string(), "code": code })
+                }
+            }
+        })
+        .collect()
+}
+
+/// The arguments of `payload`, each binary attachment written back as `{"$binary": "<base64>"}`
+/// (the inverse of [`with_attachments`]).
+fn with_base64_args(payload: &Payload) -> Vec<Value> {
+    fn walk(value: &Value, payload: &Payload) -> Value {
+        if let Some(bytes) = payload.binary_of(value) {
+            return json!({ BINARY_KEY: base64::engine::general_purpose::STANDARD.encode(bytes) });
+        }
+        match value {
+            Value::Array(items) => Value::Array(items.iter().map(|v| walk(v, payload)).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), walk(v, payload)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    payload.args.iter().map(|arg| walk(arg, payload)).collect()
 }
 
 /// Replaces every `{"$binary": "<base64>"}` in `value` by an attachment of `payload`.
@@ -150,6 +271,22 @@ mod tests {
             Some(vec![0, 1, 2])
         );
         assert_eq!(out["name"], "a.bin");
+    }
+
+    #[test]
+    fn acknowledged_binary_is_written_back_as_base64() {
+        let mut payload = Payload::new();
+        let value = with_attachments(
+            json!([{"ok": true}, {"file": {"$binary": "AAEC"}}]),
+            "args",
+            &mut payload,
+        )
+        .unwrap();
+        payload.args = value.as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            with_base64_args(&payload),
+            vec![json!({"ok": true}), json!({"file": {"$binary": "AAEC"}})]
+        );
     }
 
     #[test]

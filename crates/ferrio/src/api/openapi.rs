@@ -243,6 +243,20 @@ fn schemas() -> Value {
                     "type": "boolean", "default": false,
                     "description": "Drop the event for clients not keeping up instead of \
                         disconnecting them."
+                },
+                "ack": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "description": "Ask every recipient for an acknowledgement and answer with \
+                        them all once each came or the timeout passed (socket.io's \
+                        `io.timeout(ms).emit(..., callback)`). Not for rooms that keep history.",
+                    "properties": {
+                        "timeout": {
+                            "type": ["string", "integer"], "default": "5s",
+                            "description": "A duration (\"5s\", \"500ms\") or a number of \
+                                milliseconds, above 0 and at most 60s."
+                        }
+                    }
                 }
             }
         },
@@ -259,6 +273,23 @@ fn schemas() -> Value {
                     "additionalProperties": { "type": "integer" },
                     "description": "For rooms that keep history: each room's offset of the \
                         message, which was on disk before it fanned out."
+                },
+                "acks": {
+                    "type": "array",
+                    "description": "With `ack`: one entry per targeted socket (on every node), \
+                        in socket id order: the arguments it acknowledged with (binary as \
+                        {\"$binary\": base64}), or the error and code (`timeout`, \
+                        `disconnected`, `emit_failed`) when none came.",
+                    "items": {
+                        "type": "object",
+                        "required": ["socket"],
+                        "properties": {
+                            "socket": { "type": "string" },
+                            "args": { "type": "array" },
+                            "error": { "type": "string" },
+                            "code": { "type": "string", "enum": ["timeout", "disconnected", "emit_failed"] }
+                        }
+                    }
                 }
             }
         },

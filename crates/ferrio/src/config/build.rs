@@ -91,7 +91,10 @@ pub(crate) fn socketio_config(config: &Config) -> Result<SocketIoConfig, String>
     if config.recovery.enabled {
         io.recovery = Some(RecoveryConfig {
             max_disconnection_duration: config.recovery.window,
-            ..RecoveryConfig::default()
+            // The gateway's identity (JWT claims) is set by its connect middleware: a recovered
+            // socket runs it again, with the token the client sends again, so that it keeps its
+            // permissions (and an expired token does not recover).
+            skip_middlewares: false,
         });
     }
     Ok(io)

@@ -196,6 +196,7 @@ pub(crate) static KEYS: &[Key] = &[
     key("webhooks.timeout", Kind::Duration, &[]),
     key("webhooks.secret", Kind::Secret, &[]),
     key("webhooks.max_in_flight", Kind::Int, &[]),
+    key("webhooks.ca_file", Kind::Text, &[]),
     key("ws.enabled", Kind::Bool, &[]),
     key("ws.path", Kind::Text, &[]),
     key("ws.ping_interval", Kind::Duration, &[]),

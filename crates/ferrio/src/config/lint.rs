@@ -436,6 +436,7 @@ fn rooms(config: &Config, out: &mut Vec<Lint>) {
         ("rooms.publish", &rooms.publish),
         ("rooms.public_join", &rooms.public_join),
         ("rooms.public_publish", &rooms.public_publish),
+        ("history.rooms", &config.history.rooms),
     ];
     for (key, patterns) in sets {
         for pattern in patterns {
@@ -487,8 +488,9 @@ fn webhooks(config: &Config, out: &mut Vec<Lint>) {
             "webhooks-invalid",
             Severity::Error,
             e,
-            "write each webhook as a full URL, http://host[:port]/path or https://..., and give \
-             webhooks.timeout a duration above 0 (5s is the default)",
+            "write each webhook as a full URL, http://host[:port]/path or https://..., give \
+             webhooks.timeout a duration above 0 (5s is the default), and point \
+             webhooks.ca_file (if set) at a PEM file of CA certificates",
         )),
         Ok(Some(_)) if config.webhooks.secret.is_empty() => out.push(lint(
             "webhooks-unsigned",
@@ -754,6 +756,10 @@ mod tests {
                 &[("FERRIO_ROOMS_PUBLIC_JOIN", "lobby")],
                 &["rooms-pattern-unanchored"],
             ),
+            (
+                &[("FERRIO_HISTORY_ROOMS", "news,^a($")],
+                &["rooms-pattern-invalid", "rooms-pattern-unanchored"],
+            ),
             (&[("FERRIO_CLUSTER_NODES", "3")], &["cluster-no-adapter"]),
             (
                 &[("FERRIO_CLUSTER_ADAPTER", "redis")],
@@ -860,9 +866,23 @@ mod tests {
             vec![
                 "error[webhooks-invalid]: webhooks.events_url: \"backend:8000/events\" is not \
                   a URL (invalid format)\n  fix: write each webhook as a full URL, \
-                  http://host[:port]/path or https://..., and give webhooks.timeout a duration \
-                  above 0 (5s is the default)"
+                  http://host[:port]/path or https://..., give webhooks.timeout a duration \
+                  above 0 (5s is the default), and point webhooks.ca_file (if set) at a PEM \
+                  file of CA certificates"
             ]
+        );
+        assert_eq!(
+            text(&[
+                ("FERRIO_WEBHOOKS_EVENTS_URL", "https://api.example/events"),
+                ("FERRIO_WEBHOOKS_SECRET", "s"),
+                ("FERRIO_WEBHOOKS_CA_FILE", "/nonexistent/ca.pem"),
+            ])[0]
+                .lines()
+                .next(),
+            Some(
+                "error[webhooks-invalid]: webhooks.ca_file: cannot read /nonexistent/ca.pem: No \
+                 such file or directory (os error 2)"
+            )
         );
         assert_eq!(
             text(&[(

@@ -435,6 +435,8 @@ pub(crate) struct Webhooks {
     pub(crate) secret: String,
     /// Calls under way at once, all webhooks together; `0`: no limit.
     pub(crate) max_in_flight: u64,
+    /// A PEM file of CA certificates also trusted for `https://` webhooks (a private PKI).
+    pub(crate) ca_file: String,
 }
 
 impl Default for Webhooks {
@@ -447,6 +449,7 @@ impl Default for Webhooks {
             timeout: Duration::from_secs(5),
             secret: String::new(),
             max_in_flight: 1000,
+            ca_file: String::new(),
         }
     }
 }

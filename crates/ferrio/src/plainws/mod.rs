@@ -44,6 +44,8 @@ pub(crate) struct Settings {
     max_message: usize,
     /// How long the socket's connection (auth, connect webhook) may take.
     connect_timeout: Duration,
+    /// How long a request waits for its answer: an `emit` may wait for the whole webhook.
+    answer_timeout: Duration,
     /// On during a shutdown: new clients are refused, so they go to another node.
     draining: Draining,
 }
@@ -58,6 +60,7 @@ pub(crate) fn route(service: SocketIoService, config: &Config, draining: Drainin
         max_message: usize::try_from(config.limits.max_payload).unwrap_or(usize::MAX),
         // The connect webhook may take its whole timeout; auth may fetch a key set (5 s).
         connect_timeout: config.webhooks.timeout + Duration::from_secs(10),
+        answer_timeout: config.webhooks.timeout + Duration::from_secs(2),
         draining,
     });
     get(move |request: Request| {

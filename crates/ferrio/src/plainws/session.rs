@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Map, Value};
@@ -29,6 +29,8 @@ struct Pending {
     room: Option<String>,
     /// The client's `id`, echoed in the answer.
     id: Option<Value>,
+    /// When it is given up: the server drops events over the rate limit without a word.
+    deadline: Instant,
 }
 
 /// Serves one client until either side leaves.
@@ -67,6 +69,7 @@ pub(crate) async fn run<S>(
     let mut session = Session {
         pending: HashMap::new(),
         next_ack: 0,
+        answer_timeout: settings.answer_timeout,
     };
     if send(&mut client, &frames::connected(&bridge.sid, &nsp))
         .await
@@ -81,7 +84,10 @@ pub(crate) async fn run<S>(
         Instant::now(),
     );
     loop {
-        let deadline = tokio::time::Instant::from_std(beat.poll_timeout());
+        let wake = session
+            .next_deadline()
+            .map_or(beat.poll_timeout(), |d| d.min(beat.poll_timeout()));
+        let deadline = tokio::time::Instant::from_std(wake);
         tokio::select! {
             frame = client.next() => {
                 let frame = match frame {
@@ -130,6 +136,13 @@ pub(crate) async fn run<S>(
                 }
             }
             () = tokio::time::sleep_until(deadline) => {
+                let mut gone = false;
+                for frame in session.expire(Instant::now()) {
+                    gone = gone || send(&mut client, &frame).await.is_err();
+                }
+                if gone {
+                    break;
+                }
                 match beat.handle_timeout(Instant::now()) {
                     Beat::Wait => {}
                     Beat::Ping => {
@@ -152,12 +165,47 @@ pub(crate) async fn run<S>(
 struct Session {
     pending: HashMap<u64, Pending>,
     next_ack: u64,
+    /// How long a request waits for its answer.
+    answer_timeout: Duration,
 }
 
 /// The client is gone: stop serving it.
 struct Gone;
 
 impl Session {
+    /// When the oldest request is given up.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.pending.values().map(|p| p.deadline).min()
+    }
+
+    /// Gives up the requests past their deadline: the error frames that say so.
+    fn expire(&mut self, now: Instant) -> Vec<Value> {
+        let expired: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(ack, _)| *ack)
+            .collect();
+        let mut frames = Vec::new();
+        for ack in expired {
+            let Some(pending) = self.pending.remove(&ack) else {
+                continue;
+            };
+            let message = format!(
+                "no answer within {}: the server dropped the request (over the event rate \
+                 limit?)",
+                crate::config::duration::format(self.answer_timeout)
+            );
+            let mut extra = Map::new();
+            extra.insert("request".to_owned(), json!(pending.request));
+            if let Some(room) = &pending.room {
+                extra.insert("room".to_owned(), json!(room));
+            }
+            frames.push(frames::error(&message, extra, pending.id.as_ref()));
+        }
+        frames
+    }
+
     async fn handle_text<S>(
         &mut self,
         client: &mut WebSocketStream<S>,
@@ -171,6 +219,7 @@ impl Session {
             Ok(frame) => frame,
             Err(message) => return send(client, &frames::error(&message, Map::new(), None)).await,
         };
+        let deadline = Instant::now() + self.answer_timeout;
         let (event, args, pending) = match frame {
             ClientFrame::Ping { id } => return send(client, &frames::pong(id.as_ref())).await,
             ClientFrame::Join { room, id } => (
@@ -180,6 +229,7 @@ impl Session {
                     request: "join",
                     room: Some(room),
                     id,
+                    deadline,
                 }),
             ),
             ClientFrame::Leave { room, id } => (
@@ -189,6 +239,7 @@ impl Session {
                     request: "leave",
                     room: Some(room),
                     id,
+                    deadline,
                 }),
             ),
             ClientFrame::Publish {
@@ -203,6 +254,7 @@ impl Session {
                     request: "publish",
                     room: Some(room),
                     id,
+                    deadline,
                 }),
             ),
             ClientFrame::Emit { event, data, id } => {
@@ -214,6 +266,7 @@ impl Session {
                     request: "emit",
                     room: None,
                     id: Some(id),
+                    deadline,
                 });
                 (event, data.into_iter().collect(), pending)
             }
@@ -243,7 +296,9 @@ impl Session {
 /// The frame answering a request: `joined`/`left`/`published` or `error` for the room
 /// requests (the built-in events answer `{"ok": ...}`), `ack` for `emit`.
 fn answer(pending: Pending, args: Vec<Value>) -> Value {
-    let Pending { request, room, id } = pending;
+    let Pending {
+        request, room, id, ..
+    } = pending;
     if request == "emit" {
         return frames::ack(id.as_ref().unwrap_or(&Value::Null), args);
     }
@@ -305,6 +360,7 @@ mod tests {
             request: "join",
             room: Some("r".into()),
             id,
+            deadline: Instant::now(),
         };
         assert_eq!(
             answer(join(Some(json!(1))), vec![json!({"ok": true, "room": "r"})]),
@@ -321,10 +377,52 @@ mod tests {
             request: "emit",
             room: None,
             id: Some(json!("q")),
+            deadline: Instant::now(),
         };
         assert_eq!(
             answer(emit, vec![json!({"n": 2})]),
             json!({"type": "ack", "id": "q", "data": {"n": 2}})
+        );
+    }
+
+    #[test]
+    fn unanswered_requests_are_given_up_at_their_deadline() {
+        let start = Instant::now();
+        let mut session = Session {
+            pending: HashMap::new(),
+            next_ack: 0,
+            answer_timeout: Duration::from_secs(3),
+        };
+        for (ack, after) in [(0, 3), (1, 5)] {
+            session.pending.insert(
+                ack,
+                Pending {
+                    request: "join",
+                    room: Some("r".into()),
+                    id: Some(json!(ack)),
+                    deadline: start + Duration::from_secs(after),
+                },
+            );
+        }
+        assert_eq!(
+            session.next_deadline(),
+            Some(start + Duration::from_secs(3))
+        );
+        assert!(session.expire(start + Duration::from_secs(2)).is_empty());
+        assert_eq!(
+            session.expire(start + Duration::from_secs(3)),
+            vec![json!({
+                "type": "error",
+                "message": "no answer within 3s: the server dropped the request (over the event \
+                            rate limit?)",
+                "request": "join",
+                "room": "r",
+                "id": 0
+            })]
+        );
+        assert_eq!(
+            session.next_deadline(),
+            Some(start + Duration::from_secs(5))
         );
     }
 }

@@ -10,6 +10,8 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -114,7 +116,7 @@ pub(crate) async fn send(
     timeout: Duration,
 ) -> Result<Response, HttpError> {
     let exchange = async {
-        let mut sender = connect(url).await?;
+        let mut sender = connect(url, &tls_config()).await?;
         let request = build(url, method, headers, body)?;
         read(sender.send_request(request).await).await
     };
@@ -147,9 +149,9 @@ fn build(
         .map_err(|e| HttpError::Exchange(format!("invalid request: {e}")))
 }
 
-/// A sender on a new connection (TCP, then TLS for `https://`); the connection lives until the
-/// sender is dropped or the server closes it.
-async fn connect(url: &Url) -> Result<Sender, HttpError> {
+/// A sender on a new connection (TCP, then TLS for `https://` with `tls`); the connection lives
+/// until the sender is dropped or the server closes it.
+async fn connect(url: &Url, tls: &Arc<rustls::ClientConfig>) -> Result<Sender, HttpError> {
     let stream = TcpStream::connect((url.host.as_str(), url.port))
         .await
         .map_err(|e| HttpError::Connect(format!("{}:{}: {e}", url.host, url.port)))?;
@@ -157,7 +159,7 @@ async fn connect(url: &Url) -> Result<Sender, HttpError> {
     if url.tls {
         let name = rustls::pki_types::ServerName::try_from(url.host.clone())
             .map_err(|e| HttpError::Tls(format!("{}: {e}", url.host)))?;
-        let tls = tokio_rustls::TlsConnector::from(tls_config())
+        let tls = tokio_rustls::TlsConnector::from(tls.clone())
             .connect(name, stream)
             .await
             .map_err(|e| HttpError::Tls(e.to_string()))?;
@@ -218,9 +220,16 @@ struct Idle {
 
 /// Connections kept open between requests (HTTP/1.1 keep-alive), by server: a busy webhook
 /// pays the TCP and TLS handshakes once, not per call.
-#[derive(Default)]
 pub(crate) struct Pool {
     idle: Mutex<HashMap<(bool, String, u16), Vec<Idle>>>,
+    /// The TLS settings of `https://` connections.
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Self::with_tls(tls_config())
+    }
 }
 
 impl std::fmt::Debug for Pool {
@@ -234,6 +243,19 @@ fn origin(url: &Url) -> (bool, String, u16) {
 }
 
 impl Pool {
+    /// A pool whose `https://` servers may also be vouched for by `extra_roots` (a private CA),
+    /// besides the Mozilla roots.
+    pub(crate) fn with_roots(extra_roots: Vec<CertificateDer<'static>>) -> Self {
+        Self::with_tls(client_config(extra_roots))
+    }
+
+    fn with_tls(tls: Arc<rustls::ClientConfig>) -> Self {
+        Self {
+            idle: Mutex::new(HashMap::new()),
+            tls,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(bool, String, u16), Vec<Idle>>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -297,7 +319,7 @@ impl Pool {
                     }
                 }
             }
-            let mut sender = connect(url).await?;
+            let mut sender = connect(url, &self.tls).await?;
             let request = build(url, method, headers, body)?;
             let answer = read(sender.send_request(request).await).await?;
             self.put(url, sender);
@@ -310,31 +332,56 @@ impl Pool {
     }
 }
 
+/// The certificates of a PEM file (a private CA's), for [`Pool::with_roots`]; the error names
+/// `setting`.
+pub(crate) fn read_roots(
+    setting: &str,
+    path: &str,
+) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{setting}: cannot read {path}: {e}"))?;
+    let roots = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{setting}: {path} is not PEM ({e})"))?;
+    if roots.is_empty() {
+        return Err(format!("{setting}: {path} holds no certificate"));
+    }
+    let mut store = rustls::RootCertStore::empty();
+    for root in &roots {
+        store
+            .add(root.clone())
+            .map_err(|e| format!("{setting}: a certificate of {path} cannot be a root ({e})"))?;
+    }
+    Ok(roots)
+}
+
 /// The client TLS settings: the Mozilla roots, ring, TLS 1.2 and 1.3. Built once.
 fn tls_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map(|builder| {
-                    builder
-                        .with_root_certificates(roots.clone())
-                        .with_no_client_auth()
-                })
-                // The ring provider supports the default versions; this branch is a fallback
-                // that keeps the type simple, not a path taken.
-                .unwrap_or_else(|_| {
-                    rustls::ClientConfig::builder()
-                        .with_root_certificates(roots)
-                        .with_no_client_auth()
-                });
-            Arc::new(config)
+    CONFIG.get_or_init(|| client_config(Vec::new())).clone()
+}
+
+/// TLS settings trusting the Mozilla roots and `extra_roots`.
+fn client_config(extra_roots: Vec<CertificateDer<'static>>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    // Checked by `read_roots`: every one is accepted.
+    let _ = roots.add_parsable_certificates(extra_roots);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|builder| {
+            builder
+                .with_root_certificates(roots.clone())
+                .with_no_client_auth()
         })
-        .clone()
+        // The ring provider supports the default versions; this branch is a fallback that
+        // keeps the type simple, not a path taken.
+        .unwrap_or_else(|_| {
+            rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth()
+        });
+    Arc::new(config)
 }
 
 /// The first 200 characters of a body, on one line, for messages.
@@ -380,6 +427,18 @@ mod tests {
         assert!(Url::parse("http://user:pw@x/")
             .unwrap_err()
             .contains("credentials"));
+    }
+
+    #[test]
+    fn ca_files_must_hold_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        let path = path.display().to_string();
+        assert_eq!(
+            read_roots("webhooks.ca_file", &path).unwrap_err(),
+            format!("webhooks.ca_file: {path} holds no certificate")
+        );
     }
 
     #[test]

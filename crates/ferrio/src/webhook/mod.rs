@@ -97,7 +97,10 @@ impl Webhooks {
                 )),
                 Err(_) => None,
             },
-            pool: client::Pool::default(),
+            pool: match config.ca_file.trim() {
+                "" => client::Pool::default(),
+                path => client::Pool::with_roots(client::read_roots("webhooks.ca_file", path)?),
+            },
         };
         if config.timeout.is_zero() {
             return Err("webhooks.timeout is 0: no call could ever complete".to_owned());

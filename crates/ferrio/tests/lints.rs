@@ -1,0 +1,223 @@
+//! The lints of `ferrio config check` that `tests/config.rs` does not show, each with its exact
+//! message and exit status, run as the built binary with a clean environment; and a check that
+//! every lint the gateway has is documented and shown with its exact message by some test.
+
+use std::path::Path;
+use std::process::Command;
+
+/// `ferrio config check` in `dir` with only `PATH` and `env`: (exit status, the lint section).
+fn check(dir: &Path, env: &[(&str, &str)]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrio"))
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .args(["config", "check"])
+        .output()
+        .expect("run ferrio");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr, "", "{env:?}");
+    let lints = stdout
+        .split_once("\n\n")
+        .unwrap_or_else(|| panic!("no lint section in\n{stdout}"))
+        .1
+        .to_owned();
+    (out.status.code().expect("exited"), lints)
+}
+
+/// Environment variables, as (name, value).
+type Vars = &'static [(&'static str, &'static str)];
+
+/// (environment, exit status, the exact lint section).
+const CASES: &[(Vars, i32, &str)] = &[
+    (
+        &[("FERRIO_SERVER_ALLOWED_ORIGINS", "https://a.example/")],
+        1,
+        "error[allowed-origin-invalid]: server.allowed_origins entry \"https://a.example/\" has a path or a trailing slash: a browser's Origin header is scheme://host[:port] only, so it never matches\n  fix: write origins as \"https://app.example.com\" (with the port if not the default one, and no path)\n1 error, 0 warnings\n",
+    ),
+    (
+        &[("FERRIO_SERVER_ALLOWED_ORIGINS", "a.example")],
+        1,
+        "error[allowed-origin-invalid]: server.allowed_origins entry \"a.example\" has no scheme: a browser's Origin header is scheme://host[:port] only, so it never matches\n  fix: write origins as \"https://app.example.com\" (with the port if not the default one, and no path)\n1 error, 0 warnings\n",
+    ),
+    (
+        &[("FERRIO_SERVER_ALLOWED_ORIGINS", "*")],
+        0,
+        "warning[allowed-origins-wildcard]: server.allowed_origins contains \"*\": every origin is allowed, so the list checks nothing\n  fix: list the sites allowed to connect (server.allowed_origins = [\"https://app.example.com\"]), or leave it empty\n0 errors, 1 warning\n",
+    ),
+    (
+        &[("FERRIO_SERVER_TRUSTED_PROXIES", "10.0.0.1/8")],
+        1,
+        "error[trusted-proxy-invalid]: server.trusted_proxies: \"10.0.0.1/8\" has bits set past its /8 prefix; the network is 10.0.0.0/8\n  fix: list the proxies' addresses or networks: \"127.0.0.1\", \"10.0.0.0/8\", \"2001:db8::/32\"\n1 error, 0 warnings\n",
+    ),
+    (
+        &[("FERRIO_SERVER_TRUSTED_PROXIES", "proxy.local")],
+        1,
+        "error[trusted-proxy-invalid]: server.trusted_proxies: \"proxy.local\" is not an IP address or network (write 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32)\n  fix: list the proxies' addresses or networks: \"127.0.0.1\", \"10.0.0.0/8\", \"2001:db8::/32\"\n1 error, 0 warnings\n",
+    ),
+    (
+        &[("FERRIO_SERVER_TLS_KEY", "/etc/ferrio/key.pem")],
+        1,
+        "error[tls-incomplete]: server.tls_key is set but server.tls_cert is not: TLS needs both the certificate and its key\n  fix: set server.tls_cert too, or unset server.tls_key to serve plain HTTP\n1 error, 0 warnings\n",
+    ),
+    (
+        &[("FERRIO_AUTH_JWKS_URL", "http://idp.example/jwks.json")],
+        0,
+        "warning[auth-jwks-http]: auth.jwks_url = \"http://idp.example/jwks.json\" is fetched over plain HTTP: whoever sits on the path can swap the keys and sign tokens for any user\n  fix: serve the JWKS over https://\n0 errors, 1 warning\n",
+    ),
+    (
+        &[("FERRIO_AUTH_JWKS_URL", "ftp://idp.example/jwks.json")],
+        1,
+        "error[auth-key-invalid]: auth.jwks_url: \"ftp://idp.example/jwks.json\" uses the scheme \"ftp\": only http:// and https:// are supported\n  fix: point the setting at a readable PEM public key or JWKS file, and make auth.jwt_algorithm (if set) match the configured keys\n1 error, 0 warnings\n",
+    ),
+    (
+        &[("FERRIO_CLUSTER_REDIS_URL", "redis://127.0.0.1:6379")],
+        0,
+        "warning[cluster-redis-unused]: cluster.redis_url is set but cluster.adapter is \"local\": Redis is not used and this node shares no rooms with other nodes\n  fix: set cluster.adapter = \"redis\", or unset cluster.redis_url\n0 errors, 1 warning\n",
+    ),
+    (
+        &[
+            ("FERRIO_CLUSTER_ADAPTER", "redis"),
+            ("FERRIO_CLUSTER_REDIS_URL", "redis://127.0.0.1:6379"),
+            ("FERRIO_CLUSTER_REQUEST_TIMEOUT", "0s"),
+        ],
+        1,
+        "error[cluster-request-timeout]: cluster.request_timeout is 0: requests to the other nodes (fetch sockets, rooms, server-side emits with acks) would give up before any answer\n  fix: set cluster.request_timeout = \"5s\" (the default)\n1 error, 0 warnings\n",
+    ),
+    (
+        &[
+            ("FERRIO_CLUSTER_ADAPTER", "redis"),
+            ("FERRIO_CLUSTER_REDIS_URL", "redis://127.0.0.1:6379"),
+            ("FERRIO_RECOVERY_ENABLED", "true"),
+        ],
+        0,
+        "warning[cluster-recovery-per-node]: recovery.enabled with cluster.adapter = \"redis\": missed events are kept by the node a client was on, so a client recovers its session only when it reconnects to that node\n  fix: keep sessions sticky so clients come back to their node (deploy/nginx.conf, docs/cluster.md)\n0 errors, 1 warning\n",
+    ),
+    (
+        &[("FERRIO_WEBHOOKS_DISCONNECT_URL", "http://127.0.0.1:8000/bye")],
+        0,
+        "warning[webhooks-unsigned]: webhooks are set but webhooks.secret is empty: the backend cannot tell the gateway's calls from anyone else's\n  fix: set webhooks.secret and check the X-Ferrio-Signature header in the backend (docs/webhooks.md)\n0 errors, 1 warning\n",
+    ),
+    (
+        &[("FERRIO_WS_PATH", "/socket.io")],
+        1,
+        "error[ws-path-invalid]: ws.path = \"/socket.io\" is already served (Socket.IO at server.path, or /health, /ready, /metrics)\n  fix: set ws.path to a free path such as \"/ws\", or ws.enabled = false\n1 error, 0 warnings\n",
+    ),
+    (
+        &[("FERRIO_WS_PATH", "ws")],
+        1,
+        "error[ws-path-invalid]: ws.path = \"ws\" does not start with /\n  fix: set ws.path to a free path such as \"/ws\", or ws.enabled = false\n1 error, 0 warnings\n",
+    ),
+    (
+        &[("FERRIO_WS_PATH", "/ws/{room}")],
+        1,
+        "error[ws-path-invalid]: ws.path = \"/ws/{room}\" holds {, }, *, ? or #: it is a plain path, not a pattern\n  fix: set ws.path to a free path such as \"/ws\", or ws.enabled = false\n1 error, 0 warnings\n",
+    ),
+];
+
+#[test]
+fn every_other_lint_with_its_exact_message_and_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    for (env, code, expected) in CASES {
+        assert_eq!(
+            check(dir.path(), env),
+            (*code, (*expected).to_owned()),
+            "{env:?}"
+        );
+    }
+}
+
+/// Messages that quote a dependency's error: the message up to it, then the whole fix.
+#[test]
+fn lints_quoting_another_parser_keep_their_own_words_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, lints) = check(
+        dir.path(),
+        &[
+            ("FERRIO_CLUSTER_ADAPTER", "redis"),
+            ("FERRIO_CLUSTER_REDIS_URL", "http://127.0.0.1:6379"),
+        ],
+    );
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = lints.lines().collect();
+    assert_eq!(lines.len(), 3, "{lints}");
+    assert!(
+        lines[0].starts_with(
+            "error[cluster-redis-url-invalid]: cluster.redis_url: invalid Redis URL: "
+        ),
+        "{lints}"
+    );
+    assert!(
+        !lints.contains("127.0.0.1:6379"),
+        "the URL may hold a password: {lints}"
+    );
+    assert_eq!(
+        lines[1..],
+        [
+            "  fix: write it redis://[:password@]host:port[/db] (rediss:// is not supported)",
+            "1 error, 0 warnings"
+        ]
+    );
+
+    let (code, lints) = check(
+        dir.path(),
+        &[("FERRIO_WEBHOOKS_EVENTS_URL", "backend:8000/events")],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(
+        lints.lines().next(),
+        Some(
+            "error[webhooks-invalid]: webhooks.events_url: \"backend:8000/events\" is not a URL \
+             (invalid format)"
+        ),
+        "{lints}"
+    );
+    assert!(
+        lints.contains(
+            "\n  fix: write each webhook as a full URL, http://host[:port]/path or https://..., "
+        ),
+        "{lints}"
+    );
+}
+
+/// Every lint id of the gateway's source: each is in the lint table of
+/// docs/configuration.md, and some test asserts a message of it in full (`id]: ` followed by
+/// its text), here, in tests/config.rs, tests/tls.rs or the unit tests of lint.rs.
+#[test]
+fn every_lint_is_documented_and_shown_by_a_test() {
+    let source = include_str!("../src/config/lint.rs");
+    let (code, unit_tests) = source.split_once("#[cfg(test)]").expect("unit tests");
+    let mut ids: Vec<&str> = code
+        .lines()
+        .map(str::trim)
+        .filter_map(|line| line.strip_prefix('"')?.strip_suffix("\","))
+        .filter(|id| {
+            id.len() > 3
+                && id.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                && id.contains('-')
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert!(ids.len() >= 30, "{ids:?}");
+    let docs = include_str!("../../../docs/configuration.md");
+    let lint_table = docs.split_once("## Lints").expect("a Lints section").1;
+    let tests = [
+        include_str!("config.rs"),
+        include_str!("tls.rs"),
+        include_str!("lints.rs"),
+        unit_tests,
+    ];
+    for id in ids {
+        assert!(
+            lint_table.contains(&format!("| `{id}` |")),
+            "{id} is not in the lint table of docs/configuration.md"
+        );
+        let shown = format!("[{id}]: ");
+        assert!(
+            tests.iter().any(|text| text.contains(&shown)),
+            "no test shows the message of {id}"
+        );
+    }
+}
