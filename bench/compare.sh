@@ -8,7 +8,10 @@
 # Environment: QUICK=1 (quick sizes), PIN=0 (don't pin; default server on CPU 1, loadgen on CPU 0),
 # ONLY="echo-100 fanout-1000" (run only these keys), PEERS="ferrio node" (servers to run),
 # PORT=21100 (first port, below the ephemeral range the loadgen's own sockets take; every
-# run takes the next free one), OUT=bench/results/<utc-time> (results).
+# run takes the next free one), OUT=bench/results/<utc-time> (results), REPS=1 (runs of every
+# measurement, the peers alternating; the table shows each metric's median and, with REPS > 1,
+# its range), CARGO_TARGET_DIR (where the binaries are built; target/ by default), BUILD=0 (use
+# the binaries already built there, and the Node modules already installed).
 #
 # Every measurement starts a fresh server, waits until its port accepts (<= 15 s), runs one
 # ferrio-bench scenario with --server-pid, then sends SIGTERM (SIGKILL after 5 s). The JSON line
@@ -23,21 +26,26 @@ PIN=${PIN:-1}
 PORT=${PORT:-21100}
 PEERS=${PEERS:-"ferrio node"}
 ONLY=${ONLY:-}
+REPS=${REPS:-1}
+BUILD=${BUILD:-1}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 
-echo "== building (release) and installing the Node reference" >&2
-cargo build --release -q -p ferrio-bench
-cargo build --release -q -p ferrio-examples --example bench_server
-(cd bench && npm ci --no-audit --no-fund --loglevel=error >&2)
-LOADGEN=$ROOT/target/release/ferrio-bench
+if [ "$BUILD" = 1 ]; then
+    echo "== building (release) and installing the Node reference" >&2
+    cargo build --release -q -p ferrio-bench
+    cargo build --release -q -p ferrio-examples --example bench_server
+    (cd bench && npm ci --no-audit --no-fund --loglevel=error >&2)
+fi
+LOADGEN=$TARGET/release/ferrio-bench
 
 # The contract: the soft fd limit raised to the hard limit (20000 here) for server and loadgen.
 ulimit -n "$(ulimit -Hn)"
 
 server_command() {
     case $1 in
-        ferrio) echo "$ROOT/target/release/examples/bench_server" ;;
+        ferrio) echo "$TARGET/release/examples/bench_server" ;;
         node) echo "node $ROOT/bench/node-server.cjs" ;;
         *) echo "unknown peer $1" >&2; exit 2 ;;
     esac
@@ -108,6 +116,7 @@ for entry in "${SCENARIOS[@]}"; do
     key=${entry%%|*}
     args=${entry#*|}
     if [ -n "$ONLY" ] && [[ " $ONLY " != *" $key "* ]]; then continue; fi
+    for rep in $(seq "$REPS"); do
     for peer in $PEERS; do
         log=$OUT/$key-$peer.server.log
         pid=
@@ -124,24 +133,28 @@ for entry in "${SCENARIOS[@]}"; do
             pid=
         done
         [ -n "$pid" ] || continue
-        echo "== $key on $peer (pid $pid, port $PORT): ferrio-bench $args" >&2
+        echo "== $key on $peer, run $rep/$REPS (pid $pid, port $PORT): ferrio-bench $args" >&2
         # shellcheck disable=SC2086
         line=$("${LG_PIN[@]}" "$LOADGEN" --port "$PORT" --server-pid "$pid" --label "$peer" --quiet $args \
             2>"$OUT/$key-$peer.loadgen.log") || echo "!! loadgen failed on $key/$peer (see $OUT/$key-$peer.loadgen.log)" >&2
         stop_server "$pid"
         if [ -n "$line" ]; then
-            python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["peer"]=sys.argv[2]; r["key"]=sys.argv[3]; print(json.dumps(r))' \
-                "$line" "$peer" "$key" >>"$RESULTS"
+            python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["peer"]=sys.argv[2]; r["key"]=sys.argv[3]; r["rep"]=int(sys.argv[4]); print(json.dumps(r))' \
+                "$line" "$peer" "$key" "$rep" >>"$RESULTS"
         fi
         sleep 1
+    done
     done
 done
 
 python3 - "$RESULTS" <<'PY'
-import json, sys
+import json, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-by = {(r["key"], r["peer"]): r for r in rows}
+runs = {}
+for r in rows:
+    runs.setdefault((r["key"], r["peer"]), []).append(r)
 keys = list(dict.fromkeys(r["key"] for r in rows))
+reps = max((len(v) for v in runs.values()), default=1)
 # (metric, better): "+" higher is better, "-" lower is better.
 metrics = {
     "check": [("passed", "+"), ("failed", "-")],
@@ -151,21 +164,39 @@ metrics = {
     "churn": [("cycles_per_s", "+"), ("hs_p99_us", "-"), ("srv_cpu", ""), ("lg_cpu", "")],
     "poll": [("acks_per_s", "+"), ("rtt_p50_us", "-"), ("rtt_p99_us", "-"), ("rtt_p999_us", "-"), ("srv_cpu", ""), ("lg_cpu", "")],
 }
-print(f"{'key':<16}{'metric':<18}{'ferrio':>14}{'node':>14}{'ferrio/node':>13}")
+
+def values(key, peer, metric):
+    vs = [r.get(metric) for r in runs.get((key, peer), [])]
+    return [v for v in vs if isinstance(v, (int, float))]
+
+def median(vs):
+    return statistics.median(vs) if vs else None
+
+def show(vs):
+    if not vs:
+        return "-"
+    m = median(vs)
+    text = f"{m:g}" if isinstance(m, float) else str(m)
+    if len(vs) > 1 and min(vs) != max(vs):
+        text += f" [{min(vs):g}-{max(vs):g}]"
+    return text
+
+title = "median [min-max] of " + str(reps) + " runs" if reps > 1 else "one run"
+print(f"({title})")
+print(f"{'key':<16}{'metric':<18}{'ferrio':>28}{'node':>28}{'ferrio/node':>13}")
 for key in keys:
-    f, n = by.get((key, "ferrio")), by.get((key, "node"))
-    scenario = (f or n)["scenario"]
-    for metric, better in metrics[scenario]:
-        fv = f.get(metric) if f else None
-        nv = n.get(metric) if n else None
-        ratio = f"{fv / nv:.2f}" if isinstance(fv, (int, float)) and isinstance(nv, (int, float)) and nv else "-"
+    any_run = (runs.get((key, "ferrio")) or runs.get((key, "node")))[0]
+    for metric, better in metrics[any_run["scenario"]]:
+        fv, nv = values(key, "ferrio", metric), values(key, "node", metric)
+        fm, nm = median(fv), median(nv)
+        ratio = f"{fm / nm:.2f}" if fm is not None and nm else "-"
         hint = {"+": " (higher better)", "-": " (lower better)"}.get(better, "")
-        show = lambda v: "-" if v is None else str(v)
-        print(f"{key:<16}{metric:<18}{show(fv):>14}{show(nv):>14}{ratio:>13}{hint}")
-    for r in (f, n):
-        if r and r.get("first_error"):
-            print(f"{'':<16}{r['peer']} first_error: {r['first_error']} ({r.get('errors')} errors)")
-        if r and isinstance(r.get("lg_cpu"), (int, float)) and r["lg_cpu"] >= 0.9:
-            print(f"{'':<16}{r['peer']}: loadgen at {r['lg_cpu']} core: a loadgen ceiling, not a server one")
+        print(f"{key:<16}{metric:<18}{show(fv):>28}{show(nv):>28}{ratio:>13}{hint}")
+    for peer in ("ferrio", "node"):
+        for r in runs.get((key, peer), []):
+            if r.get("first_error"):
+                print(f"{'':<16}{peer} run {r.get('rep', 1)} first_error: {r['first_error']} ({r.get('errors')} errors)")
+            if isinstance(r.get("lg_cpu"), (int, float)) and r["lg_cpu"] >= 0.9:
+                print(f"{'':<16}{peer} run {r.get('rep', 1)}: loadgen at {r['lg_cpu']} core: a loadgen ceiling, not a server one")
 PY
 echo "results: $RESULTS" >&2
