@@ -12,10 +12,11 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use crate::ack::AckResponse;
-use crate::ids::{BuildIdHasher, IdMap, IdSet};
+use crate::ids::{BuildIdHasher, IdMap};
 use crate::namespace::Namespace;
 use crate::outgoing::BroadcastPacket;
 use crate::server_emit::{ServerSideEmitError, ServerSideHandlers};
+use crate::small_set::SmallSet;
 use crate::{Room, SocketId};
 
 /// Which sockets an operation targets, as built by [`crate::BroadcastOperator`].
@@ -107,8 +108,8 @@ pub fn local_adapter_factory() -> AdapterFactory {
 
 #[derive(Debug, Default)]
 struct Rooms {
-    members: HashMap<Room, IdSet>,
-    of_socket: IdMap<HashSet<Room>>,
+    members: HashMap<Room, SmallSet<SocketId, BuildIdHasher>>,
+    of_socket: IdMap<SmallSet<Room, std::hash::RandomState>>,
 }
 
 /// Rooms and broadcast within one process.
@@ -152,7 +153,7 @@ impl LocalAdapter {
             }
         } else if let [room] = opts.rooms.as_slice() {
             // One room, the common case: its members are distinct already.
-            for id in rooms.members.get(room).into_iter().flatten() {
+            for id in rooms.members.get(room).into_iter().flat_map(SmallSet::iter) {
                 if !excluded(id) {
                     f(id);
                 }
@@ -160,7 +161,7 @@ impl LocalAdapter {
         } else {
             let mut seen: HashSet<&SocketId, BuildIdHasher> = HashSet::default();
             for room in &opts.rooms {
-                for id in rooms.members.get(room).into_iter().flatten() {
+                for id in rooms.members.get(room).into_iter().flat_map(SmallSet::iter) {
                     if seen.insert(id) && !excluded(id) {
                         f(id);
                     }
@@ -180,11 +181,10 @@ impl Adapter for LocalAdapter {
                 .or_default()
                 .insert(id.clone());
         }
-        state
-            .of_socket
-            .entry(id.clone())
-            .or_default()
-            .extend(rooms.iter().cloned());
+        let of = state.of_socket.entry(id.clone()).or_default();
+        for room in rooms {
+            of.insert(room.clone());
+        }
     }
 
     fn del(&self, id: &SocketId, room: &str) {
@@ -205,11 +205,11 @@ impl Adapter for LocalAdapter {
         let Some(of) = state.of_socket.remove(id) else {
             return;
         };
-        for room in of {
-            if let Some(members) = state.members.get_mut(&room) {
+        for room in of.iter() {
+            if let Some(members) = state.members.get_mut(room) {
                 members.remove(id);
                 if members.is_empty() {
-                    state.members.remove(&room);
+                    state.members.remove(room);
                 }
             }
         }

@@ -180,9 +180,6 @@ pub(crate) type BuildIdHasher = std::hash::BuildHasherDefault<IdHasher>;
 /// A map keyed by socket id.
 pub(crate) type IdMap<V> = std::collections::HashMap<SocketId, V, BuildIdHasher>;
 
-/// A set of socket ids.
-pub(crate) type IdSet = std::collections::HashSet<SocketId, BuildIdHasher>;
-
 #[cfg(test)]
 mod tests {
     use std::hash::BuildHasher;

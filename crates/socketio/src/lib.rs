@@ -33,6 +33,7 @@ mod reason;
 mod recovery;
 mod remote;
 mod server_emit;
+mod small_set;
 mod socket;
 
 pub use ack::{AckResponse, AckSender, ACK_DURATION_SECONDS, ACK_TIMEOUTS_TOTAL};
