@@ -330,6 +330,19 @@ async fn retention_keeps_the_newest_messages_of_each_room() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_older_than_max_age_are_gone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Ferrio::start(dir.path(), free_port(), &[("FERRIO_HISTORY_MAX_AGE", "1s")]);
+    let (socket, _) = client(server.port).await;
+    publish(&socket, "news", "old").await;
+    // Past max_age for "old"; "new" is read well within its second.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    publish(&socket, "news", "new").await;
+    let page = call(&socket, "history", json!({ "room": "news", "after": 0 })).await;
+    assert_eq!(texts(&page), ["new"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_publish_survives_a_sigkill() {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
