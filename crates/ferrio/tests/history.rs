@@ -305,6 +305,17 @@ async fn publishes_to_durable_rooms_are_stored_and_read_with_the_history_event()
         assert_eq!(reply, json!({ "ok": false, "error": error }), "{arg}");
     }
 
+    // A reserved event name is refused the same way in every room, and nothing is stored.
+    for room in ["news", "lobby"] {
+        let arg = json!({ "room": room, "event": "disconnect", "data": 1 });
+        assert_eq!(
+            call(&publisher, "publish", arg).await,
+            json!({ "ok": false, "error": "cannot publish \"disconnect\": the event name \"disconnect\" is reserved" })
+        );
+    }
+    let all = call(&reader, "history", json!({ "room": "news" })).await;
+    assert_eq!(texts(&all), ["a", "b", "c"]);
+
     // A room that is not durable is published to as before, and keeps nothing.
     let ack = publish(&publisher, "lobby", "not kept").await;
     assert_eq!(ack, json!({ "ok": true, "room": "lobby" }));
