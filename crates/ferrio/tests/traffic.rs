@@ -323,3 +323,45 @@ async fn acks_metrics_and_connection_logs_of_real_traffic() {
         "{disconnected}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_disconnects_each_client_with_server_shutting_down() {
+    let mut server = Server::start(&[
+        ("FERRIO_LOG_FORMAT", "json"),
+        ("FERRIO_LOG_LEVEL", "info"),
+        ("FERRIO_LOG_CONNECTIONS", "true"),
+    ]);
+    let (manager, socket) = client(&server, true).await;
+    let id = socket.id().unwrap();
+    server.terminate();
+    let exit = tokio::task::spawn_blocking(move || {
+        let exit = server.wait_exit(PATIENCE);
+        (server, exit)
+    })
+    .await
+    .unwrap();
+    let (server, exit) = exit;
+    assert!(
+        exit.is_some_and(|status| status.success()),
+        "{exit:?}\n{}",
+        server.log()
+    );
+    let records = records(&server);
+    let disconnected = records
+        .iter()
+        .find(|r| r["fields"]["message"] == "disconnected" && r["fields"]["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("no disconnection line:\n{}", server.log()));
+    // The Debug form of the reason whose text is "server shutting down".
+    assert_eq!(
+        disconnected["fields"]["reason"], "ServerShuttingDown",
+        "{disconnected}"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["fields"]["message"] == "every connection closed"),
+        "{}",
+        server.log()
+    );
+    drop(manager);
+}
