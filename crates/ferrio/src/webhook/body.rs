@@ -1,14 +1,26 @@
 //! What the gateway posts to the backend and how the backend's answer is read: plain data in,
 //! plain data out, no I/O.
 
+use ferrio_engineio::TrustedProxies;
 use ferrio_socketio::{Payload, Socket};
 use serde_json::{json, Map, Value};
 
 use super::client::snippet;
 use crate::gateway::claims::Identity;
 
-/// `{id, user, namespace, rooms, address, transport}` of a socket, as every webhook body carries.
-pub(crate) fn socket_json(socket: &Socket, identity: &Identity) -> Value {
+/// `{id, user, namespace, rooms, address, ip, transport}` of a socket, as every webhook body
+/// carries. `ip` is the client's address as the server judges it: behind `proxies`, the one
+/// they forwarded.
+pub(crate) fn socket_json(
+    socket: &Socket,
+    identity: &Identity,
+    proxies: Option<&TrustedProxies>,
+) -> Value {
+    let handshake = socket.handshake();
+    let ip = handshake.remote_addr.map(|peer| match proxies {
+        Some(proxies) => proxies.client_of(peer.ip(), &handshake.headers),
+        None => peer.ip(),
+    });
     let mut rooms: Vec<String> = socket
         .rooms()
         .into_iter()
@@ -21,7 +33,8 @@ pub(crate) fn socket_json(socket: &Socket, identity: &Identity) -> Value {
         "user": identity.sub(),
         "namespace": socket.nsp(),
         "rooms": rooms,
-        "address": socket.handshake().remote_addr.map(|a| a.to_string()),
+        "address": handshake.remote_addr.map(|a| a.to_string()),
+        "ip": ip.map(|ip| ip.to_string()),
         "transport": format!("{:?}", socket.transport()).to_ascii_lowercase(),
     })
 }

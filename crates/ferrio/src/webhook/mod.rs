@@ -38,6 +38,8 @@ pub(crate) struct Webhooks {
     in_flight: Option<(Arc<Semaphore>, usize)>,
     /// Connections kept open to the backends.
     pool: client::Pool,
+    /// `server.trusted_proxies`, to tell the client's address behind them.
+    proxies: Option<ferrio_engineio::TrustedProxies>,
 }
 
 /// The counter of webhook calls, by hook (`event`, `connect`, `disconnect`) and outcome (`ok`,
@@ -97,6 +99,7 @@ impl Webhooks {
                 )),
                 Err(_) => None,
             },
+            proxies: None,
             pool: match config.ca_file.trim() {
                 "" => client::Pool::default(),
                 path => client::Pool::with_roots(client::read_roots("webhooks.ca_file", path)?),
@@ -109,6 +112,15 @@ impl Webhooks {
             || hooks.connect_url.is_some()
             || hooks.disconnect_url.is_some();
         Ok(any.then_some(hooks))
+    }
+
+    /// Reports the client's address behind these proxies (`server.trusted_proxies`) as the
+    /// socket's `ip`. A list that cannot be read is ignored here: `config check` refuses it.
+    pub(crate) fn with_trusted_proxies(mut self, proxies: &[String]) -> Self {
+        if !proxies.is_empty() {
+            self.proxies = ferrio_engineio::TrustedProxies::parse(proxies).ok();
+        }
+        self
     }
 
     /// A line for the start-up log.
@@ -203,7 +215,7 @@ impl Webhooks {
             socket.on_disconnect(move |socket, reason| {
                 let hooks = hooks.clone();
                 let body = body::disconnect_body(
-                    body::socket_json(socket, &identity(socket)),
+                    body::socket_json(socket, &identity(socket), hooks.proxies.as_ref()),
                     socket.nsp(),
                     reason.as_str(),
                 );
@@ -248,7 +260,7 @@ impl Webhooks {
             return;
         }
         let body = body::event_body(
-            body::socket_json(socket, &identity(socket)),
+            body::socket_json(socket, &identity(socket), self.proxies.as_ref()),
             socket.nsp(),
             &name,
             &payload,
@@ -301,7 +313,7 @@ impl Webhooks {
             return Ok(());
         };
         let body = body::connect_body(
-            body::socket_json(socket, identity),
+            body::socket_json(socket, identity, self.proxies.as_ref()),
             socket.nsp(),
             socket.auth(),
         );
