@@ -269,7 +269,8 @@ impl Webhooks {
             count("event", "overloaded");
             let max = self.in_flight.as_ref().map_or(0, |(_, max)| *max);
             let error = format!("too many webhook calls in flight (at most {max})");
-            tracing::warn!(id = %socket.id(), event = %name, "event not forwarded: {error}");
+            // Counted in /metrics; at debug level, so that a flood does not flood the log too.
+            tracing::debug!(id = %socket.id(), event = %name, "event not forwarded: {error}");
             if let Some(ack) = ack {
                 let _ = ack.send_json(json!({ "error": error }));
             }
