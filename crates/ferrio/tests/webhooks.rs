@@ -28,6 +28,9 @@ fn backend_reply(request: &backend::Recorded) -> Reply {
         "/connect" if body["auth"]["deny"] == json!(true) => {
             Reply::Json(403, json!({ "message": "you are banned" }))
         }
+        "/connect" if body["auth"]["vip"] == json!(true) => {
+            Reply::Json(200, json!({ "rooms": ["vip", "team_a"] }))
+        }
         "/event" => match body["event"].as_str() {
             Some("echo") => Reply::Json(200, json!([{ "got": body["args"][0] }, "second"])),
             Some("object") => Reply::Json(200, json!({ "ok": true })),
@@ -540,4 +543,24 @@ async fn behind_a_trusted_proxy_the_ip_is_the_forwarded_one() {
         .as_str()
         .unwrap()
         .starts_with("127.0.0.1:"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connect_answer_may_name_rooms_to_join() {
+    let backend = Backend::start(backend_reply).await;
+    let server = start(&backend, &[]);
+    let vip = connect(server.port, json!({ "vip": true })).await.unwrap();
+    let other = connect(server.port, json!({})).await.unwrap();
+    ack(&vip, "echo", json!("v")).await;
+    ack(&other, "echo", json!("o")).await;
+    let calls = backend.wait_for("/event", 2).await;
+    let rooms_of = |arg: &str| {
+        calls
+            .iter()
+            .map(|c| c.json())
+            .find(|b| b["args"][0] == json!(arg))
+            .map(|b| b["socket"]["rooms"].clone())
+    };
+    assert_eq!(rooms_of("v"), Some(json!(["team_a", "vip"])));
+    assert_eq!(rooms_of("o"), Some(json!([])));
 }

@@ -113,6 +113,26 @@ pub(crate) fn ack_args(body: &[u8]) -> Result<Vec<Value>, String> {
     }
 }
 
+/// The longest room name a connect answer may name.
+const MAX_ROOM_LEN: usize = 256;
+
+/// The rooms a 2xx connect answer names: `{"rooms": ["a", "b"]}`. Anything else names none;
+/// names that are not strings, empty or longer than 256 bytes are left out.
+pub(crate) fn connect_rooms(body: &[u8]) -> Vec<String> {
+    let Ok(Value::Object(answer)) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let Some(Value::Array(rooms)) = answer.get("rooms") else {
+        return Vec::new();
+    };
+    rooms
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|room| !room.is_empty() && room.len() <= MAX_ROOM_LEN)
+        .map(str::to_owned)
+        .collect()
+}
+
 /// What a refusing backend said: the `message` (or `error`) of a JSON object answer, else the
 /// text of the body, else `None`.
 pub(crate) fn refusal_message(body: &[u8]) -> Option<String> {
@@ -141,6 +161,19 @@ mod tests {
             ack_args(b"<html>"),
             Err("webhook answer is not JSON (expected value at line 1 column 1): <html>".into())
         );
+    }
+
+    #[test]
+    fn connect_answers_may_name_rooms() {
+        assert_eq!(
+            connect_rooms(br#"{"rooms": ["a", "", 7, "b"]}"#),
+            vec!["a".to_owned(), "b".to_owned()]
+        );
+        assert_eq!(connect_rooms(b"{}"), Vec::<String>::new());
+        assert_eq!(connect_rooms(b""), Vec::<String>::new());
+        assert_eq!(connect_rooms(br#"["a"]"#), Vec::<String>::new());
+        let long = format!(r#"{{"rooms": ["{}"]}}"#, "x".repeat(257));
+        assert_eq!(connect_rooms(long.as_bytes()), Vec::<String>::new());
     }
 
     #[test]

@@ -23,6 +23,11 @@ use crate::gateway::claims::Identity;
 use crate::gateway::events::identity;
 use client::{HttpError, Url};
 
+/// The rooms a connect webhook's answer named, kept in the socket's data until it is in its
+/// namespace.
+#[derive(Debug)]
+struct ConnectRooms(Vec<String>);
+
 /// The configured webhooks, ready to call.
 #[derive(Debug)]
 pub(crate) struct Webhooks {
@@ -204,8 +209,17 @@ impl Webhooks {
         }
     }
 
-    /// Hooks a new socket's events and disconnection. Runs in the connect handler.
+    /// Hooks a new socket's events and disconnection, and joins the rooms the connect webhook
+    /// named. Runs in the connect handler.
     pub(crate) fn register(self: &Arc<Self>, socket: &Arc<Socket>) {
+        if let Some(rooms) = socket.data::<Arc<ConnectRooms>>() {
+            if let Err(error) = socket.try_join(rooms.0.clone()) {
+                tracing::warn!(
+                    id = %socket.id(),
+                    "cannot join the rooms the connect webhook named: {error}"
+                );
+            }
+        }
         if self.events_url.is_some() {
             let hooks = self.clone();
             socket.on_any(move |socket, event| hooks.forward_event(socket, event));
@@ -331,7 +345,14 @@ impl Webhooks {
             }
         };
         match self.post("connect", url, &body).await {
-            Ok(answer) if answer.status.is_success() => Ok(()),
+            Ok(answer) if answer.status.is_success() => {
+                let rooms = body::connect_rooms(&answer.body);
+                if !rooms.is_empty() {
+                    // Joined by the connect handler, once the socket is in its namespace.
+                    socket.insert_data(Arc::new(ConnectRooms(rooms)));
+                }
+                Ok(())
+            }
             Ok(answer) => {
                 let message = body::refusal_message(&answer.body).unwrap_or_else(|| {
                     format!("refused by the connect webhook ({})", answer.status)
