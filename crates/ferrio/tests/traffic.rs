@@ -147,6 +147,36 @@ async fn acks_metrics_and_connection_logs_of_real_traffic() {
     })
     .await;
 
+    // The API's stats count connections by transport: a third session stays on polling.
+    let (polling_sid, stats) = tokio::task::spawn_blocking(move || {
+        let open = request(port, "GET", "/socket.io/?EIO=4&transport=polling", &[], "").unwrap();
+        assert_eq!(open.status, 200, "{}", open.body);
+        let open: Value = serde_json::from_str(open.body.trim_start_matches('0')).unwrap();
+        let sid = open["sid"].as_str().unwrap().to_owned();
+        let stats = request(port, "GET", "/api/v1/stats", &[("X-API-Key", KEY)], "")
+            .unwrap()
+            .json();
+        (sid, stats)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        stats["connections"],
+        json!({ "total": 3, "polling": 1, "websocket": 2 }),
+        "{stats}"
+    );
+    assert_eq!(stats["namespaces"]["/"]["sockets"], 2, "{stats}");
+    // It closes itself: the Engine.IO close packet, then the poll that carries the farewell.
+    let (closed, farewell) = tokio::task::spawn_blocking(move || {
+        let target = format!("/socket.io/?EIO=4&transport=polling&sid={polling_sid}");
+        let closed = request(port, "POST", &target, &[], "1").unwrap();
+        (closed, request(port, "GET", &target, &[], "").unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!((closed.status, closed.body.as_str()), (200, "ok"));
+    assert_eq!(farewell.status, 200, "{}", farewell.body);
+
     // An emit asking for acknowledgements: one answer, one timeout.
     let (status, answer) = post_async(
         port,
