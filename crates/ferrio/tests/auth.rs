@@ -126,8 +126,18 @@ fn http_get(port: u16, target: &str) -> std::io::Result<String> {
 
 impl Server {
     /// Starts the server with `config` (TOML, without `[server]`) and `namespaces` served, and
-    /// waits until it answers.
+    /// waits until it answers. A port another test took between its choice and the server's
+    /// bind makes the server exit: another port is tried.
     fn start(config: &str, namespaces: &[&str]) -> Self {
+        for _ in 0..5 {
+            if let Some(server) = Self::try_start(config, namespaces) {
+                return server;
+            }
+        }
+        panic!("the server never came up on a free port");
+    }
+
+    fn try_start(config: &str, namespaces: &[&str]) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let namespaces: Vec<String> = namespaces.iter().map(|n| format!("{n:?}")).collect();
@@ -147,16 +157,25 @@ impl Server {
             .stderr(log)
             .spawn()
             .unwrap();
-        let server = Server { child, port, dir };
+        let mut server = Server { child, port, dir };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            match http_get(port, "/health") {
-                Ok(answer) if answer.starts_with("HTTP/1.1 200") => break,
-                _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-                other => panic!("the server never answered: {other:?}"),
+            if let Ok(Some(status)) = server.child.try_wait() {
+                if server.log().contains("cannot listen") {
+                    return None;
+                }
+                panic!("the server exited ({status}):\n{}", server.log());
             }
+            // Its own log says it bound the port; /health then says it serves.
+            if server.log().contains("ferrio listening on") {
+                match http_get(port, "/health") {
+                    Ok(answer) if answer.starts_with("HTTP/1.1 200") => return Some(server),
+                    _ => {}
+                }
+            }
+            assert!(Instant::now() < deadline, "the server never answered");
+            std::thread::sleep(Duration::from_millis(50));
         }
-        server
     }
 
     fn url(&self) -> String {
