@@ -314,6 +314,17 @@ async fn acks_metrics_and_connection_logs_of_real_traffic() {
         total(&metrics, "ferrio_handshakes_total", "transport=\"polling\"") >= 2.0,
         "{metrics:#?}"
     );
+    // The gauges, read at the scrape: nobody is left.
+    assert_eq!(
+        metrics.get("ferrio_connections"),
+        Some(&0.0),
+        "{metrics:#?}"
+    );
+    assert_eq!(
+        metrics.get("ferrio_sockets{namespace=\"/\"}"),
+        Some(&0.0),
+        "{metrics:#?}"
+    );
 
     // One JSON line per connection and per disconnection, naming the socket.
     let deadline = Instant::now() + PATIENCE;
