@@ -14,11 +14,15 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
-import { exampleBinary, startServer } from "./lib/server.mjs";
+import { REPO_ROOT, exampleBinary, startServer } from "./lib/server.mjs";
 import { STEP_MS, sleep, waitUntil, withTimeout } from "./lib/util.mjs";
 
 const require = createRequire(import.meta.url);
 const { io } = require("sio-client-v4");
+
+// The project's Python (scripts/test.sh sets it up), else the system's; only its sqlite3 is used.
+const VENV_PYTHON = path.join(REPO_ROOT, ".venv", "bin", "python3");
+const PYTHON = fs.existsSync(VENV_PYTHON) ? VENV_PYTHON : "python3";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ferrio-recovery-"));
 const store = path.join(dir, "recovery.db");
@@ -47,7 +51,7 @@ function storedPackets(text) {
     "import sqlite3, sys\n" +
     "c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)\n" +
     "print(c.execute('SELECT count(*) FROM packets WHERE instr(data, CAST(? AS BLOB)) > 0', (sys.argv[2],)).fetchone()[0])\n";
-  const run = spawnSync("python3", ["-c", script, store, text], { encoding: "utf8", timeout: STEP_MS });
+  const run = spawnSync(PYTHON, ["-c", script, store, text], { encoding: "utf8", timeout: STEP_MS });
   if (run.status !== 0) throw new Error(`reading the store failed: ${run.stderr}`);
   return Number(run.stdout.trim());
 }

@@ -126,8 +126,18 @@ fn http_get(port: u16, target: &str) -> std::io::Result<String> {
 
 impl Server {
     /// Starts the server with `config` (TOML, without `[server]`) and `namespaces` served, and
-    /// waits until it answers.
+    /// waits until it answers. A port another test took between its choice and the server's
+    /// bind makes the server exit: another port is tried.
     fn start(config: &str, namespaces: &[&str]) -> Self {
+        for _ in 0..5 {
+            if let Some(server) = Self::try_start(config, namespaces) {
+                return server;
+            }
+        }
+        panic!("the server never came up on a free port");
+    }
+
+    fn try_start(config: &str, namespaces: &[&str]) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let namespaces: Vec<String> = namespaces.iter().map(|n| format!("{n:?}")).collect();
@@ -147,16 +157,25 @@ impl Server {
             .stderr(log)
             .spawn()
             .unwrap();
-        let server = Server { child, port, dir };
+        let mut server = Server { child, port, dir };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            match http_get(port, "/health") {
-                Ok(answer) if answer.starts_with("HTTP/1.1 200") => break,
-                _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-                other => panic!("the server never answered: {other:?}"),
+            if let Ok(Some(status)) = server.child.try_wait() {
+                if server.log().contains("cannot listen") {
+                    return None;
+                }
+                panic!("the server exited ({status}):\n{}", server.log());
             }
+            // Its own log says it bound the port; /health then says it serves.
+            if server.log().contains("ferrio listening on") {
+                match http_get(port, "/health") {
+                    Ok(answer) if answer.starts_with("HTTP/1.1 200") => return Some(server),
+                    _ => {}
+                }
+            }
+            assert!(Instant::now() < deadline, "the server never answered");
+            std::thread::sleep(Duration::from_millis(50));
         }
-        server
     }
 
     fn url(&self) -> String {
@@ -741,7 +760,8 @@ fn jwks_url_is_fetched_cached_and_fetched_again_for_a_new_key() {
     runtime.block_on(identity_provider.wait_for("/.well-known/jwks.json", 1));
     assert!(
         server.log().contains(&format!(
-            "JWT auth with the keys of {}/.well-known/jwks.json; anonymous clients refused",
+            // The algorithms come first once the first fetch is in: it races the log line.
+            "the keys of {}/.well-known/jwks.json; anonymous clients refused",
             identity_provider.url
         )),
         "{}",
@@ -806,4 +826,108 @@ fn an_unreachable_jwks_url_refuses_with_the_reason() {
          127.0.0.1:{port}: "
     );
     assert!(message.starts_with(&expected), "{message}");
+}
+
+/// Serves `body` over https on 127.0.0.1 (as `localhost`) with `leaf`, on `runtime`; the port.
+fn serve_https(
+    runtime: &tokio::runtime::Runtime,
+    leaf: &ferrio_test_support::pki::CertifiedPem,
+    body: String,
+) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::sync::Arc;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![CertificateDer::from_pem_slice(leaf.cert.as_bytes()).unwrap()],
+        PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let body = bytes::Bytes::from(body);
+    runtime.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |_request| {
+                    let body = body.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(body),
+                        ))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn an_https_jwks_url_of_a_private_ca_is_trusted_through_jwks_ca_file() {
+    if !node_available() {
+        return;
+    }
+    use ferrio_test_support::pki::{TestCa, Validity};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ca = TestCa::new("Ferrio identity provider test CA");
+    let leaf = ca.leaf(&["localhost"], Validity::CURRENT);
+    let port = serve_https(&runtime, &leaf, jwks("jwks.json").to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let rsa = pem_key("rsa_private.pem", Algorithm::RS256);
+    let token = sign(
+        Algorithm::RS256,
+        &rsa,
+        Some("test-rsa"),
+        &json!({ "sub": "u1", "exp": now() + 600 }),
+    );
+
+    let url = format!("https://localhost:{port}/jwks.json");
+    let trusting = Server::start(
+        &format!(
+            "[auth]\nrequire_auth = true\njwks_url = \"{url}\"\njwks_ca_file = {:?}\n",
+            ca_file.display().to_string()
+        ),
+        &["/"],
+    );
+    assert_eq!(
+        try_connect(&trusting, "/", &with_token(&token)),
+        connected()
+    );
+
+    // Without the CA, the provider's certificate is refused and no key can be had.
+    let distrusting = Server::start(
+        &format!("[auth]\nrequire_auth = true\njwks_url = \"{url}\"\n"),
+        &["/"],
+    );
+    let answer = try_connect(&distrusting, "/", &with_token(&token));
+    assert_eq!(
+        answer["error"]["data"],
+        json!({ "reason": "keys_unavailable" })
+    );
+    assert_eq!(
+        answer["error"]["message"],
+        format!(
+            "cannot verify the token: the key set could not be fetched ({url} TLS failed: \
+             invalid peer certificate: UnknownIssuer)"
+        )
+    );
 }

@@ -512,3 +512,55 @@ fn the_docker_compose_settings_pass_config_check_without_a_warning() {
     assert!(!text.contains("warning["), "{text}");
     assert!(!text.contains("error["), "{text}");
 }
+
+#[test]
+fn the_cluster_guides_name_only_real_settings_variables_and_metrics() {
+    let configuration =
+        std::fs::read_to_string(repo_path("docs/configuration.md")).expect("configuration.md");
+    for guide in ["docs/cluster.md", "deploy/README.md"] {
+        let text = std::fs::read_to_string(repo_path(guide)).expect("the guide");
+        // Every TOML block loads and passes `ferrio config check` as written.
+        for block in text.split("```toml\n").skip(1) {
+            let toml = block.split_once("```").expect("a closed block").0;
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            std::fs::write(dir.path().join("ferrio.toml"), toml).expect("write");
+            let output = Command::new(env!("CARGO_BIN_EXE_ferrio"))
+                .current_dir(dir.path())
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .args([
+                    "config",
+                    "check",
+                    "--no-env-file",
+                    "--config",
+                    "ferrio.toml",
+                ])
+                .output()
+                .expect("run ferrio");
+            let report = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success() && !report.contains("warning["),
+                "{guide}: {toml}\n{report}{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        // Every variable, key and metric it names is in the reference.
+        let words = text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'));
+        for word in words {
+            let word = word.trim_end_matches('.');
+            // File names (docs/cluster.md, bench/cluster.sh) are not settings.
+            if [".md", ".sh", ".rs"].iter().any(|ext| word.ends_with(ext)) {
+                continue;
+            }
+            let named = word.starts_with("FERRIO_")
+                || (word.starts_with("cluster.") && word.len() > "cluster.".len())
+                || (word.starts_with("ferrio_") && word.len() > "ferrio_".len());
+            if named {
+                assert!(
+                    configuration.contains(&format!("`{word}`")),
+                    "{guide} names {word}, which docs/configuration.md does not have"
+                );
+            }
+        }
+    }
+}

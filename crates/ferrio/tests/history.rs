@@ -305,6 +305,17 @@ async fn publishes_to_durable_rooms_are_stored_and_read_with_the_history_event()
         assert_eq!(reply, json!({ "ok": false, "error": error }), "{arg}");
     }
 
+    // A reserved event name is refused the same way in every room, and nothing is stored.
+    for room in ["news", "lobby"] {
+        let arg = json!({ "room": room, "event": "disconnect", "data": 1 });
+        assert_eq!(
+            call(&publisher, "publish", arg).await,
+            json!({ "ok": false, "error": "cannot publish \"disconnect\": the event name \"disconnect\" is reserved" })
+        );
+    }
+    let all = call(&reader, "history", json!({ "room": "news" })).await;
+    assert_eq!(texts(&all), ["a", "b", "c"]);
+
     // A room that is not durable is published to as before, and keeps nothing.
     let ack = publish(&publisher, "lobby", "not kept").await;
     assert_eq!(ack, json!({ "ok": true, "room": "lobby" }));
@@ -327,6 +338,19 @@ async fn retention_keeps_the_newest_messages_of_each_room() {
     assert_eq!(texts(&page), ["n2", "n3", "n4"]);
     let page = call(&socket, "history", json!({ "room": "news-other" })).await;
     assert_eq!(texts(&page), ["kept"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_older_than_max_age_are_gone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Ferrio::start(dir.path(), free_port(), &[("FERRIO_HISTORY_MAX_AGE", "1s")]);
+    let (socket, _) = client(server.port).await;
+    publish(&socket, "news", "old").await;
+    // Past max_age for "old"; "new" is read well within its second.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    publish(&socket, "news", "new").await;
+    let page = call(&socket, "history", json!({ "room": "news", "after": 0 })).await;
+    assert_eq!(texts(&page), ["new"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -100,6 +100,16 @@ const CASES: &[(Vars, i32, &str)] = &[
         "warning[webhooks-unsigned]: webhooks are set but webhooks.secret is empty: the backend cannot tell the gateway's calls from anyone else's\n  fix: set webhooks.secret and check the X-Ferrio-Signature header in the backend (docs/webhooks.md)\n0 errors, 1 warning\n",
     ),
     (
+        &[("FERRIO_HISTORY_ROOMS", "^news$")],
+        0,
+        "warning[history-rooms-unused]: history.rooms is set but history.enabled is false: no room keeps history\n  fix: set history.enabled = true (docs/history.md)\n0 errors, 1 warning\n",
+    ),
+    (
+        &[("FERRIO_HISTORY_ENABLED", "true")],
+        0,
+        "warning[history-store-idle]: history.enabled opens the store, but history.rooms is empty and recovery is off: nothing is stored\n  fix: name the rooms that keep history in history.rooms, or turn recovery.enabled on to keep recovery across restarts\n0 errors, 1 warning\n",
+    ),
+    (
         &[("FERRIO_WS_PATH", "/socket.io")],
         1,
         "error[ws-path-invalid]: ws.path = \"/socket.io\" is already served (Socket.IO at server.path, or /health, /ready, /metrics)\n  fix: set ws.path to a free path such as \"/ws\", or ws.enabled = false\n1 error, 0 warnings\n",

@@ -630,3 +630,21 @@ async fn requests_dropped_by_the_rate_limit_are_answered_with_an_error() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_origin_allow_list_applies() {
+    let server = start(&[("FERRIO_SERVER_ALLOWED_ORIGINS", "https://app.example")]);
+    let mut ws = open(server.port, "", &[("origin", "https://evil.example")]).await;
+    let (texts, close) = closed(&mut ws).await;
+    assert_eq!(
+        texts,
+        vec![json!({
+            "type": "error",
+            "message": "connection refused: Origin not allowed",
+            "status": 403
+        })]
+    );
+    assert_eq!(close.expect("a close frame").0, CloseCode::Policy);
+    let mut ws = open(server.port, "", &[("origin", "https://app.example")]).await;
+    assert_eq!(next(&mut ws).await["type"], "connected");
+}

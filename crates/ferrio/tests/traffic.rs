@@ -147,6 +147,36 @@ async fn acks_metrics_and_connection_logs_of_real_traffic() {
     })
     .await;
 
+    // The API's stats count connections by transport: a third session stays on polling.
+    let (polling_sid, stats) = tokio::task::spawn_blocking(move || {
+        let open = request(port, "GET", "/socket.io/?EIO=4&transport=polling", &[], "").unwrap();
+        assert_eq!(open.status, 200, "{}", open.body);
+        let open: Value = serde_json::from_str(open.body.trim_start_matches('0')).unwrap();
+        let sid = open["sid"].as_str().unwrap().to_owned();
+        let stats = request(port, "GET", "/api/v1/stats", &[("X-API-Key", KEY)], "")
+            .unwrap()
+            .json();
+        (sid, stats)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        stats["connections"],
+        json!({ "total": 3, "polling": 1, "websocket": 2 }),
+        "{stats}"
+    );
+    assert_eq!(stats["namespaces"]["/"]["sockets"], 2, "{stats}");
+    // It closes itself: the Engine.IO close packet, then the poll that carries the farewell.
+    let (closed, farewell) = tokio::task::spawn_blocking(move || {
+        let target = format!("/socket.io/?EIO=4&transport=polling&sid={polling_sid}");
+        let closed = request(port, "POST", &target, &[], "1").unwrap();
+        (closed, request(port, "GET", &target, &[], "").unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!((closed.status, closed.body.as_str()), (200, "ok"));
+    assert_eq!(farewell.status, 200, "{}", farewell.body);
+
     // An emit asking for acknowledgements: one answer, one timeout.
     let (status, answer) = post_async(
         port,
@@ -284,6 +314,17 @@ async fn acks_metrics_and_connection_logs_of_real_traffic() {
         total(&metrics, "ferrio_handshakes_total", "transport=\"polling\"") >= 2.0,
         "{metrics:#?}"
     );
+    // The gauges, read at the scrape: nobody is left.
+    assert_eq!(
+        metrics.get("ferrio_connections"),
+        Some(&0.0),
+        "{metrics:#?}"
+    );
+    assert_eq!(
+        metrics.get("ferrio_sockets{namespace=\"/\"}"),
+        Some(&0.0),
+        "{metrics:#?}"
+    );
 
     // One JSON line per connection and per disconnection, naming the socket.
     let deadline = Instant::now() + PATIENCE;
@@ -322,4 +363,46 @@ async fn acks_metrics_and_connection_logs_of_real_traffic() {
         disconnected["fields"]["reason"].is_string(),
         "{disconnected}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_disconnects_each_client_with_server_shutting_down() {
+    let mut server = Server::start(&[
+        ("FERRIO_LOG_FORMAT", "json"),
+        ("FERRIO_LOG_LEVEL", "info"),
+        ("FERRIO_LOG_CONNECTIONS", "true"),
+    ]);
+    let (manager, socket) = client(&server, true).await;
+    let id = socket.id().unwrap();
+    server.terminate();
+    let exit = tokio::task::spawn_blocking(move || {
+        let exit = server.wait_exit(PATIENCE);
+        (server, exit)
+    })
+    .await
+    .unwrap();
+    let (server, exit) = exit;
+    assert!(
+        exit.is_some_and(|status| status.success()),
+        "{exit:?}\n{}",
+        server.log()
+    );
+    let records = records(&server);
+    let disconnected = records
+        .iter()
+        .find(|r| r["fields"]["message"] == "disconnected" && r["fields"]["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("no disconnection line:\n{}", server.log()));
+    // The Debug form of the reason whose text is "server shutting down".
+    assert_eq!(
+        disconnected["fields"]["reason"], "ServerShuttingDown",
+        "{disconnected}"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["fields"]["message"] == "every connection closed"),
+        "{}",
+        server.log()
+    );
+    drop(manager);
 }

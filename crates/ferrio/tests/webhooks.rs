@@ -28,6 +28,9 @@ fn backend_reply(request: &backend::Recorded) -> Reply {
         "/connect" if body["auth"]["deny"] == json!(true) => {
             Reply::Json(403, json!({ "message": "you are banned" }))
         }
+        "/connect" if body["auth"]["vip"] == json!(true) => {
+            Reply::Json(200, json!({ "rooms": ["vip", "team_a"] }))
+        }
         "/event" => match body["event"].as_str() {
             Some("echo") => Reply::Json(200, json!([{ "got": body["args"][0] }, "second"])),
             Some("object") => Reply::Json(200, json!({ "ok": true })),
@@ -132,6 +135,7 @@ async fn the_backend_answer_is_the_ack_and_the_call_is_signed() {
         .as_str()
         .unwrap()
         .starts_with("127.0.0.1:"));
+    assert_eq!(body["socket"]["ip"], "127.0.0.1");
     assert_eq!(call.headers["content-type"], "application/json");
     let mut mac = Hmac::<Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
     mac.update(&call.body);
@@ -509,4 +513,54 @@ async fn an_https_backend_of_a_private_ca_is_trusted_through_ca_file() {
         ack(&socket, "echo", json!(1)).await,
         vec![json!("over tls")]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_ip_is_the_forwarded_one() {
+    let backend = Backend::start(backend_reply).await;
+    let server = start(
+        &backend,
+        &[("FERRIO_SERVER_TRUSTED_PROXIES", "127.0.0.1/32")],
+    );
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-forwarded-for", "203.0.113.7".parse().unwrap());
+    let config = ClientConfig {
+        transports: vec![ferrio_client::TransportKind::WebSocket],
+        reconnection: ReconnectionConfig {
+            enabled: false,
+            ..ReconnectionConfig::default()
+        },
+        headers,
+        timeout: Duration::from_secs(10),
+        ..ClientConfig::new(format!("http://127.0.0.1:{}", server.port))
+    };
+    let socket = Manager::new(config).unwrap().socket("/").unwrap();
+    socket.connect().await.unwrap();
+    ack(&socket, "echo", json!(1)).await;
+    let call = backend.wait_for("/event", 1).await.remove(0).json();
+    assert_eq!(call["socket"]["ip"], "203.0.113.7");
+    assert!(call["socket"]["address"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connect_answer_may_name_rooms_to_join() {
+    let backend = Backend::start(backend_reply).await;
+    let server = start(&backend, &[]);
+    let vip = connect(server.port, json!({ "vip": true })).await.unwrap();
+    let other = connect(server.port, json!({})).await.unwrap();
+    ack(&vip, "echo", json!("v")).await;
+    ack(&other, "echo", json!("o")).await;
+    let calls = backend.wait_for("/event", 2).await;
+    let rooms_of = |arg: &str| {
+        calls
+            .iter()
+            .map(|c| c.json())
+            .find(|b| b["args"][0] == json!(arg))
+            .map(|b| b["socket"]["rooms"].clone())
+    };
+    assert_eq!(rooms_of("v"), Some(json!(["team_a", "vip"])));
+    assert_eq!(rooms_of("o"), Some(json!([])));
 }

@@ -15,6 +15,8 @@
 //!   client received every event. The CPU time of the ferrio processes (from `/proc`, in 10 ms
 //!   ticks) is reported per 1000 deliveries, redis-server's for the whole run. The in-memory run (one node,
 //!   `cluster.adapter = "local"`) is the baseline.
+//! - CPU per event: 20 000 events to one client, on one in-memory node, then on a 2-node
+//!   cluster whose second node has no client: what publishing and receiving one event cost.
 //! - Crossing Redis: one publisher on node 0 and one receiver, on node 0 then on node 1; each
 //!   event is published when the previous one arrived; the difference of the medians is what
 //!   one event pays for the trip through Redis to another process.
@@ -249,6 +251,41 @@ async fn fan_out(bin: &str, nodes: usize, redis: bool, clients: usize, events: u
     }
 }
 
+/// CPU time per event of the publishing node and, with Redis, of a second node with no client
+/// (what receiving one event from Redis costs when there is nothing to deliver): `events`
+/// events published at node 0 to its one member.
+async fn cpu_per_event(bin: &str, redis: bool, events: usize) -> (Duration, Option<Duration>) {
+    let server = redis.then(start_redis);
+    let url = server.as_ref().map(|(_, url)| url.as_str());
+    let nodes = if redis { 2 } else { 1 };
+    let procs: Vec<(Proc, u16)> = (0..nodes).map(|_| start_ferrio(bin, url)).collect();
+    let ports: Vec<u16> = procs.iter().map(|(_, port)| *port).collect();
+    wait_ready(&ports, redis).await;
+    let (done, mut finished) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(count(member(ports[0]).await, events, done));
+    let mut sender = publisher(ports[0]).await;
+    let before: Vec<Duration> = procs.iter().map(|(p, _)| p.cpu()).collect();
+    let mut unacked = VecDeque::new();
+    for id in 1..=events {
+        if unacked.len() == WINDOW {
+            wait_ack(&mut sender, &mut unacked).await;
+        }
+        sender.send(publish_message(id)).await.expect("publish");
+        unacked.push_back(id);
+    }
+    while !unacked.is_empty() {
+        wait_ack(&mut sender, &mut unacked).await;
+    }
+    tokio::time::timeout(WAIT, finished.recv())
+        .await
+        .expect("the member got every event in time")
+        .expect("the member");
+    // The other node receives from Redis at its own pace: let it finish.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let per_event = |i: usize| (procs[i].0.cpu() - before[i]) / events as u32;
+    (per_event(0), redis.then(|| per_event(1)))
+}
+
 /// Reads until the acknowledgement of the oldest publish.
 async fn wait_ack(ws: &mut Ws, unacked: &mut VecDeque<usize>) {
     let id = unacked.pop_front().expect("a publish waiting");
@@ -320,6 +357,25 @@ async fn main() {
             run.redis_cpu.as_secs_f64() * 1000.0,
         );
     }
+
+    let cpu_events = 20_000;
+    let (in_memory, _) = cpu_per_event(&bin, false, cpu_events).await;
+    let (publishing, other) = cpu_per_event(&bin, true, cpu_events).await;
+    let other = other.unwrap_or_default();
+    println!("\nCPU per event, {cpu_events} events to one client on node 0:");
+    println!(
+        "  in-memory node:                     {:>6.1} us",
+        micros(in_memory)
+    );
+    println!(
+        "  redis, publishing node:             {:>6.1} us  (publishing: {:+.1} us)",
+        micros(publishing),
+        micros(publishing) - micros(in_memory)
+    );
+    println!(
+        "  redis, other node, no client there: {:>6.1} us  (receiving and decoding)",
+        micros(other)
+    );
 
     let (_redis, url) = start_redis();
     let procs: Vec<(Proc, u16)> = (0..2).map(|_| start_ferrio(&bin, Some(&url))).collect();

@@ -436,6 +436,12 @@ impl AdapterInner {
         data: Vec<Value>,
         timeout: Duration,
     ) -> Result<Vec<Value>, ServerSideEmitError> {
+        if !self.shared.is_connected() {
+            // Otherwise Redis's silence would read as "no other server".
+            return Err(ServerSideEmitError::Unreachable(
+                "the link to Redis is down".to_owned(),
+            ));
+        }
         let request = json!({ "type": RequestType::ServerSideEmit as u8, "data": data });
         let Some((mut pending, others)) = self.send_request(request, None).await else {
             return Ok(Vec::new());

@@ -123,7 +123,7 @@ impl Shared {
         metrics::gauge!(CONNECTED).set(if self.is_connected() { 1.0 } else { 0.0 });
     }
 
-    fn is_connected(&self) -> bool {
+    pub(crate) fn is_connected(&self) -> bool {
         self.sub_up.load(Ordering::Relaxed) && self.pub_up.load(Ordering::Relaxed)
     }
 

@@ -442,4 +442,22 @@ async fn server_side_emits_reach_the_other_nodes_and_answers_come_back() {
             expected: 2,
         }
     );
+
+    // Redis gone: the emitter is told, rather than hearing "no other server".
+    let mut redis = redis;
+    redis.kill();
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    while nodes[1].redis.is_connected() {
+        assert!(tokio::time::Instant::now() < deadline, "never saw Redis go");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        nodes[1]
+            .io
+            .server_side_emit_with_ack("who", Vec::new(), Duration::from_secs(1))
+            .await,
+        Err(ferrio_socketio::ServerSideEmitError::Unreachable(
+            "the link to Redis is down".to_owned()
+        ))
+    );
 }

@@ -34,6 +34,10 @@ pub enum ServerSideEmitError {
     /// The event name is reserved by the protocol (`connect`, `disconnect`, ...).
     #[error("the event name {0:?} is reserved")]
     ReservedEvent(String),
+    /// The other servers cannot be reached now (a multi-node adapter lost its link); nothing
+    /// was sent.
+    #[error("the other servers cannot be reached: {0}")]
+    Unreachable(String),
     /// Not every other server answered within the timeout; `responses` holds the answers that
     /// came.
     #[error("timeout reached: only {} responses received out of {expected}", responses.len())]

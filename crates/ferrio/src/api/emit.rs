@@ -176,13 +176,20 @@ fn ack_timeout(fields: &mut super::body::Fields) -> Result<Option<Duration>, Api
 }
 
 /// Each socket's answer, in socket id order: `{"socket", "args"}` for an acknowledgement,
-/// `{"socket", "error", "code"}` when none came.
+/// `{"socket", "error", "code"}` when none came. A socket of another node that did not answer
+/// has `"socket": null`: the other node reports how many sockets it asked, not which.
 fn acks_json(mut responses: Vec<AckResponse>) -> Vec<Value> {
-    responses.sort_by(|a, b| a.socket.as_str().cmp(b.socket.as_str()));
+    responses.sort_by(|a, b| {
+        let key = |r: &AckResponse| (r.socket.as_str().is_empty(), r.socket.as_str().to_owned());
+        key(a).cmp(&key(b))
+    });
     responses
         .into_iter()
         .map(|response| {
-            let socket = response.socket.as_str().to_owned();
+            let socket = match response.socket.as_str() {
+                "" => Value::Null,
+                id => Value::String(id.to_owned()),
+            };
             match response.result {
                 Ok(payload) => json!({ "socket": socket, "args": with_base64_args(&payload) }),
                 Err(error) => {

@@ -20,18 +20,8 @@ use serde_json::{json, Map, Value};
 use super::emit::BINARY_KEY;
 use super::error::ApiError;
 use super::{query, ApiState};
-use crate::history::publish::PublishError;
+use crate::history::publish::{PublishError, RESERVED_EVENTS};
 use crate::history::{json as history_json, HistoryService, DEFAULT_LIMIT};
-
-/// Event names the Socket.IO protocol reserves; refused before anything is stored.
-const RESERVED_EVENTS: &[&str] = &[
-    "connect",
-    "connect_error",
-    "disconnect",
-    "disconnecting",
-    "newListener",
-    "removeListener",
-];
 
 /// The history service, or the 404 saying it is off.
 fn service(state: &ApiState) -> Result<&Arc<HistoryService>, ApiError> {

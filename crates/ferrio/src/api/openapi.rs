@@ -279,12 +279,13 @@ fn schemas() -> Value {
                     "description": "With `ack`: one entry per targeted socket (on every node), \
                         in socket id order: the arguments it acknowledged with (binary as \
                         {\"$binary\": base64}), or the error and code (`timeout`, \
-                        `disconnected`, `emit_failed`) when none came.",
+                        `disconnected`, `emit_failed`) when none came. A socket of another \
+                        node that did not answer comes last, with `socket` null.",
                     "items": {
                         "type": "object",
                         "required": ["socket"],
                         "properties": {
-                            "socket": { "type": "string" },
+                            "socket": { "type": ["string", "null"] },
                             "args": { "type": "array" },
                             "error": { "type": "string" },
                             "code": { "type": "string", "enum": ["timeout", "disconnected", "emit_failed"] }

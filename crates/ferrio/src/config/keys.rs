@@ -177,6 +177,7 @@ pub(crate) static KEYS: &[Key] = &[
     key("auth.issuer", Kind::Text, &[]),
     key("auth.jwks_url", Kind::Text, &[]),
     key("auth.jwks_cache_ttl", Kind::Duration, &[]),
+    key("auth.jwks_ca_file", Kind::Text, &[]),
     key("rooms.join", Kind::List, &[]),
     key("rooms.publish", Kind::List, &[]),
     key("rooms.public_join", Kind::List, &[]),

@@ -97,6 +97,7 @@ pub(crate) fn check(loaded: &Loaded) -> Vec<Lint> {
     log(config, &mut out);
     auth(config, &mut out);
     rooms(config, &mut out);
+    history(config, &mut out);
     api(config, &mut out);
     webhooks(config, &mut out);
     ws(config, &mut out);
@@ -466,6 +467,29 @@ fn rooms(config: &Config, out: &mut Vec<Lint>) {
     }
 }
 
+fn history(config: &Config, out: &mut Vec<Lint>) {
+    let history = &config.history;
+    if !history.enabled && !history.rooms.is_empty() {
+        out.push(lint(
+            "history-rooms-unused",
+            Severity::Warning,
+            "history.rooms is set but history.enabled is false: no room keeps history".to_owned(),
+            "set history.enabled = true (docs/history.md)",
+        ));
+    }
+    if history.enabled && history.rooms.is_empty() && !config.recovery.enabled {
+        out.push(lint(
+            "history-store-idle",
+            Severity::Warning,
+            "history.enabled opens the store, but history.rooms is empty and recovery is off: \
+             nothing is stored"
+                .to_owned(),
+            "name the rooms that keep history in history.rooms, or turn recovery.enabled on \
+             to keep recovery across restarts",
+        ));
+    }
+}
+
 fn api(config: &Config, out: &mut Vec<Lint>) {
     let len = config.api.key.len();
     if len > 0 && len < MIN_SECRET_BYTES {
@@ -757,8 +781,19 @@ mod tests {
                 &["rooms-pattern-unanchored"],
             ),
             (
-                &[("FERRIO_HISTORY_ROOMS", "news,^a($")],
+                &[
+                    ("FERRIO_HISTORY_ENABLED", "true"),
+                    ("FERRIO_HISTORY_ROOMS", "news,^a($"),
+                ],
                 &["rooms-pattern-invalid", "rooms-pattern-unanchored"],
+            ),
+            (
+                &[("FERRIO_HISTORY_ROOMS", "^news$")],
+                &["history-rooms-unused"],
+            ),
+            (
+                &[("FERRIO_HISTORY_ENABLED", "true")],
+                &["history-store-idle"],
             ),
             (&[("FERRIO_CLUSTER_NODES", "3")], &["cluster-no-adapter"]),
             (

@@ -310,6 +310,8 @@ pub(crate) struct Auth {
     /// How long a fetched JWKS is used before it is fetched again.
     #[serde(with = "serde_duration")]
     pub(crate) jwks_cache_ttl: Duration,
+    /// A PEM file of CA certificates also trusted for an `https://` `jwks_url`.
+    pub(crate) jwks_ca_file: String,
 }
 
 impl Default for Auth {
@@ -328,6 +330,7 @@ impl Default for Auth {
             issuer: String::new(),
             jwks_url: String::new(),
             jwks_cache_ttl: Duration::from_secs(600),
+            jwks_ca_file: String::new(),
         }
     }
 }

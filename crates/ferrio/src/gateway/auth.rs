@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::claims::Claims;
 use super::jwks::RemoteJwks;
 use crate::config::model::Auth;
+use crate::webhook::client::{read_roots, Pool};
 
 /// The algorithms the gateway verifies.
 const SUPPORTED: [Algorithm; 3] = [Algorithm::HS256, Algorithm::RS256, Algorithm::ES256];
@@ -161,7 +162,11 @@ impl Verifier {
         } else {
             let url = crate::webhook::client::Url::parse(auth.jwks_url.trim())
                 .map_err(|e| format!("auth.jwks_url: {e}"))?;
-            Some(RemoteJwks::new(url, auth.jwks_cache_ttl, only))
+            let pool = match auth.jwks_ca_file.trim() {
+                "" => Pool::default(),
+                path => Pool::with_roots(read_roots("auth.jwks_ca_file", path)?),
+            };
+            Some(RemoteJwks::new(url, auth.jwks_cache_ttl, only, pool))
         };
         if keys.is_empty() && remote.is_none() {
             return Ok(None);

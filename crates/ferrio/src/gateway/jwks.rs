@@ -10,7 +10,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::Algorithm;
 
 use super::auth::{keys_of_set, KeyEntry};
-use crate::webhook::client::{self, Url};
+use crate::webhook::client::{self, Pool, Url};
 
 /// The shortest time between two fetches asked for by tokens.
 pub(crate) const MIN_REFETCH: Duration = Duration::from_secs(10);
@@ -40,6 +40,8 @@ pub(crate) struct RemoteJwks {
     cached: Mutex<Cached>,
     /// One fetch at a time; held across the fetch (an async lock, for that reason).
     fetching: tokio::sync::Mutex<()>,
+    /// The connections to the provider, with the roots its certificate is checked against.
+    pool: Pool,
 }
 
 impl std::fmt::Debug for RemoteJwks {
@@ -51,13 +53,14 @@ impl std::fmt::Debug for RemoteJwks {
 }
 
 impl RemoteJwks {
-    pub(crate) fn new(url: Url, ttl: Duration, only: Option<Algorithm>) -> Self {
+    pub(crate) fn new(url: Url, ttl: Duration, only: Option<Algorithm>, pool: Pool) -> Self {
         Self {
             url,
             ttl,
             only,
             cached: Mutex::new(Cached::default()),
             fetching: tokio::sync::Mutex::new(()),
+            pool,
         }
     }
 
@@ -134,15 +137,17 @@ impl RemoteJwks {
     }
 
     async fn download(&self) -> Result<Vec<KeyEntry>, String> {
-        let answer = client::send(
-            &self.url,
-            http::Method::GET,
-            &[("accept", "application/json".to_owned())],
-            bytes::Bytes::new(),
-            FETCH_TIMEOUT,
-        )
-        .await
-        .map_err(|e| format!("{} {e}", self.url))?;
+        let answer = self
+            .pool
+            .send(
+                &self.url,
+                http::Method::GET,
+                &[("accept", "application/json".to_owned())],
+                bytes::Bytes::new(),
+                FETCH_TIMEOUT,
+            )
+            .await
+            .map_err(|e| format!("{} {e}", self.url))?;
         if !answer.status.is_success() {
             return Err(format!(
                 "{} answered {}: {}",

@@ -50,7 +50,8 @@ impl Gateway {
             policy: RoomPolicy::from_config(&config.rooms)?,
             log_connections: config.log.connections,
             history: crate::history::HistoryService::shared(&config.history)?,
-            webhooks: crate::webhook::Webhooks::from_config(&config.webhooks)?.map(Arc::new),
+            webhooks: crate::webhook::Webhooks::from_config(&config.webhooks)?
+                .map(|hooks| Arc::new(hooks.with_trusted_proxies(&config.server.trusted_proxies))),
         })
     }
 

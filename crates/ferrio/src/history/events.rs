@@ -15,6 +15,7 @@ use ferrio_socketio::{AckSender, Socket};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::publish::PublishError;
 use super::{json as history_json, HistoryService, DEFAULT_LIMIT};
 use crate::gateway::events::identity;
 use crate::gateway::policy::{Action, RoomPolicy};
@@ -108,11 +109,7 @@ pub(crate) fn publish_durably(
     let args = vec![data.clone()];
     let fan_out = {
         let event = event.clone();
-        move || {
-            target
-                .emit(&event, &data)
-                .map_err(|e| format!("cannot publish {event:?}: {e}"))
-        }
+        move || target.emit(&event, &data).map_err(|e| e.to_string())
     };
     tokio::spawn(async move {
         let result = history
@@ -130,8 +127,12 @@ pub(crate) fn publish_durably(
                 json!({ "ok": true, "room": room, "offset": offset })
             }
             Err(error) => {
+                let error = match error {
+                    PublishError::Emit(why) => format!("cannot publish {event:?}: {why}"),
+                    store => store.to_string(),
+                };
                 tracing::warn!(id = %socket.id(), nsp = socket.nsp(), room, "publish failed: {error}");
-                json!({ "ok": false, "error": error.to_string() })
+                json!({ "ok": false, "error": error })
             }
         };
         if let Some(ack) = ack {

@@ -12,6 +12,17 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::HistoryService;
 
+/// Event names the Socket.IO protocol reserves (the server refuses to emit them): refused before
+/// anything is stored, so that history never holds a message nobody could receive.
+pub(crate) const RESERVED_EVENTS: &[&str] = &[
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
+
 /// Why a durable publish failed.
 #[derive(Debug)]
 pub(crate) enum PublishError {
@@ -88,6 +99,11 @@ impl HistoryService {
         args: Vec<Value>,
         fan_out: impl FnOnce() -> Result<(), String> + Send + 'static,
     ) -> Result<Vec<(String, Offset)>, PublishError> {
+        if RESERVED_EVENTS.contains(&event) {
+            return Err(PublishError::Emit(format!(
+                "the event name {event:?} is reserved"
+            )));
+        }
         let (done, result) = oneshot::channel();
         {
             let _order = self

@@ -1,14 +1,26 @@
 //! What the gateway posts to the backend and how the backend's answer is read: plain data in,
 //! plain data out, no I/O.
 
+use ferrio_engineio::TrustedProxies;
 use ferrio_socketio::{Payload, Socket};
 use serde_json::{json, Map, Value};
 
 use super::client::snippet;
 use crate::gateway::claims::Identity;
 
-/// `{id, user, namespace, rooms, address, transport}` of a socket, as every webhook body carries.
-pub(crate) fn socket_json(socket: &Socket, identity: &Identity) -> Value {
+/// `{id, user, namespace, rooms, address, ip, transport}` of a socket, as every webhook body
+/// carries. `ip` is the client's address as the server judges it: behind `proxies`, the one
+/// they forwarded.
+pub(crate) fn socket_json(
+    socket: &Socket,
+    identity: &Identity,
+    proxies: Option<&TrustedProxies>,
+) -> Value {
+    let handshake = socket.handshake();
+    let ip = handshake.remote_addr.map(|peer| match proxies {
+        Some(proxies) => proxies.client_of(peer.ip(), &handshake.headers),
+        None => peer.ip(),
+    });
     let mut rooms: Vec<String> = socket
         .rooms()
         .into_iter()
@@ -21,7 +33,8 @@ pub(crate) fn socket_json(socket: &Socket, identity: &Identity) -> Value {
         "user": identity.sub(),
         "namespace": socket.nsp(),
         "rooms": rooms,
-        "address": socket.handshake().remote_addr.map(|a| a.to_string()),
+        "address": handshake.remote_addr.map(|a| a.to_string()),
+        "ip": ip.map(|ip| ip.to_string()),
         "transport": format!("{:?}", socket.transport()).to_ascii_lowercase(),
     })
 }
@@ -100,6 +113,26 @@ pub(crate) fn ack_args(body: &[u8]) -> Result<Vec<Value>, String> {
     }
 }
 
+/// The longest room name a connect answer may name.
+const MAX_ROOM_LEN: usize = 256;
+
+/// The rooms a 2xx connect answer names: `{"rooms": ["a", "b"]}`. Anything else names none;
+/// names that are not strings, empty or longer than 256 bytes are left out.
+pub(crate) fn connect_rooms(body: &[u8]) -> Vec<String> {
+    let Ok(Value::Object(answer)) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let Some(Value::Array(rooms)) = answer.get("rooms") else {
+        return Vec::new();
+    };
+    rooms
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|room| !room.is_empty() && room.len() <= MAX_ROOM_LEN)
+        .map(str::to_owned)
+        .collect()
+}
+
 /// What a refusing backend said: the `message` (or `error`) of a JSON object answer, else the
 /// text of the body, else `None`.
 pub(crate) fn refusal_message(body: &[u8]) -> Option<String> {
@@ -128,6 +161,19 @@ mod tests {
             ack_args(b"<html>"),
             Err("webhook answer is not JSON (expected value at line 1 column 1): <html>".into())
         );
+    }
+
+    #[test]
+    fn connect_answers_may_name_rooms() {
+        assert_eq!(
+            connect_rooms(br#"{"rooms": ["a", "", 7, "b"]}"#),
+            vec!["a".to_owned(), "b".to_owned()]
+        );
+        assert_eq!(connect_rooms(b"{}"), Vec::<String>::new());
+        assert_eq!(connect_rooms(b""), Vec::<String>::new());
+        assert_eq!(connect_rooms(br#"["a"]"#), Vec::<String>::new());
+        let long = format!(r#"{{"rooms": ["{}"]}}"#, "x".repeat(257));
+        assert_eq!(connect_rooms(long.as_bytes()), Vec::<String>::new());
     }
 
     #[test]

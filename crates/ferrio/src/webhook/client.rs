@@ -1,6 +1,6 @@
-//! The outbound HTTP client of the gateway, `http://` or `https://` (rustls with the Mozilla
-//! roots), each exchange bounded in time as a whole: one request on its own connection
-//! ([`send`], the JWKS fetch), or on kept-alive connections ([`Pool`], the webhooks).
+//! The outbound HTTP client of the gateway (webhooks, the JWKS fetch): `http://` or `https://`
+//! (rustls with the Mozilla roots, and a private CA's when configured), on kept-alive
+//! connections ([`Pool`]), each exchange bounded in time as a whole.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -104,26 +104,6 @@ pub(crate) enum HttpError {
 pub(crate) struct Response {
     pub(crate) status: StatusCode,
     pub(crate) body: Bytes,
-}
-
-/// Sends one request on a new connection and reads the whole answer, all within `timeout`.
-/// Cancel-safe: dropping the future drops the connection.
-pub(crate) async fn send(
-    url: &Url,
-    method: Method,
-    headers: &[(&str, String)],
-    body: Bytes,
-    timeout: Duration,
-) -> Result<Response, HttpError> {
-    let exchange = async {
-        let mut sender = connect(url, &tls_config()).await?;
-        let request = build(url, method, headers, body)?;
-        read(sender.send_request(request).await).await
-    };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(result) => result,
-        Err(_) => Err(HttpError::Timeout(timeout)),
-    }
 }
 
 /// The request of one exchange.
@@ -291,9 +271,11 @@ impl Pool {
         }
     }
 
-    /// [`send`] on a kept connection when one is idle, else on a new one that is kept after.
-    /// A request a kept connection refused before sending it (the server had closed it) goes
-    /// out on the next one; a request that was sent is never sent twice.
+    /// Sends one request and reads the whole answer, all within `timeout`: on a kept connection
+    /// when one is idle, else on a new one that is kept after. A request a kept connection
+    /// refused before sending it (the server had closed it) goes out on the next one; a request
+    /// that was sent is never sent twice. Cancel-safe: dropping the future drops the connection
+    /// in use.
     pub(crate) async fn send(
         &self,
         url: &Url,

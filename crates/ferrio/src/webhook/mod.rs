@@ -23,6 +23,11 @@ use crate::gateway::claims::Identity;
 use crate::gateway::events::identity;
 use client::{HttpError, Url};
 
+/// The rooms a connect webhook's answer named, kept in the socket's data until it is in its
+/// namespace.
+#[derive(Debug)]
+struct ConnectRooms(Vec<String>);
+
 /// The configured webhooks, ready to call.
 #[derive(Debug)]
 pub(crate) struct Webhooks {
@@ -38,6 +43,8 @@ pub(crate) struct Webhooks {
     in_flight: Option<(Arc<Semaphore>, usize)>,
     /// Connections kept open to the backends.
     pool: client::Pool,
+    /// `server.trusted_proxies`, to tell the client's address behind them.
+    proxies: Option<ferrio_engineio::TrustedProxies>,
 }
 
 /// The counter of webhook calls, by hook (`event`, `connect`, `disconnect`) and outcome (`ok`,
@@ -97,6 +104,7 @@ impl Webhooks {
                 )),
                 Err(_) => None,
             },
+            proxies: None,
             pool: match config.ca_file.trim() {
                 "" => client::Pool::default(),
                 path => client::Pool::with_roots(client::read_roots("webhooks.ca_file", path)?),
@@ -109,6 +117,15 @@ impl Webhooks {
             || hooks.connect_url.is_some()
             || hooks.disconnect_url.is_some();
         Ok(any.then_some(hooks))
+    }
+
+    /// Reports the client's address behind these proxies (`server.trusted_proxies`) as the
+    /// socket's `ip`. A list that cannot be read is ignored here: `config check` refuses it.
+    pub(crate) fn with_trusted_proxies(mut self, proxies: &[String]) -> Self {
+        if !proxies.is_empty() {
+            self.proxies = ferrio_engineio::TrustedProxies::parse(proxies).ok();
+        }
+        self
     }
 
     /// A line for the start-up log.
@@ -192,8 +209,17 @@ impl Webhooks {
         }
     }
 
-    /// Hooks a new socket's events and disconnection. Runs in the connect handler.
+    /// Hooks a new socket's events and disconnection, and joins the rooms the connect webhook
+    /// named. Runs in the connect handler.
     pub(crate) fn register(self: &Arc<Self>, socket: &Arc<Socket>) {
+        if let Some(rooms) = socket.data::<Arc<ConnectRooms>>() {
+            if let Err(error) = socket.try_join(rooms.0.clone()) {
+                tracing::warn!(
+                    id = %socket.id(),
+                    "cannot join the rooms the connect webhook named: {error}"
+                );
+            }
+        }
         if self.events_url.is_some() {
             let hooks = self.clone();
             socket.on_any(move |socket, event| hooks.forward_event(socket, event));
@@ -203,7 +229,7 @@ impl Webhooks {
             socket.on_disconnect(move |socket, reason| {
                 let hooks = hooks.clone();
                 let body = body::disconnect_body(
-                    body::socket_json(socket, &identity(socket)),
+                    body::socket_json(socket, &identity(socket), hooks.proxies.as_ref()),
                     socket.nsp(),
                     reason.as_str(),
                 );
@@ -248,7 +274,7 @@ impl Webhooks {
             return;
         }
         let body = body::event_body(
-            body::socket_json(socket, &identity(socket)),
+            body::socket_json(socket, &identity(socket), self.proxies.as_ref()),
             socket.nsp(),
             &name,
             &payload,
@@ -257,7 +283,8 @@ impl Webhooks {
             count("event", "overloaded");
             let max = self.in_flight.as_ref().map_or(0, |(_, max)| *max);
             let error = format!("too many webhook calls in flight (at most {max})");
-            tracing::warn!(id = %socket.id(), event = %name, "event not forwarded: {error}");
+            // Counted in /metrics; at debug level, so that a flood does not flood the log too.
+            tracing::debug!(id = %socket.id(), event = %name, "event not forwarded: {error}");
             if let Some(ack) = ack {
                 let _ = ack.send_json(json!({ "error": error }));
             }
@@ -301,7 +328,7 @@ impl Webhooks {
             return Ok(());
         };
         let body = body::connect_body(
-            body::socket_json(socket, identity),
+            body::socket_json(socket, identity, self.proxies.as_ref()),
             socket.nsp(),
             socket.auth(),
         );
@@ -318,7 +345,14 @@ impl Webhooks {
             }
         };
         match self.post("connect", url, &body).await {
-            Ok(answer) if answer.status.is_success() => Ok(()),
+            Ok(answer) if answer.status.is_success() => {
+                let rooms = body::connect_rooms(&answer.body);
+                if !rooms.is_empty() {
+                    // Joined by the connect handler, once the socket is in its namespace.
+                    socket.insert_data(Arc::new(ConnectRooms(rooms)));
+                }
+                Ok(())
+            }
             Ok(answer) => {
                 let message = body::refusal_message(&answer.body).unwrap_or_else(|| {
                     format!("refused by the connect webhook ({})", answer.status)

@@ -8,6 +8,25 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+/// Whether `GET /health` on the port answers 200 `ok`, as `ferrio serve` does.
+fn health(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok")
+}
+
 /// A port free on 127.0.0.1 now.
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -37,8 +56,19 @@ impl Drop for Ferrio {
 
 impl Ferrio {
     /// Starts `ferrio serve` with only `PATH`, the host and port, and `env` in its environment
-    /// (no configuration file, no `.env`), and waits (20 s at most) until it listens.
+    /// (no configuration file, no `.env`), and waits (20 s at most) until it logged that it
+    /// listens and its `/health` answers. A port taken by another test between its choice and
+    /// the server's bind is seen (the server exits) and another port is tried.
     pub(crate) fn start(env: &[(&str, &str)]) -> Self {
+        for _ in 0..5 {
+            if let Some(server) = Self::try_start(env) {
+                return server;
+            }
+        }
+        panic!("ferrio never came up on a free port");
+    }
+
+    fn try_start(env: &[(&str, &str)]) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let log = dir.path().join("ferrio.log");
@@ -63,14 +93,21 @@ impl Ferrio {
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
             if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("ferrio exited ({status}):\n{}", server.log_text());
+                let log = server.log_text();
+                if log.contains("cannot listen") {
+                    return None; // The port was taken meanwhile: try another.
+                }
+                panic!("ferrio exited ({status}):\n{log}");
             }
-            assert!(Instant::now() < deadline, "ferrio never listened");
+            // Its own log says it bound the port; /health then says it serves.
+            if server.log_text().contains("ferrio listening on") && health(port) {
+                return Some(server);
+            }
+            assert!(Instant::now() < deadline, "ferrio never answered /health");
             std::thread::sleep(Duration::from_millis(25));
         }
-        server
     }
 
     /// Sends a signal by name (`TERM`, `INT`) with the `kill` command.
