@@ -357,7 +357,7 @@ run_phase python-env 600 phase_python_env
 if [ "$(status_of system)" = "PASS" ] || command -v cargo >/dev/null; then
   run_phase cargo-fmt 300 cargo fmt --all -- --check
   run_phase cargo-clippy 1500 cargo clippy --workspace --all-targets -- -D warnings
-  run_phase cargo-test 1500 cargo test --workspace
+  run_phase cargo-test 1500 cargo test --workspace --no-fail-fast
   count_cargo "$LOG_DIR/cargo-test.log"
   run_phase cargo-build-examples 1500 cargo build --release --examples
   # Every fuzz target (fuzz/) briefly: 20,000 runs each; installs cargo-fuzz when missing.
