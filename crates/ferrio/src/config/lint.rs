@@ -860,15 +860,6 @@ mod tests {
                 ],
                 &["env-alias-conflict"],
             ),
-            (&[("FERRIO_LOG_LEVEL", "info,=")], &["log-level-invalid"]),
-            (&[("FERRIO_NOPE", "1")], &["env-unknown"]),
-            (
-                &[
-                    ("SOCKETIO_PING_TIMEOUT", "5s"),
-                    ("SOCKET_IO_PING_TIMEOUT", "6s"),
-                ],
-                &["env-alias-conflict"],
-            ),
         ];
         for (env, expected) in cases {
             assert_eq!(ids(env), *expected, "{env:?}");
