@@ -426,7 +426,17 @@ fn loading_errors_exit_2_and_say_where() {
     assert_eq!(
         err,
         "error: unknown key server.prot in typo.toml; [server] has: host, port, path, namespaces, \
-         metrics, tls_cert, tls_key, allowed_origins, trusted_proxies, shutdown_timeout\n"
+         metrics, tls_cert, tls_key, allowed_origins, trusted_proxies, shutdown_timeout, cookie, \
+         cookie_name, cookie_path, cookie_http_only, cookie_secure, cookie_same_site\n"
+    );
+    // SameSite is read in any case ("Lax", as browsers' documentation writes it), and nothing else.
+    let (code, _, err) = check(d, &[("FERRIO_SERVER_COOKIE_SAME_SITE", "sometimes")], &[]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        err,
+        "error: server.cookie_same_site = \"sometimes\" from env FERRIO_SERVER_COOKIE_SAME_SITE: \
+         \"sometimes\" is not a SameSite value: expected \"strict\", \"lax\" or \"none\"\n\
+         in `server.cookie_same_site`\n"
     );
     std::fs::write(d.join("section.toml"), "[sever]\nport = 1\n").unwrap();
     let (code, _, err) = check(d, &[], &["--config", "section.toml"]);

@@ -57,6 +57,47 @@ const CASES: &[(Vars, i32, &str)] = &[
         "error[trusted-proxy-invalid]: server.trusted_proxies: \"proxy.local\" is not an IP address or network (write 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32)\n  fix: list the proxies' addresses or networks: \"127.0.0.1\", \"10.0.0.0/8\", \"2001:db8::/32\"\n1 error, 0 warnings\n",
     ),
     (
+        &[
+            ("FERRIO_SERVER_COOKIE", "true"),
+            ("FERRIO_SERVER_COOKIE_NAME", "io;x"),
+        ],
+        1,
+        "error[cookie-invalid]: server.cookie_name = \"io;x\" is not a cookie name, which holds only letters, digits and !#$%&'*+-.^_`|~\n  fix: write server.cookie_name as one word such as \"io\" (the default) and server.cookie_path as a path such as \"/\"\n1 error, 0 warnings\n",
+    ),
+    (
+        &[
+            ("FERRIO_SERVER_COOKIE", "true"),
+            ("FERRIO_SERVER_COOKIE_PATH", "app"),
+        ],
+        1,
+        "error[cookie-invalid]: server.cookie_path = \"app\" is not a cookie path, which starts with / and holds printable ASCII characters other than ; only\n  fix: write server.cookie_name as one word such as \"io\" (the default) and server.cookie_path as a path such as \"/\"\n1 error, 0 warnings\n",
+    ),
+    (
+        &[
+            ("FERRIO_SERVER_COOKIE", "true"),
+            ("FERRIO_SERVER_COOKIE_SAME_SITE", "none"),
+        ],
+        1,
+        "error[cookie-same-site-none-insecure]: server.cookie_same_site is \"none\" but the cookie is not Secure (server.cookie_secure is false and the server speaks plain HTTP): browsers refuse a SameSite=None cookie without Secure, so no client keeps it\n  fix: set server.cookie_secure = true if browsers reach the server over https (a proxy in front ends TLS), serve TLS here (server.tls_cert, server.tls_key), or use server.cookie_same_site = \"lax\" when the page and the server are on the same site\n1 error, 0 warnings\n",
+    ),
+    (
+        &[
+            ("FERRIO_SERVER_COOKIE", "true"),
+            ("FERRIO_SERVER_COOKIE_SECURE", "true"),
+            ("FERRIO_SERVER_COOKIE_SAME_SITE", "none"),
+        ],
+        0,
+        "warning[cookie-secure-plain-http]: server.cookie_secure is true but the server speaks plain HTTP and server.trusted_proxies names no proxy in front: browsers on http:// drop a Secure cookie, so clients that reach the server directly keep no session cookie\n  fix: serve TLS here (server.tls_cert, server.tls_key), list the proxy that ends TLS in server.trusted_proxies, or set server.cookie_secure = false\n0 errors, 1 warning\n",
+    ),
+    (
+        &[
+            ("FERRIO_SERVER_COOKIE", "true"),
+            ("FERRIO_SERVER_COOKIE_NAME", "token"),
+        ],
+        1,
+        "error[cookie-name-clash]: server.cookie_name and auth.cookie_name are both \"token\": the session cookie would replace the token cookie in the browser, so the next handshake would carry a session id instead of the token\n  fix: keep the session cookie's default name \"io\", or give the two cookies different names\n1 error, 0 warnings\n",
+    ),
+    (
         &[("FERRIO_SERVER_TLS_KEY", "/etc/ferrio/key.pem")],
         1,
         "error[tls-incomplete]: server.tls_key is set but server.tls_cert is not: TLS needs both the certificate and its key\n  fix: set server.tls_cert too, or unset server.tls_key to serve plain HTTP\n1 error, 0 warnings\n",

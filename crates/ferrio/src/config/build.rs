@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
-use ferrio_engineio::{AllowOrigin, CorsConfig, RateLimit, Transports, TrustedProxies};
+use ferrio_engineio::{
+    AllowOrigin, CookieConfig, CorsConfig, RateLimit, Transports, TrustedProxies,
+};
 use ferrio_socketio::{EventRateLimit, RecoveryConfig, SocketIoConfig};
 
-use super::model::{Config, OverLimit, Transport};
+use super::model::{Config, OverLimit, SameSite, Transport};
 
 /// The Socket.IO server's settings. Fails on what the libraries cannot express.
 pub(crate) fn socketio_config(config: &Config) -> Result<SocketIoConfig, String> {
@@ -88,6 +90,23 @@ pub(crate) fn socketio_config(config: &Config) -> Result<SocketIoConfig, String>
         io.engine.client_ip = Some(proxies.into_client_ip());
     }
 
+    if server.cookie {
+        if let Some(problem) = cookie_problem(server) {
+            return Err(problem);
+        }
+        io.engine.cookie = Some(CookieConfig {
+            name: server.cookie_name.clone(),
+            path: server.cookie_path.clone(),
+            http_only: server.cookie_http_only,
+            secure: server.cookie_is_secure(),
+            same_site: match server.cookie_same_site {
+                SameSite::Strict => ferrio_engineio::SameSite::Strict,
+                SameSite::Lax => ferrio_engineio::SameSite::Lax,
+                SameSite::None => ferrio_engineio::SameSite::None,
+            },
+        });
+    }
+
     if config.recovery.enabled {
         io.recovery = Some(RecoveryConfig {
             max_disconnection_duration: config.recovery.window,
@@ -98,6 +117,29 @@ pub(crate) fn socketio_config(config: &Config) -> Result<SocketIoConfig, String>
         });
     }
     Ok(io)
+}
+
+/// What makes the session cookie's name or path unusable in a `Set-Cookie` header, if anything.
+/// The engine writes them as given, so a `;` would add attributes and a space or a control
+/// character would make the header invalid (and the cookie silently absent).
+pub(crate) fn cookie_problem(server: &crate::config::model::Server) -> Option<String> {
+    // RFC 6265: a cookie name is an RFC 7230 token.
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if server.cookie_name.is_empty() || !server.cookie_name.chars().all(token) {
+        return Some(format!(
+            "server.cookie_name = {:?} is not a cookie name, which holds only letters, digits \
+             and !#$%&'*+-.^_`|~",
+            server.cookie_name
+        ));
+    }
+    let path = &server.cookie_path;
+    if !path.starts_with('/') || path.chars().any(|c| c == ';' || !(' '..='~').contains(&c)) {
+        return Some(format!(
+            "server.cookie_path = {path:?} is not a cookie path, which starts with / and holds \
+             printable ASCII characters other than ; only"
+        ));
+    }
+    None
 }
 
 /// The mount path with its trailing slash, as the engine expects it.
@@ -182,6 +224,47 @@ mod tests {
         assert_eq!(
             socketio_config(&config).err().unwrap(),
             "server.trusted_proxies: \"10.0.0.1/8\" has bits set past its /8 prefix; the network is 10.0.0.0/8"
+        );
+    }
+
+    #[test]
+    fn the_session_cookie_reaches_the_engine() {
+        let mut config = Config::default();
+        assert_eq!(socketio_config(&config).unwrap().engine.cookie, None);
+        config.server.cookie = true;
+        assert_eq!(
+            socketio_config(&config).unwrap().engine.cookie,
+            Some(CookieConfig::default())
+        );
+        config.server.cookie_name = "sticky".into();
+        config.server.cookie_path = "/app".into();
+        config.server.cookie_http_only = false;
+        config.server.cookie_same_site = SameSite::None;
+        // TLS here makes the cookie Secure without asking.
+        config.server.tls_cert = "cert.pem".into();
+        config.server.tls_key = "key.pem".into();
+        assert_eq!(
+            socketio_config(&config).unwrap().engine.cookie,
+            Some(CookieConfig {
+                name: "sticky".into(),
+                path: "/app".into(),
+                http_only: false,
+                secure: true,
+                same_site: ferrio_engineio::SameSite::None,
+            })
+        );
+        config.server.cookie_path = "/; Domain=evil.example".into();
+        assert_eq!(
+            socketio_config(&config).err().unwrap(),
+            "server.cookie_path = \"/; Domain=evil.example\" is not a cookie path, which starts \
+             with / and holds printable ASCII characters other than ; only"
+        );
+        config.server.cookie_path = "/".into();
+        config.server.cookie_name = "my cookie".into();
+        assert_eq!(
+            socketio_config(&config).err().unwrap(),
+            "server.cookie_name = \"my cookie\" is not a cookie name, which holds only letters, \
+             digits and !#$%&'*+-.^_`|~"
         );
     }
 

@@ -77,6 +77,12 @@ pub(crate) static KEYS: &[Key] = &[
     key("server.allowed_origins", Kind::List, &[]),
     key("server.trusted_proxies", Kind::List, &[]),
     key("server.shutdown_timeout", Kind::Duration, &[]),
+    key("server.cookie", Kind::Bool, &[]),
+    key("server.cookie_name", Kind::Text, &[]),
+    key("server.cookie_path", Kind::Text, &[]),
+    key("server.cookie_http_only", Kind::Bool, &[]),
+    key("server.cookie_secure", Kind::Bool, &[]),
+    key("server.cookie_same_site", Kind::Text, &[]),
     key(
         "engine.transports",
         Kind::List,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::duration::{self, Written};
 use super::keys::{self, Kind};
-use super::model::{AdapterKind, Config, Transport};
+use super::model::{AdapterKind, Config, SameSite, Transport};
 use super::sources::{Loaded, Source};
 
 /// How bad a finding is.
@@ -90,6 +90,7 @@ pub(crate) fn check(loaded: &Loaded) -> Vec<Lint> {
     let unit_flagged = duration_units(loaded, &mut out);
     server(config, &mut out);
     listener(config, &mut out);
+    cookie(config, &mut out);
     cors(config, &mut out);
     heartbeat(config, &unit_flagged, &mut out);
     transports(config, &mut out);
@@ -235,6 +236,62 @@ fn listener(config: &Config, out: &mut Vec<Lint>) {
                  \"2001:db8::/32\"",
             ));
         }
+    }
+}
+
+/// The session cookie: what browsers would refuse or drop.
+fn cookie(config: &Config, out: &mut Vec<Lint>) {
+    let server = &config.server;
+    if !server.cookie {
+        return;
+    }
+    if let Some(problem) = crate::config::build::cookie_problem(server) {
+        out.push(lint(
+            "cookie-invalid",
+            Severity::Error,
+            problem,
+            "write server.cookie_name as one word such as \"io\" (the default) and \
+             server.cookie_path as a path such as \"/\"",
+        ));
+    }
+    if server.cookie_same_site == SameSite::None && !server.cookie_is_secure() {
+        out.push(lint(
+            "cookie-same-site-none-insecure",
+            Severity::Error,
+            "server.cookie_same_site is \"none\" but the cookie is not Secure (server.cookie_secure \
+             is false and the server speaks plain HTTP): browsers refuse a SameSite=None cookie \
+             without Secure, so no client keeps it"
+                .to_owned(),
+            "set server.cookie_secure = true if browsers reach the server over https (a proxy in \
+             front ends TLS), serve TLS here (server.tls_cert, server.tls_key), or use \
+             server.cookie_same_site = \"lax\" when the page and the server are on the same site",
+        ));
+    }
+    if server.cookie_secure && !server.speaks_tls() && server.trusted_proxies.is_empty() {
+        out.push(lint(
+            "cookie-secure-plain-http",
+            Severity::Warning,
+            "server.cookie_secure is true but the server speaks plain HTTP and \
+             server.trusted_proxies names no proxy in front: browsers on http:// drop a Secure \
+             cookie, so clients that reach the server directly keep no session cookie"
+                .to_owned(),
+            "serve TLS here (server.tls_cert, server.tls_key), list the proxy that ends TLS in \
+             server.trusted_proxies, or set server.cookie_secure = false",
+        ));
+    }
+    let auth_cookie = &config.auth.cookie_name;
+    if !auth_cookie.is_empty() && *auth_cookie == server.cookie_name {
+        out.push(lint(
+            "cookie-name-clash",
+            Severity::Error,
+            format!(
+                "server.cookie_name and auth.cookie_name are both {auth_cookie:?}: the session \
+                 cookie would replace the token cookie in the browser, so the next handshake \
+                 would carry a session id instead of the token"
+            ),
+            "keep the session cookie's default name \"io\", or give the two cookies different \
+             names",
+        ));
     }
 }
 
@@ -851,6 +908,34 @@ mod tests {
                 &[("FERRIO_SERVER_TRUSTED_PROXIES", "10.0.0.1/8")],
                 &["trusted-proxy-invalid"],
             ),
+            (
+                &[
+                    ("FERRIO_SERVER_COOKIE", "true"),
+                    ("FERRIO_SERVER_COOKIE_NAME", "io;x"),
+                ],
+                &["cookie-invalid"],
+            ),
+            (
+                &[
+                    ("FERRIO_SERVER_COOKIE", "true"),
+                    ("FERRIO_SERVER_COOKIE_SAME_SITE", "None"),
+                ],
+                &["cookie-same-site-none-insecure"],
+            ),
+            (
+                &[
+                    ("FERRIO_SERVER_COOKIE", "true"),
+                    ("FERRIO_SERVER_COOKIE_SECURE", "true"),
+                ],
+                &["cookie-secure-plain-http"],
+            ),
+            (
+                &[
+                    ("FERRIO_SERVER_COOKIE", "true"),
+                    ("FERRIO_SERVER_COOKIE_NAME", "token"),
+                ],
+                &["cookie-name-clash"],
+            ),
             (&[("FERRIO_LOG_LEVEL", "info,=")], &["log-level-invalid"]),
             (&[("FERRIO_NOPE", "1")], &["env-unknown"]),
             (
@@ -864,6 +949,40 @@ mod tests {
         for (env, expected) in cases {
             assert_eq!(ids(env), *expected, "{env:?}");
         }
+    }
+
+    #[test]
+    fn cookie_lints_need_the_cookie_and_a_real_problem() {
+        let none = Vec::<&str>::new();
+        // Off (the default), the cookie settings are not used, so nothing is flagged.
+        assert_eq!(
+            ids(&[
+                ("FERRIO_SERVER_COOKIE_SAME_SITE", "none"),
+                ("FERRIO_SERVER_COOKIE_SECURE", "true"),
+                ("FERRIO_SERVER_COOKIE_NAME", "token"),
+            ]),
+            none
+        );
+        assert_eq!(ids(&[("FERRIO_SERVER_COOKIE", "true")]), none);
+        // Behind a proxy that ends TLS: Secure and SameSite=None are what is wanted.
+        assert_eq!(
+            ids(&[
+                ("FERRIO_SERVER_COOKIE", "true"),
+                ("FERRIO_SERVER_COOKIE_SECURE", "true"),
+                ("FERRIO_SERVER_COOKIE_SAME_SITE", "none"),
+                ("FERRIO_SERVER_TRUSTED_PROXIES", "10.0.0.0/8"),
+            ]),
+            none
+        );
+        // Without the token cookie, any name is free.
+        assert_eq!(
+            ids(&[
+                ("FERRIO_SERVER_COOKIE", "true"),
+                ("FERRIO_SERVER_COOKIE_NAME", "token"),
+                ("FERRIO_AUTH_COOKIE_NAME", ""),
+            ]),
+            none
+        );
     }
 
     #[test]

@@ -52,6 +52,60 @@ pub(crate) struct Server {
     /// How long a shutdown (SIGTERM, SIGINT) waits for clients to leave before exiting.
     #[serde(with = "serde_duration")]
     pub(crate) shutdown_timeout: Duration,
+    /// Whether a handshake answer sets the session cookie (`io=<sid>`), which load balancers
+    /// can route on; off by default, as in the reference server.
+    pub(crate) cookie: bool,
+    /// The session cookie's name.
+    pub(crate) cookie_name: String,
+    /// The session cookie's `Path`.
+    pub(crate) cookie_path: String,
+    /// Whether the session cookie is `HttpOnly` (hidden from the page's scripts).
+    pub(crate) cookie_http_only: bool,
+    /// Whether the session cookie is `Secure` even though this server speaks plain HTTP (behind a
+    /// TLS-terminating proxy); with TLS here it always is.
+    pub(crate) cookie_secure: bool,
+    /// The session cookie's `SameSite` attribute.
+    pub(crate) cookie_same_site: SameSite,
+}
+
+impl Server {
+    /// Whether the server speaks TLS: both files are set (a lint refuses one without the other).
+    pub(crate) fn speaks_tls(&self) -> bool {
+        !self.tls_cert.is_empty() && !self.tls_key.is_empty()
+    }
+
+    /// Whether the session cookie carries `Secure`: asked for, or the server speaks TLS, where
+    /// every client is on https and the attribute costs nothing.
+    pub(crate) fn cookie_is_secure(&self) -> bool {
+        self.cookie_secure || self.speaks_tls()
+    }
+}
+
+/// The `SameSite` attribute of the session cookie; written lowercase, read in any case, since
+/// browsers' documentation capitalises it (`Lax`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SameSite {
+    /// Sent on same-site requests only.
+    Strict,
+    /// Also sent on top-level navigations from other sites; browsers' default.
+    Lax,
+    /// Sent on cross-site requests too; browsers require `Secure` with it.
+    None,
+}
+
+impl<'de> Deserialize<'de> for SameSite {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.to_ascii_lowercase().as_str() {
+            "strict" => Ok(Self::Strict),
+            "lax" => Ok(Self::Lax),
+            "none" => Ok(Self::None),
+            _ => Err(serde::de::Error::custom(format!(
+                "{text:?} is not a SameSite value: expected \"strict\", \"lax\" or \"none\""
+            ))),
+        }
+    }
 }
 
 impl Default for Server {
@@ -67,6 +121,12 @@ impl Default for Server {
             allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             shutdown_timeout: Duration::from_secs(10),
+            cookie: false,
+            cookie_name: "io".to_owned(),
+            cookie_path: "/".to_owned(),
+            cookie_http_only: true,
+            cookie_secure: false,
+            cookie_same_site: SameSite::Lax,
         }
     }
 }
