@@ -646,3 +646,85 @@ async fn a_recovered_user_keeps_the_permissions_of_its_token() {
     let seen = wait_for(&received, "chat", 2).await;
     assert_eq!(seen, [json!({"text": "before"}), json!({"text": "after"})]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_offset_of_a_live_event_reads_on_in_the_history() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = [("FERRIO_RECOVERY_ENABLED", "true"), ("FERRIO_API_KEY", KEY)];
+    let server = Ferrio::start(dir.path(), free_port(), &env);
+    let port = server.port;
+    let (reader, _) = client(port).await;
+    // Every argument, the recovery offset last.
+    let live: Arc<Mutex<Vec<Vec<Value>>>> = Arc::default();
+    let sink = live.clone();
+    reader.on_any(move |_socket, event| {
+        if event.name == "chat" {
+            sink.lock().expect("lock").push(event.payload.args.clone());
+        }
+    });
+    call(&reader, "join", json!({ "room": "news" })).await;
+    let (writer, _) = client(port).await;
+    // Non-durable events in between take offsets of the same sequence.
+    call(&writer, "join", json!({ "room": "lobby" })).await;
+
+    // One live message through the publish event, one through the API.
+    let ack = publish(&writer, "news", "seen 1").await;
+    let published = ack["offset"].as_u64().unwrap_or_else(|| panic!("{ack}"));
+    publish(&writer, "lobby", "not durable").await;
+    let emit = json!({ "event": "chat", "rooms": ["news"], "data": { "text": "seen 2" } });
+    let (status, answer) =
+        tokio::task::spawn_blocking(move || http(port, "POST", "/api/v1/emit", &emit.to_string()))
+            .await
+            .expect("request");
+    assert_eq!(status, 200, "{answer}");
+    let emitted = answer["offsets"]["news"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{answer}"));
+    let deadline = Instant::now() + WAIT;
+    while live.lock().expect("lock").len() < 2 {
+        assert!(Instant::now() < deadline, "the live events never came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = live.lock().expect("lock").clone();
+    let offsets: Vec<Option<u64>> = seen
+        .iter()
+        .map(|args| {
+            args.last()
+                .and_then(Value::as_str)
+                .and_then(|o| o.parse().ok())
+        })
+        .collect();
+    assert_eq!(
+        offsets,
+        [Some(published), Some(emitted)],
+        "the live offsets are the history offsets: {seen:?}"
+    );
+    let last = emitted;
+
+    // Gone while more is published, through both paths.
+    reader.disconnect();
+    publish(&writer, "news", "missed 1").await;
+    publish(&writer, "lobby", "not durable either").await;
+    let emit = json!({ "event": "chat", "rooms": ["news"], "data": { "text": "missed 2" } });
+    let (status, answer) =
+        tokio::task::spawn_blocking(move || http(port, "POST", "/api/v1/emit", &emit.to_string()))
+            .await
+            .expect("request");
+    assert_eq!(status, 200, "{answer}");
+
+    // Back as a page that mounts: the last live offset as `after`, by event and by API.
+    let (page_client, _) = client(port).await;
+    let page = call(
+        &page_client,
+        "history",
+        json!({ "room": "news", "after": last.to_string() }),
+    )
+    .await;
+    assert_eq!(texts(&page), ["missed 1", "missed 2"], "{page}");
+    let target = format!("/api/v1/rooms/news/history?after={last}");
+    let (status, page) = tokio::task::spawn_blocking(move || http(port, "GET", &target, ""))
+        .await
+        .expect("request");
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(texts(&page), ["missed 1", "missed 2"], "{page}");
+}

@@ -121,6 +121,15 @@ impl HistoryStore for MemoryStore {
         offset
     }
 
+    fn record_packet_at(&self, namespace: &str, offset: Offset, packet: RecoveryPacket) {
+        let mut state = self.lock();
+        // Never handed out again, whoever chose it.
+        state.last_offset = state.last_offset.max(offset);
+        let packets = state.packets.entry(namespace.to_owned()).or_default();
+        packets.retain(|p| p.offset != offset);
+        packets.push_back(StoredPacket { offset, packet });
+    }
+
     fn save_session(&self, namespace: &str, session: RecoverySession) {
         self.lock()
             .sessions

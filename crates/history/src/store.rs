@@ -115,7 +115,9 @@ pub struct RecoverySession {
 /// What a namespace of a new process takes over from the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryState {
-    /// The packets recorded since the time asked for, in offset order.
+    /// The packets recorded since the time asked for, in offset order, except that
+    /// [`crate::MemoryStore`] keeps the order they were recorded in (the two differ only for a
+    /// packet recorded with [`HistoryStore::record_packet_at`] after packets with larger offsets).
     pub packets: Vec<StoredPacket>,
     /// The sessions, connected or not.
     pub sessions: Vec<RecoverySession>,
@@ -136,6 +138,13 @@ pub trait HistoryStore: Send + Sync + 'static {
     /// Records a packet for connection state recovery and returns its offset at once; it is
     /// written with the next batch, not awaited (the live client does not wait for the disk).
     fn record_packet(&self, namespace: &str, packet: RecoveryPacket) -> Offset;
+
+    /// Records a packet for connection state recovery under an offset this store already
+    /// handed out for something else: the offset of the history message the packet carries,
+    /// so that a live client sees one offset for it, valid as `after` for the room's history.
+    /// Written with the next batch, like [`HistoryStore::record_packet`]. An offset recorded
+    /// twice keeps the later packet.
+    fn record_packet_at(&self, namespace: &str, offset: Offset, packet: RecoveryPacket);
 
     /// Saves (or replaces) a session, with the next batch.
     fn save_session(&self, namespace: &str, session: RecoverySession);

@@ -24,3 +24,8 @@ async fn retention_by_count_and_age() {
 fn recovery_state() {
     common::recovery_state_round_trips(&MemoryStore::default());
 }
+
+#[tokio::test]
+async fn packets_at_a_message_offset() {
+    common::packets_recorded_at_a_message_offset(&MemoryStore::default()).await;
+}

@@ -40,6 +40,12 @@ fn recovery_state() {
 }
 
 #[tokio::test]
+async fn packets_at_a_message_offset() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    common::packets_recorded_at_a_message_offset(&open(&dir, Retention::UNLIMITED)).await;
+}
+
+#[tokio::test]
 async fn history_survives_reopening_and_offsets_are_never_reused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = open(&dir, Retention::UNLIMITED);

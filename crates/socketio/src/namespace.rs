@@ -117,10 +117,11 @@ impl Namespace {
         payload: crate::Payload,
         ack_id: Option<u64>,
         opts: &crate::BroadcastOptions,
+        offset: Option<u64>,
     ) -> Result<BroadcastPacket, crate::EmitError> {
         let mut data = crate::socket::event_data(name, payload)?;
         if let (Some(log), None, false) = (&self.recovery, ack_id, opts.volatile) {
-            log.record(&mut data, opts);
+            log.record(&mut data, opts, offset);
         }
         Ok(BroadcastPacket::new(ferrio_socketio_proto::Packet::event(
             self.name.as_str(),

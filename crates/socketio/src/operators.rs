@@ -19,6 +19,8 @@ pub struct BroadcastOperator {
     namespace: Arc<Namespace>,
     opts: BroadcastOptions,
     timeout: Option<Duration>,
+    /// The recovery offset to record the event under, instead of a fresh one.
+    offset: Option<u64>,
 }
 
 impl BroadcastOperator {
@@ -27,6 +29,7 @@ impl BroadcastOperator {
             namespace,
             opts: BroadcastOptions::default(),
             timeout: None,
+            offset: None,
         }
     }
 
@@ -64,6 +67,21 @@ impl BroadcastOperator {
         self
     }
 
+    /// Records the event for connection state recovery under `offset` instead of a fresh one,
+    /// so that the offset a client receives as the event's last argument is `offset`.
+    ///
+    /// For an event that already has an offset in the recovery store's sequence: the history
+    /// offset of a durable room message (the gateway does this), so that one number is both
+    /// what a live client sees and a valid `after` for the room's history. The offset must come
+    /// from that store (it is never handed out twice), and each offset is emitted once: a client
+    /// reconnecting with an offset resumes after the first packet carrying it. Without recovery,
+    /// for volatile events and for [`BroadcastOperator::emit_with_ack`] (none of which are
+    /// recorded), it changes nothing.
+    pub fn with_offset(mut self, offset: u64) -> Self {
+        self.offset = Some(offset);
+        self
+    }
+
     /// The options built so far.
     pub fn options(&self) -> &BroadcastOptions {
         &self.opts
@@ -78,7 +96,7 @@ impl BroadcastOperator {
     pub fn emit_payload(self, name: &str, payload: Payload) -> Result<(), EmitError> {
         let packet = self
             .namespace
-            .event_outgoing(name, payload, None, &self.opts)?;
+            .event_outgoing(name, payload, None, &self.opts, self.offset)?;
         self.namespace.adapter().broadcast(&packet, &self.opts);
         Ok(())
     }
@@ -92,9 +110,9 @@ impl BroadcastOperator {
     ) -> Result<Vec<AckResponse>, EmitError> {
         // One id for every recipient, so the packet is still encoded once.
         let ack_id = self.namespace.next_ack_id();
-        let packet = self
-            .namespace
-            .event_outgoing(name, payload, Some(ack_id), &self.opts)?;
+        let packet =
+            self.namespace
+                .event_outgoing(name, payload, Some(ack_id), &self.opts, None)?;
         let timeout = self.timeout.unwrap_or(DEFAULT_ACK_TIMEOUT);
         Ok(self
             .namespace

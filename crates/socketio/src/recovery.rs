@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use ferrio_history::{HistoryStore, RecoveryPacket, RecoverySession};
+use ferrio_history::{HistoryStore, Offset, RecoveryPacket, RecoverySession};
 use ferrio_socketio_proto::PacketData;
 use serde_json::Value;
 
@@ -165,24 +165,47 @@ impl RecoveryLog {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends a fresh offset to an event's arguments and keeps the event for replay.
-    pub(crate) fn record(&self, data: &mut PacketData, opts: &BroadcastOptions) {
+    /// Appends an offset to an event's arguments and keeps the event for replay: `assigned`,
+    /// an offset the store already handed out (a durable room message's history offset), or
+    /// else a fresh one.
+    ///
+    /// The log keeps packets in the order they are sent, not by offset: a packet recorded under
+    /// an assigned offset goes after packets with larger offsets recorded before it (they were
+    /// sent while its message waited for the disk). [`RecoveryLog::restore`] replays what
+    /// follows the client's offset in that order, which is the order the client received.
+    pub(crate) fn record(
+        &self,
+        data: &mut PacketData,
+        opts: &BroadcastOptions,
+        assigned: Option<Offset>,
+    ) {
         let now = Instant::now();
         let mut state = self.lock();
         self.prune(&mut state, now);
-        // Under the lock, so that the log's order is the order of the store's offsets.
-        let offset: Arc<str> = match &self.durable {
-            Some(durable) => {
+        // Under the lock, so that the store records packets in the log's order.
+        let offset: Arc<str> = match (&self.durable, assigned) {
+            (Some(durable), _) => {
                 let packet = RecoveryPacket {
                     rooms: opts.rooms.iter().map(|r| r.to_string()).collect(),
                     except: opts.except.iter().map(|r| r.to_string()).collect(),
                     data: encode(data),
                     at: SystemTime::now(),
                 };
-                let offset = durable.store.record_packet(&durable.namespace, packet);
+                let offset = match assigned {
+                    Some(offset) => {
+                        durable
+                            .store
+                            .record_packet_at(&durable.namespace, offset, packet);
+                        offset
+                    }
+                    None => durable.store.record_packet(&durable.namespace, packet),
+                };
                 Arc::from(offset.to_string())
             }
-            None => {
+            // Without a store, fresh offsets look like `epoch-counter`: never a bare number,
+            // so they cannot collide with an assigned one.
+            (None, Some(offset)) => Arc::from(offset.to_string()),
+            (None, None) => {
                 let counter = self.next_offset.fetch_add(1, Ordering::Relaxed);
                 Arc::from(format!("{:x}-{:x}", self.epoch, counter))
             }
@@ -483,15 +506,15 @@ mod tests {
             },
         );
         let mut seen = event("seen");
-        log.record(&mut seen, &to(&[]));
+        log.record(&mut seen, &to(&[]), None);
         let offset = last_offset(&seen);
         log.persist(SocketId::from_string("s1"), Arc::from("p1"), vec![]);
         for text in ["one", "two"] {
-            log.record(&mut event(text), &to(&[]));
+            log.record(&mut event(text), &to(&[]), None);
         }
         log.persist(SocketId::from_string("s2"), Arc::from("p2"), vec![]);
         assert_eq!(log.restore("p1", &offset).map(|r| r.missed.len()), Some(2));
-        log.record(&mut event("three"), &to(&[]));
+        log.record(&mut event("three"), &to(&[]), None);
         assert!(log.restore("p2", &offset).is_none(), "3 missed, 2 at most");
     }
 
@@ -519,7 +542,7 @@ mod tests {
         let store = Arc::new(ferrio_history::MemoryStore::default());
         let first = with_store(&store);
         let mut seen = event("seen");
-        first.record(&mut seen, &to(&["a"]));
+        first.record(&mut seen, &to(&["a"]), None);
         let offset = last_offset(&seen);
         assert!(
             offset.parse::<u64>().is_ok(),
@@ -532,8 +555,8 @@ mod tests {
             &[room("s1"), room("a")],
         );
         let mut missed = event("missed before the restart");
-        first.record(&mut missed, &to(&["a"]));
-        first.record(&mut event("other room"), &to(&["b"]));
+        first.record(&mut missed, &to(&["a"]), None);
+        first.record(&mut event("other room"), &to(&["b"]), None);
         drop(first);
 
         let second = with_store(&store);
@@ -546,7 +569,7 @@ mod tests {
             "the new log marks the sessions of the old process disconnected: {sessions:?}"
         );
         let mut after = event("missed after the restart");
-        second.record(&mut after, &to(&[]));
+        second.record(&mut after, &to(&[]), None);
         assert!(last_offset(&after).parse::<u64>().ok() > offset.parse::<u64>().ok());
         let restored = second.restore("p1", &offset).expect("session kept");
         assert_eq!(restored.sid.as_str(), "s1");
@@ -563,7 +586,7 @@ mod tests {
         let store = Arc::new(ferrio_history::MemoryStore::default());
         let first = with_store(&store);
         let mut seen = event("seen");
-        first.record(&mut seen, &to(&[]));
+        first.record(&mut seen, &to(&[]), None);
         first.track(&SocketId::from_string("s1"), &Arc::from("p1"), &[]);
         first.forget("p1");
         assert!(with_store(&store)
@@ -582,7 +605,7 @@ mod tests {
     fn replays_only_what_the_session_missed_in_its_rooms() {
         let log = in_memory(RecoveryConfig::default());
         let mut seen = event("seen");
-        log.record(&mut seen, &to(&["a"]));
+        log.record(&mut seen, &to(&["a"]), None);
         let offset = seen.args.last().and_then(Value::as_str).map(str::to_owned);
         let offset = offset.expect("an offset was appended");
         log.persist(
@@ -591,21 +614,43 @@ mod tests {
             vec![room("s1"), room("a")],
         );
         let mut missed = event("missed");
-        log.record(&mut missed, &to(&["a"]));
-        log.record(&mut event("other room"), &to(&["b"]));
+        log.record(&mut missed, &to(&["a"]), None);
+        log.record(&mut event("other room"), &to(&["b"]), None);
         let mut everyone = event("everyone");
-        log.record(&mut everyone, &to(&[]));
+        log.record(&mut everyone, &to(&[]), None);
         let excluded = BroadcastOptions {
             except: vec![room("s1")],
             ..to(&["a"])
         };
-        log.record(&mut event("excluded"), &excluded);
+        log.record(&mut event("excluded"), &excluded, None);
 
         let restored = log.restore("p1", &offset).expect("session kept");
         assert_eq!(restored.sid.as_str(), "s1");
         assert_eq!(restored.missed, vec![missed, everyone]);
         // A session is restored once.
         assert!(log.restore("p1", &offset).is_none());
+    }
+
+    #[test]
+    fn an_assigned_offset_is_the_packets_and_keeps_the_order_of_sending() {
+        let log = in_memory(RecoveryConfig::default());
+        let mut newer = event("newer");
+        log.record(&mut newer, &to(&[]), None);
+        log.persist(SocketId::from_string("s1"), Arc::from("p1"), vec![]);
+        log.persist(SocketId::from_string("s2"), Arc::from("p2"), vec![]);
+        // Sent after `newer`, under an offset handed out before it.
+        let mut durable = event("durable");
+        log.record(&mut durable, &to(&[]), Some(7));
+        assert_eq!(last_offset(&durable), "7");
+        let mut later = event("later");
+        log.record(&mut later, &to(&[]), None);
+
+        let restored = log
+            .restore("p1", &last_offset(&newer))
+            .expect("session kept");
+        assert_eq!(restored.missed, vec![durable, later.clone()]);
+        let restored = log.restore("p2", "7").expect("session kept");
+        assert_eq!(restored.missed, vec![later]);
     }
 
     #[test]
@@ -623,7 +668,7 @@ mod tests {
         assert!(log.restore("p1", "not-an-offset").is_none());
         // The session survives a bad offset.
         let mut data = event("later");
-        log.record(&mut data, &to(&[]));
+        log.record(&mut data, &to(&[]), None);
         let offset = data.args.last().and_then(Value::as_str).map(str::to_owned);
         let offset = offset.expect("an offset was appended");
         assert!(log.restore("p1", &offset).is_some());

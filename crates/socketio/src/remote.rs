@@ -32,7 +32,7 @@ impl Namespace {
         if self.broadcast_carries_offset(&packet, opts) {
             if let (Some(log), PacketKind::Event { data, .. }) = (self.recovery(), &mut packet.kind)
             {
-                log.record(data, opts);
+                log.record(data, opts, None);
             }
         }
         BroadcastPacket::new(packet)

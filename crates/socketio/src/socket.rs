@@ -242,7 +242,7 @@ impl Socket {
         };
         let packet = self
             .namespace
-            .event_outgoing(name, payload, None, &own_room)?;
+            .event_outgoing(name, payload, None, &own_room, None)?;
         self.send_outgoing(packet.encoded(), false)
     }
 

@@ -1,13 +1,15 @@
 //! Connection state recovery kept in a store: a second server on the same store (a restarted
 //! process) recovers a client of the first one, with its id, rooms and every packet it missed,
-//! before and after the switch.
+//! before and after the switch; and an event emitted under an offset the store handed out
+//! (a history message's) carries it, and is replayed in the order it was sent.
 
 mod common;
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use common::{recorder, TestServer, WsClient};
-use ferrio_history::{HistoryStore, MemoryStore};
+use ferrio_history::{HistoryStore, MemoryStore, NewMessage};
 use ferrio_socketio::{RecoveryConfig, Room, SocketIoConfig};
 use serde_json::{json, Value};
 
@@ -86,4 +88,79 @@ async fn a_server_on_the_same_store_recovers_the_clients_of_the_first() {
     let (args, _) = event(&mut client).await;
     assert_eq!(args, vec![json!("m"), json!("live")]);
     drop(first);
+}
+
+#[tokio::test]
+async fn an_event_emitted_with_an_offset_of_the_store_carries_it_and_is_replayed_in_order() {
+    let store = Arc::new(MemoryStore::default());
+    let (server, mut seen) = server_on(&store).await;
+    let mut client = server.ws().await;
+    let reply = client.connect_nsp("/", None).await;
+    let pid = reply["pid"].as_str().expect("pid").to_owned();
+    let socket = seen.sockets.next().await;
+    socket.join("room1");
+
+    // A history message gets its offset, then waits (as for the disk) while a newer packet,
+    // with a larger offset of the same sequence, goes out first.
+    let message = NewMessage {
+        event: "m".to_owned(),
+        args: vec![json!("durable")],
+        at: SystemTime::now(),
+    };
+    let assigned = store.append("/", "room1", message).await.expect("appended");
+    server.io.to("room1").emit("m", "newer").expect("emitted");
+    let (args, newer) = event(&mut client).await;
+    assert_eq!(args, vec![json!("m"), json!("newer")]);
+    assert!(newer.parse::<u64>().expect("a store offset") > assigned);
+
+    // The client is gone when the message fans out under its own offset, and after.
+    socket.abort_transport();
+    client.until_closed().await;
+    seen.disconnects.next().await;
+    server
+        .io
+        .to("room1")
+        .with_offset(assigned)
+        .emit("m", "durable")
+        .expect("emitted");
+    server.io.to("room1").emit("m", "later").expect("emitted");
+
+    // Back after the newer packet: what followed it as sent, the message under its offset.
+    let mut client = server.ws().await;
+    let auth = json!({ "pid": pid, "offset": newer }).to_string();
+    client.connect_nsp("/", Some(&auth)).await;
+    let (args, offset) = event(&mut client).await;
+    assert_eq!(
+        (args, offset),
+        (vec![json!("m"), json!("durable")], assigned.to_string())
+    );
+    let (args, _) = event(&mut client).await;
+    assert_eq!(args, vec![json!("m"), json!("later")]);
+    let recovered = seen.sockets.next().await;
+    assert!(recovered.recovered());
+
+    // Back after the message's offset: only what came after it.
+    recovered.abort_transport();
+    client.until_closed().await;
+    seen.disconnects.next().await;
+    let mut client = server.ws().await;
+    let auth = json!({ "pid": pid, "offset": assigned.to_string() }).to_string();
+    client.connect_nsp("/", Some(&auth)).await;
+    let (args, _) = event(&mut client).await;
+    assert_eq!(args, vec![json!("m"), json!("later")]);
+    assert!(seen.sockets.next().await.recovered());
+    server.io.to("room1").emit("m", "live").expect("emitted");
+    let (args, _) = event(&mut client).await;
+    assert_eq!(
+        args,
+        vec![json!("m"), json!("live")],
+        "nothing else replayed"
+    );
+
+    // The store holds the packet under the message's offset, for a restarted process.
+    let packets = store
+        .load_recovery("/", SystemTime::UNIX_EPOCH)
+        .expect("loaded")
+        .packets;
+    assert!(packets.iter().any(|p| p.offset == assigned));
 }

@@ -114,8 +114,9 @@ pub(crate) async fn emit(
     let args = stored_args(&payload);
     let recipients = operator.as_ref().map_or(0, |o| o.sockets().len());
     let name = event.clone();
-    let fan_out = move || match operator {
+    let fan_out = move |offset| match operator {
         Some(operator) => operator
+            .with_offset(offset)
             .emit_payload(&name, payload)
             .map_err(|e: EmitError| e.to_string()),
         None => Ok(()),

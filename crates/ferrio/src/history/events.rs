@@ -109,7 +109,12 @@ pub(crate) fn publish_durably(
     let args = vec![data.clone()];
     let fan_out = {
         let event = event.clone();
-        move || target.emit(&event, &data).map_err(|e| e.to_string())
+        move |offset| {
+            target
+                .with_offset(offset)
+                .emit(&event, &data)
+                .map_err(|e| e.to_string())
+        }
     };
     tokio::spawn(async move {
         let result = history

@@ -46,7 +46,7 @@ impl std::error::Error for PublishError {}
 /// What a publish waits for, then does.
 struct Pending {
     appended: Vec<(String, Appended)>,
-    fan_out: Box<dyn FnOnce() -> Result<(), String> + Send>,
+    fan_out: Box<dyn FnOnce(Offset) -> Result<(), String> + Send>,
     done: oneshot::Sender<Result<Vec<(String, Offset)>, PublishError>>,
 }
 
@@ -73,9 +73,14 @@ impl Publisher {
                             Err(error) => failure = Some(error),
                         }
                     }
-                    let result = match failure {
-                        Some(error) => Err(PublishError::Store(error)),
-                        None => (pending.fan_out)()
+                    // The live event carries the largest of its offsets: one publish's appends
+                    // are made together under `order`, so for each of its rooms, reading that
+                    // room's history after it returns exactly the later messages.
+                    let live = offsets.iter().map(|(_, offset)| *offset).max();
+                    let result = match (failure, live) {
+                        (Some(error), _) => Err(PublishError::Store(error)),
+                        (None, None) => Err(PublishError::Emit("no room to publish to".to_owned())),
+                        (None, Some(live)) => (pending.fan_out)(live)
                             .map(|()| offsets)
                             .map_err(PublishError::Emit),
                     };
@@ -89,15 +94,17 @@ impl Publisher {
 
 impl HistoryService {
     /// Appends `event(args)` to the history of each of `rooms` (of `namespace`), then, once all
-    /// are on disk, runs `fan_out` (the broadcast). Resolves with each room's offset after the
-    /// fan-out. A store failure sends nothing. Dropping the future does not cancel the publish.
+    /// are on disk, runs `fan_out` (the broadcast) with the offset the live event is to carry
+    /// (the largest of them; see `BroadcastOperator::with_offset`). Resolves with each room's
+    /// offset after the fan-out. A store failure sends nothing. Dropping the future does not
+    /// cancel the publish.
     pub(crate) async fn publish(
         &self,
         namespace: &str,
         rooms: &[String],
         event: &str,
         args: Vec<Value>,
-        fan_out: impl FnOnce() -> Result<(), String> + Send + 'static,
+        fan_out: impl FnOnce(Offset) -> Result<(), String> + Send + 'static,
     ) -> Result<Vec<(String, Offset)>, PublishError> {
         if RESERVED_EVENTS.contains(&event) {
             return Err(PublishError::Emit(format!(

@@ -271,6 +271,17 @@ impl HistoryStore for SqliteStore {
         offset
     }
 
+    fn record_packet_at(&self, namespace: &str, offset: Offset, packet: RecoveryPacket) {
+        self.send_or_log(Op::Packet {
+            offset,
+            namespace: namespace.to_owned(),
+            rooms: rooms_json(&packet.rooms),
+            except: rooms_json(&packet.except),
+            data: packet.data,
+            at: unix_millis(packet.at),
+        });
+    }
+
     fn save_session(&self, namespace: &str, session: RecoverySession) {
         self.send_or_log(Op::SaveSession {
             namespace: namespace.to_owned(),

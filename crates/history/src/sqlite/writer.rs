@@ -204,7 +204,9 @@ fn apply_one(
             at,
         } => {
             tx.prepare_cached(
-                "INSERT INTO packets (seq, namespace, rooms, except_rooms, data, at)
+                // REPLACE: a packet recorded twice under one offset (`record_packet_at`) must
+                // not fail the batch, which holds other writers' appends.
+                "INSERT OR REPLACE INTO packets (seq, namespace, rooms, except_rooms, data, at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![seq(*offset)?, namespace, rooms, except, data, at])?;

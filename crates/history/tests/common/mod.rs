@@ -276,3 +276,44 @@ pub(crate) fn recovery_state_round_trips(store: &dyn HistoryStore) {
     let pids: Vec<&str> = state.sessions.iter().map(|s| s.pid.as_str()).collect();
     assert_eq!(pids, ["p1"]);
 }
+
+/// A packet recorded under a history message's offset is stored under it, once (a second
+/// recording replaces the first), and offsets handed out later are still larger.
+pub(crate) async fn packets_recorded_at_a_message_offset(store: &dyn HistoryStore) {
+    let now = SystemTime::now();
+    let packet = |data: &[u8]| RecoveryPacket {
+        rooms: vec!["news".to_owned()],
+        except: vec![],
+        data: data.to_vec(),
+        at: now,
+    };
+    let offset = store
+        .append("/", "news", message("durable"))
+        .await
+        .expect("appended");
+    let newer = store.record_packet("/", packet(b"newer"));
+    store.record_packet_at("/", offset, packet(b"first try"));
+    store.record_packet_at("/", offset, packet(b"durable"));
+    let later = store.record_packet("/", packet(b"later"));
+    assert!(offset < newer && newer < later);
+    store.flush().expect("flushed");
+
+    let state = store
+        .load_recovery("/", now - Duration::from_secs(60))
+        .expect("loaded");
+    let mut packets: Vec<(u64, &[u8])> = state
+        .packets
+        .iter()
+        .map(|p| (p.offset, p.packet.data.as_slice()))
+        .collect();
+    // The order may be the offsets' or the recording's: see `RecoveryState::packets`.
+    packets.sort_unstable();
+    assert_eq!(
+        packets,
+        [
+            (offset, b"durable".as_slice()),
+            (newer, b"newer"),
+            (later, b"later")
+        ]
+    );
+}
