@@ -1,25 +1,25 @@
 //! The HTTP API for backends, end to end: `ferrio serve` as a child process, backends as plain
 //! HTTP requests, clients as `ferrio-client` sockets receiving what the API emits.
 
-mod api_process;
+mod process;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use api_process::{request, Answer, Server};
 use ferrio_client::{ClientConfig, Manager, ReconnectionConfig, Socket};
 use jsonwebtoken::{encode, EncodingKey, Header};
+use process::{request, Answer, Ferrio};
 use serde_json::{json, Value};
 
 const KEY: &str = "0123456789abcdef0123456789abcdef";
 const JWT_SECRET: &str = "fedcba9876543210fedcba9876543210";
 
-fn with_key() -> Server {
-    Server::start(&[("FERRIO_API_KEY", KEY)])
+fn with_key() -> Ferrio {
+    Ferrio::serve(&[("FERRIO_API_KEY", KEY)])
 }
 
 /// A request with the right key.
-fn api(server: &Server, method: &str, target: &str, body: &str) -> Answer {
+fn api(server: &Ferrio, method: &str, target: &str, body: &str) -> Answer {
     request(
         server.port,
         method,
@@ -34,12 +34,12 @@ fn api(server: &Server, method: &str, target: &str, body: &str) -> Answer {
 }
 
 /// A POST with the right key and a JSON body: status and JSON answer.
-fn post(server: &Server, target: &str, body: Value) -> (u16, Value) {
+fn post(server: &Ferrio, target: &str, body: Value) -> (u16, Value) {
     let answer = api(server, "POST", target, &body.to_string());
     (answer.status, answer.json())
 }
 
-fn get(server: &Server, target: &str) -> (u16, Value) {
+fn get(server: &Ferrio, target: &str) -> (u16, Value) {
     let answer = api(server, "GET", target, "");
     (answer.status, answer.json())
 }
@@ -53,7 +53,7 @@ fn invalid(field: &str, message: &str) -> (u16, Value) {
 
 #[test]
 fn without_a_key_the_api_is_off_but_documented() {
-    let server = Server::start(&[]);
+    let server = Ferrio::serve(&[]);
     let answer = request(
         server.port,
         "GET",
@@ -139,7 +139,7 @@ fn the_key_is_required_and_compared() {
 
 #[test]
 fn bad_requests_get_400_naming_the_field() {
-    let server = Server::start(&[("FERRIO_API_KEY", KEY), ("FERRIO_API_MAX_BODY", "200")]);
+    let server = Ferrio::serve(&[("FERRIO_API_KEY", KEY), ("FERRIO_API_MAX_BODY", "200")]);
     let raw = |target: &str, body: &str| {
         let answer = api(&server, "POST", target, body);
         (answer.status, answer.json())
@@ -313,7 +313,7 @@ fn example_text(example: &Value) -> String {
 #[test]
 fn the_openapi_examples_succeed() {
     // History on for the room of the history example, so that every route has something to do.
-    let server = Server::start(&[
+    let server = Ferrio::serve(&[
         ("FERRIO_API_KEY", KEY),
         ("FERRIO_HISTORY_ENABLED", "true"),
         ("FERRIO_HISTORY_ROOMS", "^news$"),
@@ -411,7 +411,7 @@ struct Client {
 
 impl Client {
     /// Connects to `/` with `token` (if any), recording every event.
-    async fn connect(server: &Server, token: Option<&str>) -> Client {
+    async fn connect(server: &Ferrio, token: Option<&str>) -> Client {
         let manager = Manager::new(ClientConfig {
             reconnection: ReconnectionConfig {
                 enabled: false,
@@ -483,7 +483,7 @@ fn event(name: &str, value: Value) -> (String, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emits_joins_listings_and_disconnects_reach_clients() {
-    let server = Server::start(&[
+    let server = Ferrio::serve(&[
         ("FERRIO_API_KEY", KEY),
         ("FERRIO_AUTH_JWT_SECRET", JWT_SECRET),
         ("FERRIO_AUTH_ALLOW_ANONYMOUS", "true"),

@@ -6,14 +6,15 @@
 //! `CI=true`, where they fail. Every wait is bounded.
 
 mod backend;
+mod process;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use process::{interop_dir, node_client_available, Ferrio, Launch, Ready};
 use serde_json::{json, Value};
 
 /// The longest a node script may run.
@@ -25,34 +26,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
-}
-
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop")
-}
-
-/// Whether node and the official client are here; without them, skip loudly (fail under CI).
-fn node_available() -> bool {
-    let node = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let client = interop_dir().join("node_modules/sio-client-v4").is_dir();
-    if node && client {
-        return true;
-    }
-    let what = if node {
-        "tests/interop/node_modules/sio-client-v4 (run `npm ci` in tests/interop)"
-    } else {
-        "node"
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{what} is missing, and CI=true: the auth tests cannot run");
-    }
-    eprintln!("SKIPPED: {what} is missing; the auth end-to-end test did not run");
-    false
 }
 
 fn now() -> u64 {
@@ -86,105 +59,20 @@ fn pem_key(name: &str, algorithm: Algorithm) -> EncodingKey {
     }
 }
 
-/// A `ferrio serve` process, killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(self.dir.path().join("server.log"));
-            eprintln!("server log:\n{}", log.unwrap_or_default());
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_get(port: u16, target: &str) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    Ok(answer)
-}
-
-impl Server {
-    /// Starts the server with `config` (TOML, without `[server]`) and `namespaces` served, and
-    /// waits until it answers. A port another test took between its choice and the server's
-    /// bind makes the server exit: another port is tried.
-    fn start(config: &str, namespaces: &[&str]) -> Self {
-        for _ in 0..5 {
-            if let Some(server) = Self::try_start(config, namespaces) {
-                return server;
-            }
-        }
-        panic!("the server never came up on a free port");
-    }
-
-    fn try_start(config: &str, namespaces: &[&str]) -> Option<Self> {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let namespaces: Vec<String> = namespaces.iter().map(|n| format!("{n:?}")).collect();
-        let text = format!(
-            "[server]\nhost = \"127.0.0.1\"\nport = {port}\nnamespaces = [{}]\n\
-             [log]\nlevel = \"info,ferrio=debug\"\n{config}",
-            namespaces.join(", ")
-        );
-        std::fs::write(dir.path().join("ferrio.toml"), text).unwrap();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ferrio"))
-            .current_dir(dir.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .args(["serve", "--config", "ferrio.toml", "--no-env-file"])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut server = Server { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                if server.log().contains("cannot listen") {
-                    return None;
-                }
-                panic!("the server exited ({status}):\n{}", server.log());
-            }
-            // Its own log says it bound the port; /health then says it serves.
-            if server.log().contains("ferrio listening on") {
-                match http_get(port, "/health") {
-                    Ok(answer) if answer.starts_with("HTTP/1.1 200") => return Some(server),
-                    _ => {}
-                }
-            }
-            assert!(Instant::now() < deadline, "the server never answered");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-    }
+/// `ferrio serve` with `config` (TOML, without `[server]`) and `namespaces` served, once it
+/// answers (another free port tried when a test took its port meanwhile).
+fn start_server(config: &str, namespaces: &[&str]) -> Ferrio {
+    let namespaces: Vec<String> = namespaces.iter().map(|n| format!("{n:?}")).collect();
+    let text = format!(
+        "[server]\nnamespaces = [{}]\n[log]\nlevel = \"info,ferrio=debug\"\n{config}",
+        namespaces.join(", ")
+    );
+    Ferrio::launch(&Launch {
+        args: &["serve", "--config", "ferrio.toml", "--no-env-file"],
+        env: Vec::new(),
+        files: vec![("ferrio.toml", text)],
+        ready: Ready::Listening,
+    })
 }
 
 /// Helpers every script gets: `connect(nsp, opts)` resolves to `{s}` or `{s, error}`,
@@ -204,7 +92,7 @@ setTimeout(() => { out({ fatal: "script timeout" }); process.exit(2); }, 20000);
 "#;
 
 /// Runs `body` (an async function body) with node against `server`; the JSON lines it printed.
-fn script(server: &Server, body: &str) -> Vec<Value> {
+fn script(server: &Ferrio, body: &str) -> Vec<Value> {
     let source = format!(
         "{PRELUDE}\n(async () => {{\n{body}\nprocess.exit(0);\n}})().catch((e) => {{ out({{ fatal: String(e.stack) }}); process.exit(3); }});\n"
     );
@@ -254,7 +142,7 @@ fn script(server: &Server, body: &str) -> Vec<Value> {
 }
 
 /// Connects to `nsp` with `opts` (JSON) and prints the connection error, or `{connected: true}`.
-fn try_connect(server: &Server, nsp: &str, opts: &Value) -> Value {
+fn try_connect(server: &Ferrio, nsp: &str, opts: &Value) -> Value {
     let lines = script(
         server,
         &format!(
@@ -284,10 +172,10 @@ fn hs_config() -> String {
 
 #[test]
 fn hs256_valid_expired_wrong_key_and_missing() {
-    if !node_available() {
+    if !node_client_available() {
         return;
     }
-    let server = Server::start(&hs_config(), &["/"]);
+    let server = start_server(&hs_config(), &["/"]);
     let valid = hs256(SECRET, &json!({ "sub": "u1", "exp": now() + 600 }));
     assert_eq!(try_connect(&server, "/", &with_token(&valid)), connected());
     let no_exp = hs256(SECRET, &json!({ "sub": "u1" }));
@@ -355,7 +243,7 @@ fn hs256_valid_expired_wrong_key_and_missing() {
 
 #[test]
 fn rs256_es256_from_pem_and_jwks() {
-    if !node_available() {
+    if !node_client_available() {
         return;
     }
     let ec_public = std::fs::read_to_string(fixture("ec_public.pem")).unwrap();
@@ -363,7 +251,7 @@ fn rs256_es256_from_pem_and_jwks() {
         "[auth]\njwt_public_key_path = {:?}\njwt_public_key = {ec_public:?}\nleeway = \"0s\"\n",
         fixture("rsa_public.pem").display().to_string()
     );
-    let server = Server::start(&config, &["/"]);
+    let server = start_server(&config, &["/"]);
     let claims = json!({ "sub": "u2", "exp": now() + 600 });
     let rs = sign(
         Algorithm::RS256,
@@ -406,7 +294,7 @@ fn rs256_es256_from_pem_and_jwks() {
         "[auth]\njwks_path = {:?}\n",
         fixture("jwks.json").display().to_string()
     );
-    let server = Server::start(&config, &["/"]);
+    let server = start_server(&config, &["/"]);
     let key = pem_key("rsa_private.pem", Algorithm::RS256);
     let good = sign(Algorithm::RS256, &key, Some("test-rsa"), &claims);
     assert_eq!(try_connect(&server, "/", &with_token(&good)), connected());
@@ -423,14 +311,14 @@ fn rs256_es256_from_pem_and_jwks() {
 
 #[test]
 fn tokens_from_header_and_cookie_and_anonymous_access() {
-    if !node_available() {
+    if !node_client_available() {
         return;
     }
     let config = format!(
         "{}allow_anonymous = true\ncookie_name = \"jwt\"\n[rooms]\npublic_join = [\"^lobby$\"]\n",
         hs_config()
     );
-    let server = Server::start(&config, &["/"]);
+    let server = start_server(&config, &["/"]);
     let token = hs256(
         SECRET,
         &json!({ "sub": "u3", "exp": now() + 600, "rooms": ["team_*"] }),
@@ -479,10 +367,10 @@ for (const [name, opts] of [
 
 #[test]
 fn namespaces_allowed_by_the_token() {
-    if !node_available() {
+    if !node_client_available() {
         return;
     }
-    let server = Server::start(&hs_config(), &["/", "/chat", "/team-*"]);
+    let server = start_server(&hs_config(), &["/", "/chat", "/team-*"]);
     let token = hs256(
         SECRET,
         &json!({ "sub": "u4", "namespaces": ["/chat", "/team-*"] }),
@@ -518,10 +406,10 @@ fn namespaces_allowed_by_the_token() {
 
 #[test]
 fn an_expiring_token_disconnects_the_socket() {
-    if !node_available() {
+    if !node_client_available() {
         return;
     }
-    let server = Server::start(&hs_config(), &["/"]);
+    let server = start_server(&hs_config(), &["/"]);
     let token = hs256(SECRET, &json!({ "sub": "u5", "exp": now() + 2 }));
     let body = format!(
         r#"
@@ -549,14 +437,14 @@ r.s.close();
 
 #[test]
 fn room_policy_join_publish_and_leave() {
-    if !node_available() {
+    if !node_client_available() {
         return;
     }
     let config = format!(
         "{}[rooms]\njoin = [\"^patient_[A-Za-z0-9]+$\"]\npublic_publish = [\"^lobby$\"]\n",
         hs_config()
     );
-    let server = Server::start(&config, &["/"]);
+    let server = start_server(&config, &["/"]);
     let token = |sub: &str| {
         hs256(
             SECRET,
@@ -639,14 +527,14 @@ a.close(); b.close(); c.close();
 
 #[test]
 fn publish_to_sender_when_configured() {
-    if !node_available() {
+    if !node_client_available() {
         return;
     }
     let config = format!(
         "{}[rooms]\npublic_join = [\"^lobby$\"]\npublic_publish = [\"^lobby$\"]\npublish_to_sender = true\n",
         hs_config()
     );
-    let server = Server::start(&config, &["/"]);
+    let server = start_server(&config, &["/"]);
     let token = hs256(SECRET, &json!({ "sub": "dave" }));
     let body = format!(
         r#"
@@ -680,10 +568,10 @@ fn audience_config() -> String {
 
 #[test]
 fn audience_and_issuer_are_checked() {
-    if !node_available() {
+    if !node_client_available() {
         return;
     }
-    let server = Server::start(&audience_config(), &["/"]);
+    let server = start_server(&audience_config(), &["/"]);
     let claims = |aud: Value, iss: Value| {
         let mut claims = json!({ "sub": "u1", "exp": now() + 600 });
         if !aud.is_null() {
@@ -738,7 +626,7 @@ fn jwks(name: &str) -> Value {
 
 #[test]
 fn jwks_url_is_fetched_cached_and_fetched_again_for_a_new_key() {
-    if !node_available() {
+    if !node_client_available() {
         return;
     }
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -751,7 +639,7 @@ fn jwks_url_is_fetched_cached_and_fetched_again_for_a_new_key() {
         "[auth]\nrequire_auth = true\njwks_url = \"{}/.well-known/jwks.json\"\n",
         identity_provider.url
     );
-    let server = Server::start(&config, &["/"]);
+    let server = start_server(&config, &["/"]);
     let fetches = || {
         identity_provider
             .requests_to("/.well-known/jwks.json")
@@ -799,12 +687,12 @@ fn jwks_url_is_fetched_cached_and_fetched_again_for_a_new_key() {
 
 #[test]
 fn an_unreachable_jwks_url_refuses_with_the_reason() {
-    if !node_available() {
+    if !node_client_available() {
         return;
     }
-    let port = free_port();
+    let port = process::free_port();
     let url = format!("http://127.0.0.1:{port}/jwks.json");
-    let server = Server::start(
+    let server = start_server(
         &format!("[auth]\nrequire_auth = true\njwks_url = \"{url}\"\n"),
         &["/"],
     );
@@ -881,7 +769,7 @@ fn serve_https(
 
 #[test]
 fn an_https_jwks_url_of_a_private_ca_is_trusted_through_jwks_ca_file() {
-    if !node_available() {
+    if !node_client_available() {
         return;
     }
     use ferrio_test_support::pki::{TestCa, Validity};
@@ -901,7 +789,7 @@ fn an_https_jwks_url_of_a_private_ca_is_trusted_through_jwks_ca_file() {
     );
 
     let url = format!("https://localhost:{port}/jwks.json");
-    let trusting = Server::start(
+    let trusting = start_server(
         &format!(
             "[auth]\nrequire_auth = true\njwks_url = \"{url}\"\njwks_ca_file = {:?}\n",
             ca_file.display().to_string()
@@ -914,7 +802,7 @@ fn an_https_jwks_url_of_a_private_ca_is_trusted_through_jwks_ca_file() {
     );
 
     // Without the CA, the provider's certificate is refused and no key can be had.
-    let distrusting = Server::start(
+    let distrusting = start_server(
         &format!("[auth]\nrequire_auth = true\njwks_url = \"{url}\"\n"),
         &["/"],
     );

@@ -3,15 +3,15 @@
 //! and each refused join, publish or leave's exact acknowledgement. `tests/auth.rs` shows the
 //! same through the official socket.io-client; this file needs no node, so it always runs.
 
-mod api_process;
+mod process;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use api_process::Server;
 use ferrio_client::{
     ClientConfig, ConnectError, ConnectRefused, Manager, Payload, ReconnectionConfig, Socket,
 };
 use jsonwebtoken::{encode, EncodingKey, Header};
+use process::Ferrio;
 use serde_json::{json, Value};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-secret";
@@ -46,8 +46,8 @@ fn claims(sub: &str, changes: Value) -> Value {
     claims
 }
 
-fn start() -> Server {
-    Server::start(&[
+fn start() -> Ferrio {
+    Ferrio::serve(&[
         ("FERRIO_AUTH_JWT_SECRET", SECRET),
         ("FERRIO_AUTH_LEEWAY", "0s"),
         ("FERRIO_AUTH_AUDIENCE", "chat,admin"),
@@ -58,7 +58,7 @@ fn start() -> Server {
 
 /// Connects a socket to `/` with `token` (or none), without reconnection.
 async fn connect(
-    server: &Server,
+    server: &Ferrio,
     token: Option<&str>,
 ) -> (Manager, Socket, Result<(), ConnectError>) {
     let manager = Manager::new(ClientConfig {
@@ -79,7 +79,7 @@ async fn connect(
 }
 
 /// The refusal of a connection with `token`: (message, data).
-async fn refusal(server: &Server, token: Option<&str>) -> (String, Option<Value>) {
+async fn refusal(server: &Ferrio, token: Option<&str>) -> (String, Option<Value>) {
     let (_manager, _socket, result) = connect(server, token).await;
     match result {
         Err(ConnectError::Refused(ConnectRefused { message, data })) => (message, data),

@@ -8,6 +8,7 @@
 //! messages.
 
 mod cluster_common;
+mod process;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -4,6 +4,7 @@
 //! test is skipped loudly, unless `CI=true`.
 
 mod cluster_common;
+mod process;
 
 use cluster_common::{FerrioNode, RedisServer};
 use ferrio_client::{ClientConfig, Manager, Payload, ReconnectionConfig, Socket};

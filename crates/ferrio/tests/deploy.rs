@@ -8,6 +8,7 @@
 //! skipped loudly, unless `CI=true`, where they fail. Every wait is bounded.
 
 mod cluster_common;
+mod process;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -171,25 +172,6 @@ fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-/// Whether node and the official client are installed (tests/interop `npm ci`).
-fn node_client_available() -> bool {
-    let node = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !node {
-        skip("node is not installed");
-        return false;
-    }
-    if !repo_path("tests/interop/node_modules/sio-client-v4").is_dir() {
-        skip("tests/interop/node_modules/sio-client-v4 is missing (run `npm ci` in tests/interop)");
-        return false;
-    }
-    true
-}
-
 /// Official clients, each from its own loopback address (so that nginx's `hash $remote_addr`
 /// spreads them): connect with polling, upgrade, join `lobby`, print their state, then wait
 /// for `EXPECTED` `news` events each (and a little more, for duplicates) and print them.
@@ -244,7 +226,7 @@ setTimeout(() => { out({ fatal: "script timeout" }); process.exit(2); }, 25000);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_clients_through_the_deploy_nginx_conf_stick_upgrade_and_get_every_broadcast_once()
 {
-    if !node_client_available() {
+    if !process::node_client_available() {
         return;
     }
     let Some(redis) = RedisServer::start() else {

@@ -2,15 +2,15 @@
 //! handshakes are refused, connected clients are told to go (and reconnect), and the process
 //! exits 0 once they are gone, or at `server.shutdown_timeout` when one stays.
 
-mod api_process;
+mod process;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use api_process::{request, Server};
 use ferrio_client::{
     ClientConfig, ConnectionState, Manager, ReconnectionConfig, Socket, TransportKind,
 };
+use process::{request, Ferrio};
 use serde_json::json;
 
 /// A connected client that records why it was disconnected and every state of its
@@ -23,7 +23,7 @@ struct Client {
 }
 
 impl Client {
-    async fn connect(server: &Server, transports: Vec<TransportKind>) -> Client {
+    async fn connect(server: &Ferrio, transports: Vec<TransportKind>) -> Client {
         let manager = Manager::new(ClientConfig {
             transports,
             reconnection: ReconnectionConfig {
@@ -94,7 +94,7 @@ fn stuck_polling_session(port: u16) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_reconnect_and_the_deadline_ends_a_drain_that_a_client_holds_up() {
-    let mut server = Server::start(&[("FERRIO_SERVER_SHUTDOWN_TIMEOUT", "4s")]);
+    let mut server = Ferrio::serve(&[("FERRIO_SERVER_SHUTDOWN_TIMEOUT", "4s")]);
     let port = server.port;
     let client = Client::connect(&server, vec![TransportKind::WebSocket]).await;
     let polled = stuck_polling_session(port);
@@ -154,7 +154,7 @@ async fn clients_reconnect_and_the_deadline_ends_a_drain_that_a_client_holds_up(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_process_exits_once_every_client_is_gone() {
     // A deadline far away: the exit comes from the clients leaving, not from it.
-    let mut server = Server::start(&[("FERRIO_SERVER_SHUTDOWN_TIMEOUT", "120s")]);
+    let mut server = Ferrio::serve(&[("FERRIO_SERVER_SHUTDOWN_TIMEOUT", "120s")]);
     let websocket = Client::connect(&server, vec![TransportKind::WebSocket]).await;
     let polling = Client::connect(&server, vec![TransportKind::Polling]).await;
     let ready = request(server.port, "GET", "/ready", &[], "").unwrap();
@@ -177,7 +177,7 @@ async fn the_process_exits_once_every_client_is_gone() {
 
 #[test]
 fn a_second_signal_ends_the_drain_at_once() {
-    let mut server = Server::start(&[("FERRIO_SERVER_SHUTDOWN_TIMEOUT", "120s")]);
+    let mut server = Ferrio::serve(&[("FERRIO_SERVER_SHUTDOWN_TIMEOUT", "120s")]);
     let _stuck = stuck_polling_session(server.port);
     server.terminate();
     let deadline = Instant::now() + Duration::from_secs(10);

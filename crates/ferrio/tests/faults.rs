@@ -9,8 +9,8 @@ mod process;
 use std::time::Duration;
 
 use ferrio_test_support::nginx::{nginx_binary, Nginx, NginxConfig};
-use futures_util::{SinkExt, StreamExt};
-use process::Ferrio;
+use futures_util::SinkExt;
+use process::{next_text, Ferrio};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -28,24 +28,6 @@ fn serve() -> Ferrio {
 }
 
 type Ws = WebSocketStream<TcpStream>;
-
-/// The next text frame (10 s at most), answering Engine.IO pings on the way.
-async fn next_text(ws: &mut Ws) -> String {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a frame in time")
-            .expect("the socket is open")
-            .expect("a frame");
-        if let Message::Text(text) = frame {
-            if text.as_str() == "2" {
-                ws.send(Message::text("3")).await.expect("pong");
-                continue;
-            }
-            return text.as_str().to_owned();
-        }
-    }
-}
 
 /// A Socket.IO client over a direct WebSocket, connected to `/`; returns it and its Engine.IO
 /// session id.
@@ -116,7 +98,7 @@ fn wait_disconnections(server: &Ferrio, reason: &str, count: usize) -> bool {
     let deadline = std::time::Instant::now() + NOTICE;
     while std::time::Instant::now() < deadline {
         let found = server
-            .log_text()
+            .log()
             .lines()
             .filter(|line| line.contains("disconnected id=") && line.contains(&reason))
             .count();
@@ -155,7 +137,7 @@ async fn long_poll_killed(server: &Ferrio, port: u16) {
     assert!(
         wait_disconnections(server, "TransportError", 1),
         "{}",
-        server.log_text()
+        server.log()
     );
     assert_eq!(server.wait_connections(1.0, NOTICE), 1.0);
     // The session is gone: its id is unknown now.
@@ -212,7 +194,7 @@ async fn a_client_killed_in_the_middle_of_a_websocket_frame_is_cleaned_up() {
     assert!(
         wait_disconnections(&server, "TransportClose", 1),
         "{}",
-        server.log_text()
+        server.log()
     );
     assert_eq!(server.wait_connections(1.0, NOTICE), 1.0);
     still_served(&mut bystander, 1).await;
@@ -236,7 +218,7 @@ async fn a_tcp_reset_is_cleaned_up() {
     assert!(
         wait_disconnections(&server, "TransportError", 1),
         "{}",
-        server.log_text()
+        server.log()
     );
     assert_eq!(server.wait_connections(1.0, NOTICE), 1.0);
     still_served(&mut bystander, 1).await;
@@ -253,7 +235,7 @@ async fn a_hangup_without_tls_is_logged_and_the_server_stays() {
             NOTICE
         ),
         "{}",
-        server.log_text()
+        server.log()
     );
     still_served(&mut client, 1).await;
     assert_eq!(server.get("/health"), (200, "ok".to_owned()));

@@ -3,14 +3,14 @@
 //! (ferrio-client) in the same rooms. Every wait is bounded.
 
 mod backend;
-mod gateway_process;
+mod process;
 
 use std::time::Duration;
 
 use ferrio_client::{ClientConfig, Manager, Payload, ReconnectionConfig, Socket};
 use futures_util::{SinkExt, StreamExt};
-use gateway_process::Ferrio;
 use jsonwebtoken::{encode, EncodingKey, Header};
+use process::Ferrio;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -25,7 +25,7 @@ const WAIT: Duration = Duration::from_secs(10);
 type Ws = WebSocketStream<TcpStream>;
 
 fn start(env: &[(&str, &str)]) -> Ferrio {
-    tokio::task::block_in_place(|| Ferrio::start(env))
+    tokio::task::block_in_place(|| Ferrio::serve(env))
 }
 
 /// Opens `/ws` + `query` with extra headers.

@@ -121,6 +121,6 @@ fn origins_outside_the_allow_list_are_refused_websockets_included() {
     assert!(
         server.metric("ferrio_refusals_total{reason=\"origin\"}") == 2.0,
         "{}",
-        server.log_text()
+        server.log()
     );
 }

@@ -6,42 +6,17 @@
 mod process;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 use ferrio_test_support::nginx::{nginx_binary, Nginx, NginxConfig};
-use process::Ferrio;
+use process::{interop_dir, node_client_available, Ferrio};
 use serde_json::Value;
 
 /// Clients per run.
 const CLIENTS: usize = 5;
 /// How long the server stays down: several of the clients' retries (200 ms, doubling to 400 ms).
 const DOWNTIME: Duration = Duration::from_millis(1500);
-
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop")
-}
-
-/// Whether node and the official client are here; without them, skip loudly (fail under CI).
-fn node_available() -> bool {
-    let node = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let client = interop_dir().join("node_modules/sio-client-v4").is_dir();
-    if node && client {
-        return true;
-    }
-    assert!(
-        !ferrio_test_support::nginx::in_ci(),
-        "node or tests/interop/node_modules is missing, and CI=true: the restart tests cannot run"
-    );
-    eprintln!("SKIPPED: node or tests/interop/node_modules (npm ci) is missing");
-    false
-}
 
 /// The clients: connect, join `lobby`, say `connected`; then, once every client has lost the
 /// connection and come back (re-joining `lobby`), one publishes to the room and the others must
@@ -149,7 +124,7 @@ fn restart_while_clients_reconnect(url: &str, server: Ferrio, env: &[(&str, &str
         first,
         serde_json::json!({ "connected": true }),
         "{}",
-        server.log_text()
+        server.log()
     );
 
     server.kill();
@@ -161,7 +136,7 @@ fn restart_while_clients_reconnect(url: &str, server: Ferrio, env: &[(&str, &str
         result["done"],
         true,
         "{result}\nserver log:\n{}",
-        server.log_text()
+        server.log()
     );
     assert_eq!(
         result["sent"],
@@ -204,7 +179,7 @@ const ENV: &[(&str, &str)] = &[
 
 #[test]
 fn official_clients_reconnect_after_a_server_restart() {
-    if !node_available() {
+    if !node_client_available() {
         return;
     }
     let server = Ferrio::start(ENV);
@@ -214,7 +189,7 @@ fn official_clients_reconnect_after_a_server_restart() {
 
 #[test]
 fn official_clients_reconnect_through_nginx_after_a_server_restart() {
-    if !node_available() {
+    if !node_client_available() {
         return;
     }
     let Some(binary) = nginx_binary("the restart test through nginx") else {

@@ -302,14 +302,9 @@ async fn churn_and_broadcast_with_stalled_readers() {
     while server.metric(slow) < STALLERS as f64 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(
-        server.metric(slow),
-        STALLERS as f64,
-        "{}",
-        server.log_text()
-    );
+    assert_eq!(server.metric(slow), STALLERS as f64, "{}", server.log());
     let cut = server
-        .log_text()
+        .log()
         .lines()
         .filter(|line| {
             line.contains("refused: send queue full (64 packets): disconnecting the slow client")
@@ -319,7 +314,7 @@ async fn churn_and_broadcast_with_stalled_readers() {
     drop(stalled);
 
     assert_eq!(server.wait_connections(0.0, STEP), 0.0);
-    let log = server.log_text();
+    let log = server.log();
     assert!(!log.contains("panicked"), "{log}");
     let rss_end = server.rss_kib();
     println!(

@@ -10,8 +10,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use process::Ferrio;
+use futures_util::SinkExt;
+use process::{next_text, Ferrio};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -86,24 +86,6 @@ async fn get(mut stream: TlsStream<TcpStream>, path: &str) -> (String, String) {
 
 type Wss = tokio_tungstenite::WebSocketStream<TlsStream<TcpStream>>;
 
-/// The next text frame (10 s at most), skipping Engine.IO pings.
-async fn next_text(ws: &mut Wss) -> String {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a frame in time")
-            .expect("the socket is open")
-            .expect("a frame");
-        if let Message::Text(text) = frame {
-            if text.as_str() == "2" {
-                ws.send(Message::text("3")).await.expect("pong");
-                continue;
-            }
-            return text.as_str().to_owned();
-        }
-    }
-}
-
 /// Socket.IO over wss to the main namespace: the open packet, then the CONNECT answer.
 async fn socketio_over_wss(
     port: u16,
@@ -164,7 +146,7 @@ async fn https_and_wss_work_and_a_reload_swaps_the_certificate_for_new_connectio
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert!(body.starts_with("0{\"sid\":\""), "{body}");
     assert!(server
-        .log_text()
+        .log()
         .contains("ferrio listening on https://127.0.0.1:"));
 
     // Socket.IO over wss, left open across the reload.
@@ -177,7 +159,7 @@ async fn https_and_wss_work_and_a_reload_swaps_the_certificate_for_new_connectio
     assert!(
         server.wait_for_log("TLS certificate reloaded", Duration::from_secs(10)),
         "{}",
-        server.log_text()
+        server.log()
     );
     let (_, leaf) = connect(server.port, &both).await;
     assert_eq!(
@@ -221,7 +203,7 @@ async fn a_bad_reload_is_logged_and_the_old_certificate_stays() {
     assert!(
         server.wait_for_log(&expected, Duration::from_secs(10)),
         "{}",
-        server.log_text()
+        server.log()
     );
     let (_, leaf) = connect(server.port, &trusting).await;
     assert_eq!(leaf, first.der);
@@ -236,7 +218,7 @@ async fn a_bad_reload_is_logged_and_the_old_certificate_stays() {
     assert!(
         server.wait_for_log(&expected, Duration::from_secs(10)),
         "{}",
-        server.log_text()
+        server.log()
     );
     let (tls, leaf) = connect(server.port, &trusting).await;
     assert_eq!(leaf, first.der);

@@ -3,13 +3,13 @@
 //! `/metrics` after a polling handshake, an upgrade, an ack, a refusal and disconnections, and
 //! the per-connection lines of the JSON log.
 
-mod api_process;
+mod process;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use api_process::{request, Server};
 use ferrio_client::{ClientConfig, Manager, Payload, ReconnectionConfig, Socket};
+use process::{request, Ferrio};
 use serde_json::{json, Value};
 
 const KEY: &str = "0123456789abcdef0123456789abcdef";
@@ -92,7 +92,7 @@ async fn metrics_until(
 /// A `ferrio-client` socket on `/` (polling first, then the upgrade to WebSocket) that answers
 /// event `confirm` (with its one argument `{"order": 7}`) with `"yes"` and two bytes when
 /// `answers`, and never otherwise.
-async fn client(server: &Server, answers: bool) -> (Manager, Socket) {
+async fn client(server: &Ferrio, answers: bool) -> (Manager, Socket) {
     let manager = Manager::new(ClientConfig {
         reconnection: ReconnectionConfig {
             enabled: false,
@@ -116,7 +116,7 @@ async fn client(server: &Server, answers: bool) -> (Manager, Socket) {
 }
 
 /// The JSON records of the server's log; every line must be one.
-fn records(server: &Server) -> Vec<Value> {
+fn records(server: &Ferrio) -> Vec<Value> {
     server
         .log()
         .lines()
@@ -127,7 +127,7 @@ fn records(server: &Server) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_metrics_and_connection_logs_of_real_traffic() {
-    let server = Server::start(&[
+    let server = Ferrio::serve(&[
         ("FERRIO_API_KEY", KEY),
         ("FERRIO_SERVER_ALLOWED_ORIGINS", "https://app.example"),
         ("FERRIO_LOG_FORMAT", "json"),
@@ -367,7 +367,7 @@ async fn acks_metrics_and_connection_logs_of_real_traffic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_disconnects_each_client_with_server_shutting_down() {
-    let mut server = Server::start(&[
+    let mut server = Ferrio::serve(&[
         ("FERRIO_LOG_FORMAT", "json"),
         ("FERRIO_LOG_LEVEL", "info"),
         ("FERRIO_LOG_CONNECTIONS", "true"),

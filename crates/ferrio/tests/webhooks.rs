@@ -3,15 +3,15 @@
 //! the clients. Every wait is bounded.
 
 mod backend;
-mod gateway_process;
+mod process;
 
 use std::time::Duration;
 
 use backend::{Backend, Reply};
 use ferrio_client::{ClientConfig, ConnectError, Manager, Payload, ReconnectionConfig, Socket};
-use gateway_process::Ferrio;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{encode, EncodingKey, Header};
+use process::Ferrio;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
@@ -96,7 +96,7 @@ fn start(backend: &Backend, extra: &[(&str, &str)]) -> Ferrio {
     ];
     env.extend_from_slice(extra);
     // Started off the runtime's threads: it waits for the port with blocking sleeps.
-    tokio::task::block_in_place(|| Ferrio::start(&env))
+    tokio::task::block_in_place(|| Ferrio::serve(&env))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,10 +209,10 @@ async fn a_hanging_backend_times_out_and_blocks_no_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_that_is_down_is_an_ack_error() {
-    let port = gateway_process::free_port();
+    let port = process::free_port();
     let down = format!("http://127.0.0.1:{port}/event");
     let server = tokio::task::block_in_place(|| {
-        Ferrio::start(&[
+        Ferrio::serve(&[
             ("FERRIO_WEBHOOKS_EVENTS_URL", down.as_str()),
             ("FERRIO_WEBHOOKS_EVENTS", "report,echo"),
         ])
@@ -264,9 +264,9 @@ async fn the_connect_hook_refuses_and_the_disconnect_hook_hears_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connect_hook_that_is_down_refuses_connections() {
-    let down = format!("http://127.0.0.1:{}/connect", gateway_process::free_port());
+    let down = format!("http://127.0.0.1:{}/connect", process::free_port());
     let server = tokio::task::block_in_place(|| {
-        Ferrio::start(&[
+        Ferrio::serve(&[
             ("FERRIO_WEBHOOKS_CONNECT_URL", down.as_str()),
             ("FERRIO_WEBHOOKS_TIMEOUT", "1s"),
         ])
@@ -316,7 +316,7 @@ async fn calls_past_max_in_flight_are_refused_at_once_and_counted() {
     let backend = Backend::start(backend_reply).await;
     let events = format!("{}/event", backend.url);
     let server = tokio::task::block_in_place(|| {
-        Ferrio::start(&[
+        Ferrio::serve(&[
             ("FERRIO_WEBHOOKS_EVENTS_URL", events.as_str()),
             ("FERRIO_WEBHOOKS_TIMEOUT", "2s"),
             ("FERRIO_WEBHOOKS_MAX_IN_FLIGHT", "1"),
@@ -403,7 +403,7 @@ async fn a_backend_that_closes_each_connection_is_served_too() {
             .await;
     let events = format!("{}/event", backend.url);
     let server = tokio::task::block_in_place(|| {
-        Ferrio::start(&[("FERRIO_WEBHOOKS_EVENTS_URL", events.as_str())])
+        Ferrio::serve(&[("FERRIO_WEBHOOKS_EVENTS_URL", events.as_str())])
     });
     let socket = connect(server.port, json!({})).await.unwrap();
     for n in 0..10 {
@@ -444,7 +444,7 @@ async fn an_https_backend_must_present_a_trusted_certificate() {
     });
     let events = format!("https://localhost:{port}/event");
     let server = tokio::task::block_in_place(|| {
-        Ferrio::start(&[("FERRIO_WEBHOOKS_EVENTS_URL", events.as_str())])
+        Ferrio::serve(&[("FERRIO_WEBHOOKS_EVENTS_URL", events.as_str())])
     });
     let socket = connect(server.port, json!({})).await.unwrap();
     assert_eq!(
@@ -503,7 +503,7 @@ async fn an_https_backend_of_a_private_ca_is_trusted_through_ca_file() {
     let events = format!("https://localhost:{port}/event");
     let ca_path = ca_file.display().to_string();
     let server = tokio::task::block_in_place(|| {
-        Ferrio::start(&[
+        Ferrio::serve(&[
             ("FERRIO_WEBHOOKS_EVENTS_URL", events.as_str()),
             ("FERRIO_WEBHOOKS_CA_FILE", ca_path.as_str()),
         ])

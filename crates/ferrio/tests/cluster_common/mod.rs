@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,18 +17,14 @@ use ferrio_client::{ClientConfig, Manager, Payload, Socket, TransportKind};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use crate::process::{Ferrio, Launch, Ready};
+
 /// The longest any single step may take.
 pub(crate) const WAIT: Duration = Duration::from_secs(20);
 /// Long enough for a stray duplicate to show up.
 pub(crate) const QUIET: Duration = Duration::from_millis(300);
 
-/// A port free on 127.0.0.1 now.
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+pub(crate) use crate::process::free_port;
 
 fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
@@ -149,49 +145,45 @@ impl Drop for RedisServer {
 /// when a test fails.
 pub(crate) struct FerrioNode {
     pub(crate) port: u16,
-    child: Child,
-    dir: tempfile::TempDir,
+    process: Ferrio,
 }
 
 impl FerrioNode {
     /// Starts a node on `redis_url` where anyone may join and publish to `lobby`, with `env`
     /// on top, and waits until it answers `/health`.
     pub(crate) fn start(redis_url: &str, env: &[(&str, &str)]) -> Self {
-        Self::start_on(free_port(), redis_url, env)
+        Self::from(Ferrio::launch(&Self::launch(redis_url, env)))
     }
 
     /// [`FerrioNode::start`] on a given port.
     pub(crate) fn start_on(port: u16, redis_url: &str, env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let log = std::fs::File::create(dir.path().join("ferrio.log")).expect("a log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_ferrio"))
-            .current_dir(dir.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("FERRIO_SERVER_HOST", "127.0.0.1")
-            .env("FERRIO_SERVER_PORT", port.to_string())
-            .env("FERRIO_CLUSTER_ADAPTER", "redis")
-            .env("FERRIO_CLUSTER_REDIS_URL", redis_url)
-            .env("FERRIO_ROOMS_PUBLIC_JOIN", "^lobby$")
-            .env("FERRIO_ROOMS_PUBLIC_PUBLISH", "^lobby$")
-            .env("FERRIO_LOG_LEVEL", "info")
-            .envs(env.iter().copied())
-            .arg("serve")
-            .stdout(log.try_clone().expect("a log file"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn ferrio");
-        let node = Self { port, child, dir };
-        let deadline = Instant::now() + WAIT;
-        while !matches!(http_get(port, "/health"), Ok((200, _))) {
-            assert!(
-                Instant::now() < deadline,
-                "ferrio never answered /health:\n{}",
-                node.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        let process = Ferrio::launch_on(port, &Self::launch(redis_url, env))
+            .unwrap_or_else(|log| panic!("ferrio could not listen on {port}:\n{log}"));
+        Self::from(process)
+    }
+
+    fn launch<'a>(redis_url: &'a str, env: &[(&'a str, &'a str)]) -> Launch<'a> {
+        let mut all = vec![
+            ("FERRIO_CLUSTER_ADAPTER", "redis"),
+            ("FERRIO_CLUSTER_REDIS_URL", redis_url),
+            ("FERRIO_ROOMS_PUBLIC_JOIN", "^lobby$"),
+            ("FERRIO_ROOMS_PUBLIC_PUBLISH", "^lobby$"),
+            ("FERRIO_LOG_LEVEL", "info"),
+        ];
+        all.extend_from_slice(env);
+        Launch {
+            args: &["serve"],
+            env: all,
+            files: Vec::new(),
+            ready: Ready::Health,
         }
-        node
+    }
+
+    fn from(process: Ferrio) -> Self {
+        Self {
+            port: process.port,
+            process,
+        }
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -201,7 +193,7 @@ impl FerrioNode {
 
     /// What the node logged so far.
     pub(crate) fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("ferrio.log")).unwrap_or_default()
+        self.process.log()
     }
 
     /// `GET /ready`: status and body.
@@ -238,19 +230,8 @@ impl FerrioNode {
     }
 
     /// Kills the process with SIGKILL: no goodbye to Redis or to its clients.
-    pub(crate) fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for FerrioNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- ferrio on port {} ---\n{}", self.port, self.log());
-        }
+    pub(crate) fn kill(self) {
+        self.process.kill();
     }
 }
 
