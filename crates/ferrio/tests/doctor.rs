@@ -88,6 +88,24 @@ async fn doctor(args: &[&str]) -> Run {
     }
 }
 
+/// `ferrio doctor URL ARGS --json --timeout 5s`, which must exit with `code`: its JSON report.
+async fn diagnose(url: &str, args: &[&str], code: i32) -> Value {
+    let mut all = vec![url];
+    all.extend_from_slice(args);
+    all.extend(["--json", "--timeout", "5s"]);
+    let run = doctor(&all).await;
+    assert_eq!(run.code, code);
+    run.json()
+}
+
+/// The step called `name` of a JSON report, which must have failed with `code`.
+fn failed<'a>(report: &'a Value, name: &str, code: &str) -> &'a Value {
+    let failed = step(report, name);
+    assert_eq!(failed["status"], "fail", "{name}");
+    assert_eq!(failed["code"], code, "{name}");
+    failed
+}
+
 /// The step called `name` of a JSON report.
 fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["steps"]
@@ -189,9 +207,7 @@ fn all_green(report: &Value) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_healthy_ferrio_is_all_green() {
     let url = ferrio(Some(allow(ORIGIN))).await;
-    let run = doctor(&[&url, "--origin", ORIGIN, "--json", "--timeout", "5s"]).await;
-    assert_eq!(run.code, 0);
-    let report = run.json();
+    let report = diagnose(&url, &["--origin", ORIGIN], 0).await;
     all_green(&report);
     assert!(text(step(&report, "event"), "detail").contains("acknowledged in"));
     assert_eq!(
@@ -258,9 +274,7 @@ async fn ferrio_serve_passes_with_a_short_watch() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cors_that_does_not_allow_the_origin_is_diagnosed() {
     let url = ferrio(Some(allow("http://other.test"))).await;
-    let run = doctor(&[&url, "--origin", ORIGIN, "--json", "--timeout", "5s"]).await;
-    assert_eq!(run.code, 1);
-    let report = run.json();
+    let report = diagnose(&url, &["--origin", ORIGIN], 1).await;
     let cors = step(&report, "cors");
     assert_eq!(cors["status"], "fail");
     assert_eq!(
@@ -270,9 +284,7 @@ async fn cors_that_does_not_allow_the_origin_is_diagnosed() {
     );
     assert!(text(cors, "fix").contains(r#"cors: { origin: "http://app.test" }"#));
     // The preflight of the polling POST is not answered for this origin either.
-    let preflight = step(&report, "preflight");
-    assert_eq!(preflight["status"], "fail");
-    assert_eq!(preflight["code"], "cors-preflight-no-origin");
+    let preflight = failed(&report, "preflight", "cors-preflight-no-origin");
     assert_eq!(
         text(preflight, "detail"),
         "the preflight answer (204 No Content) has no Access-Control-Allow-Origin for \
@@ -407,19 +419,7 @@ async fn nothing_listening_fails_at_tcp_and_skips_the_rest() {
 #[tokio::test(flavor = "multi_thread")]
 async fn namespace_auth_shows_the_connect_error() {
     let url = ferrio(Some(allow(ORIGIN))).await;
-    let run = doctor(&[
-        &url,
-        "--namespace",
-        "/secure",
-        "--token",
-        "wrong",
-        "--json",
-        "--timeout",
-        "5s",
-    ])
-    .await;
-    assert_eq!(run.code, 1);
-    let report = run.json();
+    let report = diagnose(&url, &["--namespace", "/secure", "--token", "wrong"], 1).await;
     let namespace = step(&report, "namespace");
     assert_eq!(namespace["status"], "fail");
     assert_eq!(
@@ -454,9 +454,8 @@ async fn the_node_reference_server_is_all_green() {
         return;
     };
     let url = format!("http://127.0.0.1:{}", node.port);
-    let run = doctor(&[&url, "--origin", ORIGIN, "--json", "--timeout", "5s"]).await;
-    assert_eq!(run.code, 0);
-    node_is_green(&run.json(), "skip");
+    let report = diagnose(&url, &["--origin", ORIGIN], 0).await;
+    node_is_green(&report, "skip");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,8 +6,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use ferrio_test_support::nginx::{free_port, nginx_binary, Nginx, NginxConfig};
+use serde_json::Value;
 
-use super::{all_green, allow, doctor, ferrio, ferrio_pinging, step, text, ORIGIN};
+use super::{
+    all_green, allow, diagnose, doctor, failed, ferrio, ferrio_pinging, step, text, ORIGIN,
+};
 
 /// What the skip message names.
 pub(crate) const WHAT: &str = "ferrio doctor behind nginx";
@@ -30,6 +33,20 @@ pub(crate) fn nginx(binary: &Path, backend: &str, location: &str) -> Nginx {
     )
 }
 
+/// nginx as [`nginx`] in front of a Ferrio that allows [`ORIGIN`].
+async fn proxied(binary: &Path, location: &str) -> Nginx {
+    let backend = ferrio(Some(allow(ORIGIN))).await;
+    nginx(binary, &backend, location)
+}
+
+/// The doctor's report (`--json --timeout 5s`, `args`), which must exit with `code`, on nginx
+/// as [`proxied`]; `None` when the test is skipped.
+async fn behind_nginx(location: &str, args: &[&str], code: i32) -> Option<Value> {
+    let binary = nginx_binary(WHAT)?;
+    let proxy = proxied(&binary, location).await;
+    Some(diagnose(&proxy.url("http"), args, code).await)
+}
+
 /// The lines a correct nginx location has for Socket.IO.
 pub(crate) const NGINX_UPGRADE: &str = "proxy_http_version 1.1;\n\
     proxy_set_header Upgrade $http_upgrade;\n\
@@ -37,22 +54,10 @@ pub(crate) const NGINX_UPGRADE: &str = "proxy_http_version 1.1;\n\
 
 #[tokio::test(flavor = "multi_thread")]
 async fn behind_a_correct_nginx_all_is_green() {
-    let Some(binary) = nginx_binary(WHAT) else {
+    let Some(report) = behind_nginx(NGINX_UPGRADE, &["--origin", ORIGIN], 0).await else {
         return;
     };
-    let backend = ferrio(Some(allow(ORIGIN))).await;
-    let proxy = nginx(&binary, &backend, NGINX_UPGRADE);
-    let run = doctor(&[
-        &proxy.url("http"),
-        "--origin",
-        ORIGIN,
-        "--json",
-        "--timeout",
-        "5s",
-    ])
-    .await;
-    assert_eq!(run.code, 0);
-    all_green(&run.json());
+    all_green(&report);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -60,26 +65,13 @@ async fn nginx_without_the_upgrade_headers_fails_the_upgrade_with_the_fix() {
     let Some(binary) = nginx_binary(WHAT) else {
         return;
     };
-    let backend = ferrio(Some(allow(ORIGIN))).await;
-    let proxy = nginx(&binary, &backend, "");
-    let run = doctor(&[
-        &proxy.url("http"),
-        "--origin",
-        ORIGIN,
-        "--json",
-        "--timeout",
-        "5s",
-    ])
-    .await;
-    assert_eq!(run.code, 1);
-    let report = run.json();
+    let proxy = proxied(&binary, "").await;
+    let report = diagnose(&proxy.url("http"), &["--origin", ORIGIN], 1).await;
     for name in ["handshake", "cors", "long-poll"] {
         assert_eq!(step(&report, name)["status"], "pass", "{name}");
     }
     for name in ["upgrade", "websocket"] {
-        let failed = step(&report, name);
-        assert_eq!(failed["status"], "fail", "{name}");
-        assert_eq!(failed["code"], "websocket-upgrade-not-forwarded", "{name}");
+        let failed = failed(&report, name, "websocket-upgrade-not-forwarded");
         assert!(
             text(failed, "detail").contains(
                 "answered 400 Bad Request {\"code\":3,\"message\":\"Bad request\"}: the \
@@ -122,13 +114,9 @@ async fn nginx_reading_for_less_than_the_ping_interval_cuts_the_heartbeat() {
     let backend = ferrio_pinging(Some(allow(ORIGIN)), Duration::from_millis(2500)).await;
     let location = format!("{NGINX_UPGRADE}\nproxy_read_timeout 1s;");
     let proxy = nginx(&binary, &backend, &location);
-    let run = doctor(&[&proxy.url("http"), "--json", "--timeout", "5s"]).await;
-    assert_eq!(run.code, 1);
-    let report = run.json();
+    let report = diagnose(&proxy.url("http"), &[], 1).await;
     assert_eq!(step(&report, "upgrade")["status"], "pass");
-    let heartbeat = step(&report, "heartbeat");
-    assert_eq!(heartbeat["status"], "fail");
-    assert_eq!(heartbeat["code"], "proxy-read-timeout");
+    let heartbeat = failed(&report, "heartbeat", "proxy-read-timeout");
     assert!(
         text(heartbeat, "detail").ends_with(
             "before the server's first ping (due after 2.5 s): a proxy read timeout shorter \
@@ -146,9 +134,7 @@ async fn nginx_reading_for_less_than_the_ping_interval_cuts_the_heartbeat() {
     let report = doctor(&[&proxy.url("http"), "--json", "--timeout", "5s"])
         .await
         .json();
-    let heartbeat = step(&report, "heartbeat");
-    assert_eq!(heartbeat["status"], "fail");
-    assert_eq!(heartbeat["code"], "proxy-read-timeout");
+    let heartbeat = failed(&report, "heartbeat", "proxy-read-timeout");
     assert!(
         text(heartbeat, "detail")
             .starts_with("the held poll was answered 504 Gateway Timeout after 1."),
@@ -167,12 +153,8 @@ async fn nginx_without_its_backend_fails_the_handshake_with_502() {
     };
     let backend = format!("127.0.0.1:{}", free_port());
     let proxy = nginx(&binary, &backend, NGINX_UPGRADE);
-    let run = doctor(&[&proxy.url("http"), "--json", "--timeout", "5s"]).await;
-    assert_eq!(run.code, 1);
-    let report = run.json();
-    let handshake = step(&report, "handshake");
-    assert_eq!(handshake["status"], "fail");
-    assert_eq!(handshake["code"], "proxy-upstream-unreachable");
+    let report = diagnose(&proxy.url("http"), &[], 1).await;
+    let handshake = failed(&report, "handshake", "proxy-upstream-unreachable");
     assert!(
         text(handshake, "detail")
             .starts_with("GET /socket.io/?EIO=4&transport=polling answered 502 Bad Gateway"),
@@ -195,15 +177,12 @@ async fn nginx_speaking_http_1_0_to_the_server_fails_the_upgrade() {
     let Some(binary) = nginx_binary(WHAT) else {
         return;
     };
-    let backend = ferrio(Some(allow(ORIGIN))).await;
     // The upgrade headers are forwarded, but over HTTP/1.0, which has no upgrade.
     let location = "proxy_http_version 1.0;\n\
         proxy_set_header Upgrade $http_upgrade;\n\
         proxy_set_header Connection \"upgrade\";";
-    let proxy = nginx(&binary, &backend, location);
-    let run = doctor(&[&proxy.url("http"), "--json", "--timeout", "5s"]).await;
-    assert_eq!(run.code, 1);
-    let report = run.json();
+    let proxy = proxied(&binary, location).await;
+    let report = diagnose(&proxy.url("http"), &[], 1).await;
     let upgrade = step(&report, "upgrade");
     assert_eq!(upgrade["status"], "fail");
     assert_eq!(
@@ -230,15 +209,10 @@ async fn nginx_speaking_http_1_0_to_the_server_fails_the_upgrade() {
 /// handling does break.
 #[tokio::test(flavor = "multi_thread")]
 async fn nginx_buffering_does_not_hold_the_long_poll() {
-    let Some(binary) = nginx_binary(WHAT) else {
+    let location = format!("{NGINX_UPGRADE}\nproxy_buffering on;\nproxy_request_buffering on;");
+    let Some(report) = behind_nginx(&location, &[], 0).await else {
         return;
     };
-    let backend = ferrio(Some(allow(ORIGIN))).await;
-    let location = format!("{NGINX_UPGRADE}\nproxy_buffering on;\nproxy_request_buffering on;");
-    let proxy = nginx(&binary, &backend, &location);
-    let run = doctor(&[&proxy.url("http"), "--json", "--timeout", "5s"]).await;
-    assert_eq!(run.code, 0);
-    let report = run.json();
     let long_poll = step(&report, "long-poll");
     assert_eq!(long_poll["status"], "pass", "{long_poll}");
     assert!(
@@ -252,15 +226,10 @@ async fn nginx_body_size_limit_refuses_the_polling_post_with_413() {
     let Some(binary) = nginx_binary(WHAT) else {
         return;
     };
-    let backend = ferrio(Some(allow(ORIGIN))).await;
     let location = format!("{NGINX_UPGRADE}\nclient_max_body_size 1;");
-    let proxy = nginx(&binary, &backend, &location);
-    let run = doctor(&[&proxy.url("http"), "--json", "--timeout", "5s"]).await;
-    assert_eq!(run.code, 1);
-    let report = run.json();
-    let long_poll = step(&report, "long-poll");
-    assert_eq!(long_poll["status"], "fail");
-    assert_eq!(long_poll["code"], "proxy-body-size");
+    let proxy = proxied(&binary, &location).await;
+    let report = diagnose(&proxy.url("http"), &[], 1).await;
+    let long_poll = failed(&report, "long-poll", "proxy-body-size");
     assert_eq!(
         text(long_poll, "detail"),
         "the POST answered 413 Payload Too Large: nginx refused a 2-byte polling body as too \
@@ -287,9 +256,7 @@ async fn nginx_without_a_socket_io_location_answers_404_itself() {
             ..NginxConfig::default()
         },
     );
-    let run = doctor(&[&proxy.url("http"), "--json", "--timeout", "5s"]).await;
-    assert_eq!(run.code, 1);
-    let report = run.json();
+    let report = diagnose(&proxy.url("http"), &[], 1).await;
     let handshake = step(&report, "handshake");
     assert_eq!(handshake["code"], "proxy-no-location");
     let detail = text(handshake, "detail");
@@ -324,9 +291,7 @@ async fn nginx_proxy_pass_with_a_path_rewrites_the_socket_io_path_away() {
             ..NginxConfig::default()
         },
     );
-    let run = doctor(&[&proxy.url("http"), "--json", "--timeout", "5s"]).await;
-    assert_eq!(run.code, 1);
-    let report = run.json();
+    let report = diagnose(&proxy.url("http"), &[], 1).await;
     let handshake = step(&report, "handshake");
     assert_eq!(handshake["code"], "proxy-path-rewritten");
     assert_eq!(
@@ -344,20 +309,9 @@ async fn nginx_hiding_the_cors_headers_fails_cors_and_the_preflight() {
     let Some(binary) = nginx_binary(WHAT) else {
         return;
     };
-    let backend = ferrio(Some(allow(ORIGIN))).await;
     let location = format!("{NGINX_UPGRADE}\nproxy_hide_header Access-Control-Allow-Origin;");
-    let proxy = nginx(&binary, &backend, &location);
-    let run = doctor(&[
-        &proxy.url("http"),
-        "--origin",
-        ORIGIN,
-        "--json",
-        "--timeout",
-        "5s",
-    ])
-    .await;
-    assert_eq!(run.code, 1);
-    let report = run.json();
+    let proxy = proxied(&binary, &location).await;
+    let report = diagnose(&proxy.url("http"), &["--origin", ORIGIN], 1).await;
     assert_eq!(step(&report, "cors")["status"], "fail");
     let preflight = step(&report, "preflight");
     assert_eq!(preflight["code"], "cors-preflight-no-origin");
@@ -375,28 +329,13 @@ async fn nginx_hiding_the_cors_headers_fails_cors_and_the_preflight() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nginx_answering_the_preflight_itself_fails_the_preflight() {
-    let Some(binary) = nginx_binary(WHAT) else {
+    let location = format!("{NGINX_UPGRADE}\nif ($request_method = OPTIONS) {{ return 204; }}");
+    let Some(report) = behind_nginx(&location, &["--origin", ORIGIN], 1).await else {
         return;
     };
-    let backend = ferrio(Some(allow(ORIGIN))).await;
-    let location = format!("{NGINX_UPGRADE}\nif ($request_method = OPTIONS) {{ return 204; }}");
-    let proxy = nginx(&binary, &backend, &location);
-    let run = doctor(&[
-        &proxy.url("http"),
-        "--origin",
-        ORIGIN,
-        "--json",
-        "--timeout",
-        "5s",
-    ])
-    .await;
-    assert_eq!(run.code, 1);
-    let report = run.json();
     // The handshake's own CORS headers come from the server and are fine.
     assert_eq!(step(&report, "cors")["status"], "pass");
-    let preflight = step(&report, "preflight");
-    assert_eq!(preflight["status"], "fail");
-    assert_eq!(preflight["code"], "cors-preflight-no-origin");
+    let preflight = failed(&report, "preflight", "cors-preflight-no-origin");
     assert!(
         text(preflight, "fix").contains("let OPTIONS through to the server (no `if ($request_method = OPTIONS) { return 204; }`)"),
         "{preflight}"
@@ -408,21 +347,10 @@ async fn nginx_adding_cors_headers_on_top_of_the_server_doubles_them() {
     let Some(binary) = nginx_binary(WHAT) else {
         return;
     };
-    let backend = ferrio(Some(allow(ORIGIN))).await;
     let location =
         format!("{NGINX_UPGRADE}\nadd_header Access-Control-Allow-Origin $http_origin always;");
-    let proxy = nginx(&binary, &backend, &location);
-    let run = doctor(&[
-        &proxy.url("http"),
-        "--origin",
-        ORIGIN,
-        "--json",
-        "--timeout",
-        "5s",
-    ])
-    .await;
-    assert_eq!(run.code, 1);
-    let report = run.json();
+    let proxy = proxied(&binary, &location).await;
+    let report = diagnose(&proxy.url("http"), &["--origin", ORIGIN], 1).await;
     for name in ["cors", "preflight"] {
         let failed = step(&report, name);
         assert_eq!(failed["status"], "fail", "{name}");
@@ -446,27 +374,14 @@ async fn nginx_adding_cors_headers_on_top_of_the_server_doubles_them() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nginx_overriding_the_allowed_origin_fails_for_the_page_origin() {
-    let Some(binary) = nginx_binary(WHAT) else {
-        return;
-    };
-    let backend = ferrio(Some(allow(ORIGIN))).await;
     // The server's header is replaced by a fixed origin that is not the page's.
     let location = format!(
         "{NGINX_UPGRADE}\nproxy_hide_header Access-Control-Allow-Origin;\n\
          add_header Access-Control-Allow-Origin \"https://admin.test\" always;"
     );
-    let proxy = nginx(&binary, &backend, &location);
-    let run = doctor(&[
-        &proxy.url("http"),
-        "--origin",
-        ORIGIN,
-        "--json",
-        "--timeout",
-        "5s",
-    ])
-    .await;
-    assert_eq!(run.code, 1);
-    let report = run.json();
+    let Some(report) = behind_nginx(&location, &["--origin", ORIGIN], 1).await else {
+        return;
+    };
     let cors = step(&report, "cors");
     assert_eq!(cors["status"], "fail");
     assert!(

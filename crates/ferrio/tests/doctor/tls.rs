@@ -10,7 +10,9 @@ use ferrio_test_support::pki::{self, CertifiedPem, TestCa, Validity};
 use serde_json::Value;
 
 use super::nginx::NGINX_UPGRADE;
-use super::{all_green, allow, doctor, ferrio, statuses, step, text, Run, ORIGIN};
+use super::{
+    all_green, allow, diagnose, doctor, failed, ferrio, statuses, step, text, Run, ORIGIN,
+};
 
 const WHAT: &str = "ferrio doctor over TLS behind nginx";
 
@@ -94,19 +96,12 @@ async fn a_valid_chain_trusted_with_ca_file_is_all_green() {
     let Some(proxy) = tls_proxy(&ca, &localhost_leaf(&ca, Validity::CURRENT)).await else {
         return;
     };
-    let run = doctor(&[
+    let report = diagnose(
         &proxy.https(),
-        "--ca-file",
-        proxy.ca(),
-        "--origin",
-        ORIGIN,
-        "--json",
-        "--timeout",
-        "5s",
-    ])
+        &["--ca-file", proxy.ca(), "--origin", ORIGIN],
+        0,
+    )
     .await;
-    assert_eq!(run.code, 0);
-    let report = run.json();
     all_green(&report);
     let tls = step(&report, "tls");
     let detail = text(tls, "detail");
@@ -245,17 +240,7 @@ async fn a_certificate_about_to_expire_is_a_warning() {
     let Some(proxy) = tls_proxy(&ca, &localhost_leaf(&ca, soon)).await else {
         return;
     };
-    let run = doctor(&[
-        &proxy.https(),
-        "--ca-file",
-        proxy.ca(),
-        "--json",
-        "--timeout",
-        "5s",
-    ])
-    .await;
-    assert_eq!(run.code, 0);
-    let report = run.json();
+    let report = diagnose(&proxy.https(), &["--ca-file", proxy.ca()], 0).await;
     let tls = step(&report, "tls");
     assert_eq!(tls["status"], "warn");
     assert_eq!(tls["code"], "tls-expires-soon");
@@ -288,12 +273,8 @@ async fn the_wrong_scheme_is_diagnosed_both_ways() {
         return;
     };
     let http = proxy.nginx.url("http");
-    let run = doctor(&[&http, "--json", "--timeout", "5s"]).await;
-    assert_eq!(run.code, 1);
-    let report = run.json();
-    let handshake = step(&report, "handshake");
-    assert_eq!(handshake["status"], "fail");
-    assert_eq!(handshake["code"], "tls-expected");
+    let report = diagnose(&http, &[], 1).await;
+    let handshake = failed(&report, "handshake", "tls-expected");
     assert!(
         text(handshake, "detail")
             .starts_with("GET /socket.io/?EIO=4&transport=polling answered 400 Bad Request"),
