@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::{self, CryptoProvider};
+use rustls::crypto;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -70,7 +70,6 @@ impl TlsClient {
             .map_err(|e| format!("TLS settings: {e}"))?;
         let verifier = Arc::new(Inspect {
             webpki,
-            provider: provider.clone(),
             insecure,
             seen: Mutex::new(None),
         });
@@ -123,7 +122,6 @@ pub(crate) struct Seen {
 #[derive(Debug)]
 struct Inspect {
     webpki: Arc<WebPkiServerVerifier>,
-    provider: Arc<CryptoProvider>,
     insecure: bool,
     seen: Mutex<Option<Seen>>,
 }
@@ -168,12 +166,7 @@ impl ServerCertVerifier for Inspect {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.webpki.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -182,12 +175,7 @@ impl ServerCertVerifier for Inspect {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.webpki.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
