@@ -15,7 +15,7 @@ use http_body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::refusal::count_refusal;
 
@@ -75,22 +75,31 @@ where
 {
     let builder = http_builder(&config);
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Running out of file descriptors is transient: wait instead of spinning.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, peer) = accept(&listener).await;
         tokio::spawn(serve_connection(
             stream,
             peer,
             service.clone(),
             builder.clone(),
         ));
+    }
+}
+
+/// The next connection `listener` accepts, with `TCP_NODELAY` set. A failed accept (running
+/// out of file descriptors, say) is transient: it is logged, and the next is awaited after a
+/// pause instead of spinning.
+pub(crate) async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                return (stream, peer);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }
 

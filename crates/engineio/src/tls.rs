@@ -20,7 +20,7 @@ use rustls::ServerConfig;
 use tokio::net::TcpListener;
 
 use crate::refusal::count_refusal;
-use crate::serve::{http_builder, serve_connection};
+use crate::serve::{accept, http_builder, serve_connection};
 use crate::ServeConfig;
 
 /// Why a certificate and key could not be loaded. Each message names the file.
@@ -238,16 +238,7 @@ where
 {
     let builder = http_builder(&config);
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Running out of file descriptors is transient: wait instead of spinning.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, peer) = accept(&listener).await;
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
         let service = service.clone();
         let builder = builder.clone();
