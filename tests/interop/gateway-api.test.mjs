@@ -4,14 +4,10 @@
 //
 //   node --test gateway-api.test.mjs
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import crypto from "node:crypto";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { createRequire } from "node:module";
 import { after, before, describe, test } from "node:test";
-import { REPO_ROOT, freePort } from "./lib/server.mjs";
+import { FERRIO_MISSING, startFerrio } from "./lib/ferrio.mjs";
 import { STEP_MS, waitUntil, withTimeout } from "./lib/util.mjs";
 
 const require = createRequire(import.meta.url);
@@ -19,19 +15,6 @@ const { io } = require("sio-client-v4");
 
 const KEY = "0123456789abcdef0123456789abcdef";
 const JWT_SECRET = "fedcba9876543210fedcba9876543210";
-
-function ferrioBinary() {
-  const targetDir = process.env.CARGO_TARGET_DIR
-    ? path.resolve(REPO_ROOT, process.env.CARGO_TARGET_DIR)
-    : path.join(REPO_ROOT, "target");
-  return path.join(targetDir, "debug", "ferrio");
-}
-
-const BINARY = ferrioBinary();
-const MISSING = fs.existsSync(BINARY)
-  ? false
-  : `${BINARY} does not exist: build it with \`cargo build -p ferrio\` (cargo test --workspace does)`;
-if (MISSING && process.env.CI === "true") throw new Error(MISSING);
 
 /** HS256 JWT signed with node:crypto. */
 function token(sub) {
@@ -41,35 +24,7 @@ function token(sub) {
   return `${body}.${sig}`;
 }
 
-/** `ferrio serve` on a free port with a clean environment; resolves once /health answers. */
-async function startFerrio(env) {
-  const port = await freePort();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ferrio-api-"));
-  const logFile = path.join(dir, "server.log");
-  const logFd = fs.openSync(logFile, "w");
-  const child = spawn(BINARY, ["serve", "--no-env-file"], {
-    cwd: dir,
-    env: {
-      PATH: process.env.PATH,
-      FERRIO_SERVER_HOST: "127.0.0.1",
-      FERRIO_SERVER_PORT: String(port),
-      ...env,
-    },
-    stdio: ["ignore", logFd, logFd],
-  });
-  fs.closeSync(logFd);
-  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  process.once("exit", () => child.kill("SIGKILL"));
-  const url = `http://127.0.0.1:${port}`;
-  await waitUntil(
-    () => fetch(`${url}/health`).then((r) => r.ok, () => false),
-    15_000,
-    `ferrio serve answers on ${url} (log ${logFile})`,
-  );
-  return { url, child, exited, log: () => fs.readFileSync(logFile, "utf8") };
-}
-
-describe("gateway HTTP API and drain with socket.io-client v4", { skip: MISSING }, () => {
+describe("gateway HTTP API and drain with socket.io-client v4", { skip: FERRIO_MISSING }, () => {
   let server;
   const clients = [];
 
@@ -79,7 +34,7 @@ describe("gateway HTTP API and drain with socket.io-client v4", { skip: MISSING 
       FERRIO_AUTH_JWT_SECRET: JWT_SECRET,
       FERRIO_AUTH_ALLOW_ANONYMOUS: "true",
       FERRIO_SERVER_SHUTDOWN_TIMEOUT: "10s",
-    });
+    }, "ferrio-api");
   });
 
   after(() => {

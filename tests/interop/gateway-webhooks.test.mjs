@@ -5,15 +5,11 @@
 //
 //   node --test gateway-webhooks.test.mjs
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import crypto from "node:crypto";
-import fs from "node:fs";
 import http from "node:http";
-import os from "node:os";
-import path from "node:path";
 import { createRequire } from "node:module";
 import { after, before, describe, test } from "node:test";
-import { REPO_ROOT, freePort } from "./lib/server.mjs";
+import { FERRIO_MISSING, startFerrio } from "./lib/ferrio.mjs";
 import { STEP_MS, waitUntil, withTimeout } from "./lib/util.mjs";
 
 const require = createRequire(import.meta.url);
@@ -21,19 +17,6 @@ const { io } = require("sio-client-v4");
 const WebSocket = require("ws");
 
 const HOOK_SECRET = "0123456789abcdef0123456789abcdef";
-
-function ferrioBinary() {
-  const targetDir = process.env.CARGO_TARGET_DIR
-    ? path.resolve(REPO_ROOT, process.env.CARGO_TARGET_DIR)
-    : path.join(REPO_ROOT, "target");
-  return path.join(targetDir, "debug", "ferrio");
-}
-
-const BINARY = ferrioBinary();
-const MISSING = fs.existsSync(BINARY)
-  ? false
-  : `${BINARY} does not exist: build it with \`cargo build -p ferrio\` (cargo test --workspace does)`;
-if (MISSING && process.env.CI === "true") throw new Error(MISSING);
 
 /** The backend: records every call (with its signature check) and answers by path and event. */
 async function startBackend() {
@@ -66,33 +49,6 @@ async function startBackend() {
   return { url: `http://127.0.0.1:${server.address().port}`, calls, close: () => server.close() };
 }
 
-/** `ferrio serve` on a free port with a clean environment; resolves once /health answers. */
-async function startFerrio(env) {
-  const port = await freePort();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ferrio-hooks-"));
-  const logFile = path.join(dir, "server.log");
-  const logFd = fs.openSync(logFile, "w");
-  const child = spawn(BINARY, ["serve", "--no-env-file"], {
-    cwd: dir,
-    env: {
-      PATH: process.env.PATH,
-      FERRIO_SERVER_HOST: "127.0.0.1",
-      FERRIO_SERVER_PORT: String(port),
-      ...env,
-    },
-    stdio: ["ignore", logFd, logFd],
-  });
-  fs.closeSync(logFd);
-  process.once("exit", () => child.kill("SIGKILL"));
-  const url = `http://127.0.0.1:${port}`;
-  await waitUntil(
-    () => fetch(`${url}/health`).then((r) => r.ok, () => false),
-    15_000,
-    `ferrio serve answers on ${url} (log ${logFile})`,
-  );
-  return { url, port, child, log: () => fs.readFileSync(logFile, "utf8") };
-}
-
 /** A plain WebSocket client of /ws whose JSON frames queue up to be awaited one by one. */
 async function openPlain(server) {
   const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`);
@@ -109,7 +65,7 @@ async function openPlain(server) {
   return { ws, next, send: (frame) => ws.send(JSON.stringify(frame)) };
 }
 
-describe("gateway webhooks and /ws with socket.io-client v4 and ws", { skip: MISSING }, () => {
+describe("gateway webhooks and /ws with socket.io-client v4 and ws", { skip: FERRIO_MISSING }, () => {
   let backend;
   let server;
   const sockets = [];
@@ -123,7 +79,7 @@ describe("gateway webhooks and /ws with socket.io-client v4 and ws", { skip: MIS
       FERRIO_WEBHOOKS_SECRET: HOOK_SECRET,
       FERRIO_ROOMS_PUBLIC_JOIN: "^lobby$",
       FERRIO_ROOMS_PUBLIC_PUBLISH: "^lobby$",
-    });
+    }, "ferrio-hooks");
   });
 
   after(() => {

@@ -8,61 +8,20 @@
 // Every wait is bounded.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
-import { REPO_ROOT, freePort } from "../interop/lib/server.mjs";
+import { REPO_ROOT } from "../interop/lib/server.mjs";
+import { FERRIO_MISSING, startFerrio } from "../interop/lib/ferrio.mjs";
 import { STEP_MS, sleep, waitUntil, withTimeout } from "../interop/lib/util.mjs";
 
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const require = createRequire(path.join(REPO_ROOT, "tests/interop/package.json"));
 const { io } = require("sio-client-v4");
 
-function ferrioBinary() {
-  const targetDir = process.env.CARGO_TARGET_DIR
-    ? path.resolve(REPO_ROOT, process.env.CARGO_TARGET_DIR)
-    : path.join(REPO_ROOT, "target");
-  return path.join(targetDir, "debug", "ferrio");
-}
-
-const BINARY = ferrioBinary();
-const MISSING = fs.existsSync(BINARY)
-  ? false
-  : `${BINARY} does not exist: build it with \`cargo build -p ferrio\` (cargo test --workspace does)`;
-if (MISSING && process.env.CI === "true") throw new Error(MISSING);
-
-/** `ferrio serve` on a free port with a clean environment; resolves once /health answers. */
-async function startFerrio(env) {
-  const port = await freePort();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ferrio-ui-ws-"));
-  const logFile = path.join(dir, "server.log");
-  const logFd = fs.openSync(logFile, "w");
-  const child = spawn(BINARY, ["serve", "--no-env-file"], {
-    cwd: dir,
-    env: {
-      PATH: process.env.PATH,
-      FERRIO_SERVER_HOST: "127.0.0.1",
-      FERRIO_SERVER_PORT: String(port),
-      ...env,
-    },
-    stdio: ["ignore", logFd, logFd],
-  });
-  fs.closeSync(logFd);
-  process.once("exit", () => child.kill("SIGKILL"));
-  const url = `http://127.0.0.1:${port}`;
-  await waitUntil(
-    () => fetch(`${url}/health`).then((r) => r.ok, () => false),
-    15_000,
-    `ferrio serve answers on ${url} (log ${logFile})`,
-  );
-  return { url, port, child };
-}
-
-describe("/ws from headless Chromium", { skip: MISSING }, () => {
+describe("/ws from headless Chromium", { skip: FERRIO_MISSING }, () => {
   let server;
   let browser;
   let page;
@@ -75,7 +34,7 @@ describe("/ws from headless Chromium", { skip: MISSING }, () => {
       FERRIO_ROOMS_PUBLIC_PUBLISH: "^lobby$",
       FERRIO_WS_PING_INTERVAL: "200ms",
       FERRIO_WS_PING_TIMEOUT: "300ms",
-    });
+    }, "ferrio-ui-ws");
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
