@@ -5,28 +5,13 @@ mod process;
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use process::Ferrio;
+use futures_util::SinkExt;
+use process::{next_text, Ferrio};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 type Ws = WebSocketStream<TcpStream>;
-
-async fn next_text(ws: &mut Ws) -> String {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a frame in time")
-            .expect("the socket is open")
-            .expect("a frame");
-        if let Message::Text(text) = frame {
-            if text.as_str() != "2" {
-                return text.as_str().to_owned();
-            }
-        }
-    }
-}
 
 async fn connected(port: u16) -> Ws {
     let tcp = TcpStream::connect(("127.0.0.1", port))

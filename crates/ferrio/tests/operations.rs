@@ -1,62 +1,13 @@
 //! `ferrio serve`'s operational endpoints, `/ready` and `/metrics`, run as the built binary
 //! with a clean environment on a free 127.0.0.1 port.
 
+mod process;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-/// A port free on 127.0.0.1 now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Kills the server when the test ends, however it ends.
-struct Server {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `ferrio serve` on 127.0.0.1 with only `PATH` and `env` in its environment, once it answers.
-fn serve(env: &[(&str, &str)]) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_ferrio"))
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("FERRIO_SERVER_HOST", "127.0.0.1")
-        .env("FERRIO_SERVER_PORT", port.to_string())
-        .envs(env.iter().copied())
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
-        port,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the server never listened");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server
-}
+use process::Ferrio;
 
 /// An HTTP/1.1 connection kept alive across requests.
 struct Connection(BufReader<TcpStream>);
@@ -155,7 +106,7 @@ fn handshake(port: u16) -> String {
 
 #[test]
 fn ready_and_health_answer_while_serving() {
-    let server = serve(&[]);
+    let server = Ferrio::start(&[]);
     let ready = get(server.port, "/ready");
     assert_eq!((ready.status, ready.body.as_str()), (200, "ready"));
     let health = get(server.port, "/health");
@@ -164,7 +115,7 @@ fn ready_and_health_answer_while_serving() {
 
 #[test]
 fn metrics_count_connections_sockets_and_refusals() {
-    let server = serve(&[("FERRIO_LIMITS_MAX_CONNECTIONS", "1")]);
+    let server = Ferrio::start(&[("FERRIO_LIMITS_MAX_CONNECTIONS", "1")]);
     let port = server.port;
     let metrics = get(port, "/metrics");
     assert_eq!(metrics.status, 200, "{}", metrics.body);
@@ -231,23 +182,19 @@ fn metrics_count_connections_sockets_and_refusals() {
 
 #[test]
 fn metrics_can_be_turned_off() {
-    let server = serve(&[("FERRIO_SERVER_METRICS", "false")]);
+    let server = Ferrio::start(&[("FERRIO_SERVER_METRICS", "false")]);
     assert_eq!(get(server.port, "/metrics").status, 404);
     assert_eq!(get(server.port, "/ready").status, 200);
 }
 
 #[test]
 fn ready_answers_503_once_a_shutdown_began() {
-    let mut server = serve(&[("FERRIO_SERVER_SHUTDOWN_TIMEOUT", "3s")]);
+    let mut server = Ferrio::start(&[("FERRIO_SERVER_SHUTDOWN_TIMEOUT", "3s")]);
     // A polling session that never polls again keeps the drain waiting until the deadline.
     handshake(server.port);
     let mut connection = Connection::open(server.port);
     assert_eq!(connection.get("/ready").status, 200);
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    server.terminate();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let ready = connection
