@@ -17,7 +17,7 @@ use ferrio_client::{ClientConfig, Manager, Payload, Socket, TransportKind};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::process::{Ferrio, Launch, Ready};
+use crate::process::{request, Ferrio, Launch, Ready};
 
 /// The longest any single step may take.
 pub(crate) const WAIT: Duration = Duration::from_secs(20);
@@ -237,24 +237,7 @@ impl FerrioNode {
 
 /// One `GET` on a fresh connection: status and body.
 pub(crate) fn http_get(port: u16, target: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status line: {answer:?}")))?;
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
+    request(port, "GET", target, &[], "").map(|answer| (answer.status, answer.body))
 }
 
 /// One `POST` of a JSON body with an `X-API-Key` header on a fresh connection: status and body.
@@ -264,27 +247,9 @@ pub(crate) fn http_post_json(
     key: &str,
     body: &Value,
 ) -> std::io::Result<(u16, String)> {
-    let body = body.to_string();
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-API-Key: {key}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status line: {answer:?}")))?;
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
+    let headers = [("X-API-Key", key), ("Content-Type", "application/json")];
+    request(port, "POST", target, &headers, &body.to_string())
+        .map(|answer| (answer.status, answer.body))
 }
 
 /// `ferrio config check` with only `env`: its exit code and everything it printed.
