@@ -6,28 +6,12 @@ mod process;
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use process::{next_text, Ferrio};
+use process::{next_text, socketio_websocket, Ferrio};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 type Ws = WebSocketStream<TcpStream>;
-
-async fn connected(port: u16) -> Ws {
-    let tcp = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    let (mut ws, _) = tokio_tungstenite::client_async(
-        format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"),
-        tcp,
-    )
-    .await
-    .expect("WebSocket");
-    assert!(next_text(&mut ws).await.starts_with("0{"));
-    ws.send(Message::text("40")).await.expect("connect");
-    assert!(next_text(&mut ws).await.starts_with("40{"));
-    ws
-}
 
 const NOTICE: &str = "42[\"error\",{\"message\":\"Too many events (max 2 per 1s)\"}]";
 
@@ -47,7 +31,7 @@ async fn over_the_rate_events_are_dropped_with_one_notice() {
         ("FERRIO_RATE_LIMIT_EVENTS_PER_SECOND", "2"),
         ("FERRIO_ROOMS_PUBLIC_JOIN", "^lobby$"),
     ]);
-    let mut ws = connected(server.port).await;
+    let (mut ws, _) = socketio_websocket(server.port).await;
     flood(&mut ws).await;
     assert_eq!(next_text(&mut ws).await, NOTICE);
     // Still connected: once the bucket has refilled, an event is answered.
@@ -68,7 +52,7 @@ async fn with_over_limit_disconnect_the_client_is_told_then_disconnected() {
         ("FERRIO_RATE_LIMIT_EVENTS_PER_SECOND", "2"),
         ("FERRIO_RATE_LIMIT_OVER_LIMIT", "disconnect"),
     ]);
-    let mut ws = connected(server.port).await;
+    let (mut ws, _) = socketio_websocket(server.port).await;
     flood(&mut ws).await;
     assert_eq!(next_text(&mut ws).await, NOTICE);
     assert_eq!(next_text(&mut ws).await, "41");

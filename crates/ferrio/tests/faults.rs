@@ -9,12 +9,9 @@ mod process;
 use std::time::Duration;
 
 use ferrio_test_support::nginx::{nginx_binary, Nginx, NginxConfig};
-use futures_util::SinkExt;
-use process::{next_text, Ferrio};
+use process::{join_lobby, socketio_websocket, Ferrio};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 /// How long the server gets to notice a dead client. Far below the heartbeat (25 s + 20 s), so
 /// a session ended by the heartbeat instead of by the fault fails the test.
@@ -27,46 +24,11 @@ fn serve() -> Ferrio {
     ])
 }
 
-type Ws = WebSocketStream<TcpStream>;
-
-/// A Socket.IO client over a direct WebSocket, connected to `/`; returns it and its Engine.IO
-/// session id.
-async fn websocket_client(port: u16) -> (Ws, String) {
-    let tcp = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    let (mut ws, _) = tokio_tungstenite::client_async(
-        format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"),
-        tcp,
-    )
-    .await
-    .expect("WebSocket");
-    let open = next_text(&mut ws).await;
-    let sid = session_id(&open);
-    ws.send(Message::text("40")).await.expect("connect");
-    let connected = next_text(&mut ws).await;
-    assert!(connected.starts_with("40{\"sid\":"), "{connected}");
-    (ws, sid)
-}
-
 /// The `sid` of an open packet (`0{"sid":"...",...}`).
 fn session_id(open: &str) -> String {
     let start = open.find("\"sid\":\"").expect("a sid") + 7;
     let end = open[start..].find('"').expect("sid end") + start;
     open[start..end].to_owned()
-}
-
-/// The client connected all along: a join with an acknowledgement still works.
-async fn still_served(ws: &mut Ws, id: u32) {
-    ws.send(Message::text(format!(
-        "42{id}[\"join\",{{\"room\":\"lobby\"}}]"
-    )))
-    .await
-    .expect("emit");
-    assert_eq!(
-        next_text(ws).await,
-        format!("43{id}[{{\"ok\":true,\"room\":\"lobby\"}}]")
-    );
 }
 
 /// One HTTP/1.1 request on a fresh connection; the body of the answer.
@@ -113,7 +75,7 @@ fn wait_disconnections(server: &Ferrio, reason: &str, count: usize) -> bool {
 /// A polling client connected to `/` through `port` (the server's or a proxy's) dies while its
 /// long-poll is pending; the server ends the session at once and serves the bystander.
 async fn long_poll_killed(server: &Ferrio, port: u16) {
-    let (mut bystander, _) = websocket_client(server.port).await;
+    let (mut bystander, _) = socketio_websocket(server.port).await;
     assert_eq!(server.wait_connections(1.0, NOTICE), 1.0);
 
     let base = "/socket.io/?EIO=4&transport=polling";
@@ -143,7 +105,7 @@ async fn long_poll_killed(server: &Ferrio, port: u16) {
     // The session is gone: its id is unknown now.
     let gone = request(port, "GET", &session, "").await;
     assert_eq!(gone, "{\"code\":1,\"message\":\"Session ID unknown\"}");
-    still_served(&mut bystander, 1).await;
+    join_lobby(&mut bystander, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,8 +141,8 @@ async fn a_client_killed_during_a_long_poll_through_nginx_is_cleaned_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_killed_in_the_middle_of_a_websocket_frame_is_cleaned_up() {
     let server = serve();
-    let (mut bystander, _) = websocket_client(server.port).await;
-    let (mut victim, _) = websocket_client(server.port).await;
+    let (mut bystander, _) = socketio_websocket(server.port).await;
+    let (mut victim, _) = socketio_websocket(server.port).await;
     assert_eq!(server.wait_connections(2.0, NOTICE), 2.0);
 
     // The head of a masked text frame announcing 100 bytes, and 10 of them; then nothing.
@@ -197,14 +159,14 @@ async fn a_client_killed_in_the_middle_of_a_websocket_frame_is_cleaned_up() {
         server.log()
     );
     assert_eq!(server.wait_connections(1.0, NOTICE), 1.0);
-    still_served(&mut bystander, 1).await;
+    join_lobby(&mut bystander, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tcp_reset_is_cleaned_up() {
     let server = serve();
-    let (mut bystander, _) = websocket_client(server.port).await;
-    let (victim, _) = websocket_client(server.port).await;
+    let (mut bystander, _) = socketio_websocket(server.port).await;
+    let (victim, _) = socketio_websocket(server.port).await;
     assert_eq!(server.wait_connections(2.0, NOTICE), 2.0);
 
     // SO_LINGER 0: closing sends RST instead of FIN. A reset is a network failure, which the
@@ -221,13 +183,13 @@ async fn a_tcp_reset_is_cleaned_up() {
         server.log()
     );
     assert_eq!(server.wait_connections(1.0, NOTICE), 1.0);
-    still_served(&mut bystander, 1).await;
+    join_lobby(&mut bystander, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hangup_without_tls_is_logged_and_the_server_stays() {
     let server = serve();
-    let (mut client, _) = websocket_client(server.port).await;
+    let (mut client, _) = socketio_websocket(server.port).await;
     server.signal("HUP");
     assert!(
         server.wait_for_log(
@@ -237,6 +199,6 @@ async fn a_hangup_without_tls_is_logged_and_the_server_stays() {
         "{}",
         server.log()
     );
-    still_served(&mut client, 1).await;
+    join_lobby(&mut client, 1).await;
     assert_eq!(server.get("/health"), (200, "ok".to_owned()));
 }

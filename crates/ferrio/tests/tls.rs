@@ -10,13 +10,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::SinkExt;
-use process::{next_text, Ferrio};
+use process::{join_lobby, socketio_connect, Ferrio};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-use tokio_tungstenite::tungstenite::Message;
 
 /// A self-signed certificate for `localhost`: its DER, and its certificate and key as PEM.
 struct Generated {
@@ -92,32 +90,9 @@ async fn socketio_over_wss(
     connector: &tokio_rustls::TlsConnector,
 ) -> (Wss, CertificateDer<'static>) {
     let (tls, leaf) = connect(port, connector).await;
-    let (mut ws, response) = tokio_tungstenite::client_async(
-        "wss://localhost/socket.io/?EIO=4&transport=websocket",
-        tls,
-    )
-    .await
-    .expect("WebSocket over TLS");
-    assert_eq!(response.status(), 101);
-    let open = next_text(&mut ws).await;
-    assert!(open.starts_with("0{\"sid\":"), "{open}");
-    ws.send(Message::text("40")).await.expect("connect");
-    let connected = next_text(&mut ws).await;
-    assert!(connected.starts_with("40{\"sid\":"), "{connected}");
+    let (ws, _) =
+        socketio_connect(tls, "wss://localhost/socket.io/?EIO=4&transport=websocket").await;
     (ws, leaf)
-}
-
-/// Joins `lobby` with an acknowledgement and checks the answer.
-async fn join_lobby(ws: &mut Wss, id: u32) {
-    ws.send(Message::text(format!(
-        "42{id}[\"join\",{{\"room\":\"lobby\"}}]"
-    )))
-    .await
-    .expect("emit");
-    assert_eq!(
-        next_text(ws).await,
-        format!("43{id}[{{\"ok\":true,\"room\":\"lobby\"}}]")
-    );
 }
 
 fn serve_tls(dir: &Path) -> Ferrio {

@@ -349,6 +349,61 @@ where
     }
 }
 
+/// Socket.IO over a WebSocket on `stream` to `url`: the open packet read, the main namespace
+/// connected. Returns the socket and the open packet.
+pub(crate) async fn socketio_connect<S>(
+    stream: S,
+    url: &str,
+) -> (tokio_tungstenite::WebSocketStream<S>, String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut ws, response) = tokio_tungstenite::client_async(url, stream)
+        .await
+        .expect("WebSocket");
+    assert_eq!(response.status(), 101);
+    let open = next_text(&mut ws).await;
+    assert!(open.starts_with("0{\"sid\":"), "{open}");
+    ws.send(Message::text("40")).await.expect("connect");
+    let connected = next_text(&mut ws).await;
+    assert!(connected.starts_with("40{\"sid\":"), "{connected}");
+    (ws, open)
+}
+
+/// [`socketio_connect`] over a direct WebSocket to the server on `port`.
+pub(crate) async fn socketio_websocket(
+    port: u16,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    String,
+) {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
+    socketio_connect(tcp, &url).await
+}
+
+/// Joins `lobby` with acknowledgement `id` and checks the answer.
+pub(crate) async fn join_lobby<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, id: u32)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::text(format!(
+        "42{id}[\"join\",{{\"room\":\"lobby\"}}]"
+    )))
+    .await
+    .expect("emit");
+    assert_eq!(
+        next_text(ws).await,
+        format!("43{id}[{{\"ok\":true,\"room\":\"lobby\"}}]")
+    );
+}
+
 /// An HTTP answer: status, headers (names in lower case) and body.
 #[derive(Debug)]
 pub(crate) struct Answer {
