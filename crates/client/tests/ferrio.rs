@@ -149,7 +149,7 @@ async fn path_query_and_headers_reach_the_server_in_every_mode() {
             let _ = seen_tx.send((
                 handshake.query_param("room"),
                 handshake
-                    .headers
+                    .headers()
                     .get("x-token")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned),

@@ -149,12 +149,14 @@ impl<H: EngineHandler> Engine<H> {
         supports_binary: bool,
     ) -> Result<Arc<Socket<H::Data>>, Refusal> {
         let owner: Weak<dyn SessionOwner<H::Data>> = self.this.clone();
-        let handshake = Handshake {
-            uri: detached_uri(&parts.uri),
-            headers: detached_headers(&parts.headers),
-            remote_addr: parts.extensions.get::<SocketAddr>().copied(),
-            issued_at: SystemTime::now(),
-        };
+        // `Handshake::new` copies the header bytes into one buffer of the session's own: the
+        // parser's values are slices of its 8 KiB read buffer, which a clone would keep alive.
+        let handshake = Handshake::new(
+            detached_uri(&parts.uri),
+            &parts.headers,
+            parts.extensions.get::<SocketAddr>().copied(),
+            SystemTime::now(),
+        );
         let heartbeat = Heartbeat::new(
             protocol,
             self.config.ping_interval,
@@ -260,25 +262,10 @@ impl<H: EngineHandler> SessionOwner<H::Data> for Engine<H> {
     }
 }
 
-/// A copy of the request's headers that shares nothing with the request.
+/// A copy of the request's URI that shares nothing with the request.
 ///
-/// The HTTP parser hands out header values as slices of its read buffer (8 KiB): a plain clone
-/// kept that whole buffer alive for as long as the session lasted, the largest part of an idle
-/// connection's memory. Copying the few bytes of each value lets the buffer go once the request
-/// is answered; the map is sized to its entries rather than to the parser's default.
-fn detached_headers(headers: &http::HeaderMap) -> http::HeaderMap {
-    let mut copy = http::HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        // A value the parser accepted is valid; `from_bytes` checks it again and copies.
-        if let Ok(mut owned) = http::HeaderValue::from_bytes(value.as_bytes()) {
-            owned.set_sensitive(value.is_sensitive());
-            copy.append(name.clone(), owned);
-        }
-    }
-    copy
-}
-
-/// A copy of the request's URI that shares nothing with the request (see [`detached_headers`]).
+/// The HTTP parser hands out parts of the request as slices of its read buffer (8 KiB): a plain
+/// clone kept that whole buffer alive for as long as the session lasted.
 fn detached_uri(uri: &http::Uri) -> http::Uri {
     // Re-parsing what `Display` wrote gives the same URI in an allocation of its own.
     uri.to_string().parse().unwrap_or_else(|_| uri.clone())

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Instant, SystemTime};
 
 use ferrio_engineio_proto::{Heartbeat, Message, Packet, ProtocolVersion, Sid};
-use http::{HeaderMap, Uri};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Uri};
 use tokio::sync::Notify;
 
 use crate::errors::SendError;
@@ -32,12 +32,18 @@ fn transport_from_u8(value: u8) -> TransportKind {
 }
 
 /// What the server saw of the request that opened a session.
-#[derive(Debug, Clone)]
+///
+/// The request headers are kept as one compact buffer and turned back into a [`HeaderMap`] only
+/// when asked for ([`Handshake::headers`]): a `HeaderMap` held for the session's whole life cost
+/// some 0.6 KiB per connection, most of it index and bucket space, while few applications read
+/// the headers after the connection is established.
+#[derive(Clone)]
 pub struct Handshake {
     /// The request URI, with its query string.
     pub uri: Uri,
-    /// The request headers.
-    pub headers: HeaderMap,
+    /// The request headers, each as `name \n value \n` (neither a header name nor a valid value
+    /// can hold a line feed).
+    headers: Box<[u8]>,
     /// The peer's address, when the server put a [`SocketAddr`] in the request's extensions
     /// (as [`crate::serve`] does).
     pub remote_addr: Option<SocketAddr>,
@@ -46,9 +52,73 @@ pub struct Handshake {
 }
 
 impl Handshake {
+    /// A handshake record holding a copy of `headers`.
+    pub fn new(
+        uri: Uri,
+        headers: &HeaderMap,
+        remote_addr: Option<SocketAddr>,
+        issued_at: SystemTime,
+    ) -> Self {
+        let size = headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 2)
+            .sum();
+        let mut raw = Vec::with_capacity(size);
+        for (name, value) in headers {
+            raw.extend_from_slice(name.as_str().as_bytes());
+            raw.push(b'\n');
+            raw.extend_from_slice(value.as_bytes());
+            raw.push(b'\n');
+        }
+        Self {
+            uri,
+            headers: raw.into_boxed_slice(),
+            remote_addr,
+            issued_at,
+        }
+    }
+
+    /// The request headers, in the order received. Built anew at each call: keep the map if
+    /// you read it several times.
+    ///
+    /// Credentials (`authorization`, `proxy-authorization`, `cookie`) are marked sensitive, so
+    /// that debug output does not show them.
+    pub fn headers(&self) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        let mut parts = self.headers.split(|&byte| byte == b'\n');
+        while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
+            // Both were valid when copied in; a pair that fails to parse cannot occur, and is
+            // skipped rather than trusted.
+            let (Ok(name), Ok(mut value)) =
+                (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+            else {
+                continue;
+            };
+            if name == header::AUTHORIZATION
+                || name == header::PROXY_AUTHORIZATION
+                || name == header::COOKIE
+            {
+                value.set_sensitive(true);
+            }
+            map.append(name, value);
+        }
+        map
+    }
+
     /// The value of a query parameter, percent-decoded.
     pub fn query_param(&self, name: &str) -> Option<String> {
         crate::query::find_param(self.uri.query().unwrap_or(""), name)
+    }
+}
+
+impl std::fmt::Debug for Handshake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handshake")
+            .field("uri", &self.uri)
+            .field("headers", &self.headers())
+            .field("remote_addr", &self.remote_addr)
+            .field("issued_at", &self.issued_at)
+            .finish()
     }
 }
 
@@ -355,5 +425,46 @@ impl<D> Socket<D> {
         self.heartbeat
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_headers_come_back_as_received() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("example.com"));
+        headers.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        headers.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
+        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; b=2"));
+        headers.insert("x-empty", HeaderValue::from_static(""));
+        // obs-text: bytes above 0x7f are valid in a value.
+        headers.insert("x-latin", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        let handshake = Handshake::new(
+            Uri::from_static("/?EIO=4"),
+            &headers,
+            None,
+            SystemTime::now(),
+        );
+        let back = handshake.headers();
+        assert_eq!(back, headers);
+        let forwarded: Vec<_> = back.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(forwarded, ["10.0.0.1", "10.0.0.2"]);
+        assert!(back[header::COOKIE].is_sensitive());
+        assert!(!back[header::HOST].is_sensitive());
+        assert!(!format!("{handshake:?}").contains("a=1"));
+    }
+
+    #[test]
+    fn a_handshake_without_headers_has_none() {
+        let handshake = Handshake::new(
+            Uri::from_static("/"),
+            &HeaderMap::new(),
+            None,
+            SystemTime::now(),
+        );
+        assert!(handshake.headers().is_empty());
     }
 }

@@ -524,7 +524,8 @@ pub(crate) fn find_token(
             return Some((token.to_owned(), TokenSource::Auth));
         }
     }
-    for value in handshake.headers.get_all(http::header::AUTHORIZATION) {
+    let headers = handshake.headers();
+    for value in headers.get_all(http::header::AUTHORIZATION) {
         let Ok(value) = value.to_str() else { continue };
         let value = value.trim();
         if let Some((scheme, token)) = value.split_once(' ') {
@@ -536,7 +537,7 @@ pub(crate) fn find_token(
     if cookie_name.is_empty() {
         return None;
     }
-    for value in handshake.headers.get_all(http::header::COOKIE) {
+    for value in headers.get_all(http::header::COOKIE) {
         let Ok(value) = value.to_str() else { continue };
         for pair in value.split(';') {
             if let Some((name, token)) = pair.trim().split_once('=') {
@@ -711,27 +712,29 @@ mod tests {
 
     #[test]
     fn tokens_are_found_in_order() {
-        let mut handshake = Handshake {
-            uri: "/socket.io/?EIO=4".parse().unwrap(),
-            headers: http::HeaderMap::new(),
-            remote_addr: None,
-            issued_at: SystemTime::now(),
+        let mut headers = http::HeaderMap::new();
+        let with = |headers: &http::HeaderMap| {
+            Handshake::new(
+                "/socket.io/?EIO=4".parse().unwrap(),
+                headers,
+                None,
+                SystemTime::now(),
+            )
         };
+        let handshake = with(&headers);
         assert_eq!(
             find_token(&serde_json::json!({}), &handshake, "token"),
             None
         );
-        handshake
-            .headers
-            .insert(http::header::COOKIE, "a=1; token=C; b=2".parse().unwrap());
+        headers.insert(http::header::COOKIE, "a=1; token=C; b=2".parse().unwrap());
+        let handshake = with(&headers);
         assert_eq!(
             find_token(&serde_json::json!({}), &handshake, "token"),
             Some(("C".into(), TokenSource::Cookie))
         );
         assert_eq!(find_token(&serde_json::json!({}), &handshake, "jwt"), None);
-        handshake
-            .headers
-            .insert(http::header::AUTHORIZATION, "Bearer H".parse().unwrap());
+        headers.insert(http::header::AUTHORIZATION, "Bearer H".parse().unwrap());
+        let handshake = with(&headers);
         assert_eq!(
             find_token(&serde_json::json!({}), &handshake, "token"),
             Some(("H".into(), TokenSource::Header))

@@ -18,7 +18,7 @@ pub(crate) fn socket_json(
 ) -> Value {
     let handshake = socket.handshake();
     let ip = handshake.remote_addr.map(|peer| match proxies {
-        Some(proxies) => proxies.client_of(peer.ip(), &handshake.headers),
+        Some(proxies) => proxies.client_of(peer.ip(), &handshake.headers()),
         None => peer.ip(),
     });
     let mut rooms: Vec<String> = socket
