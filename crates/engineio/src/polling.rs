@@ -204,7 +204,17 @@ where
     };
     engine.traffic().polling_in.count(packets.len(), body_len);
     for packet in packets {
+        let close = matches!(packet, Packet::Close);
         engine.handle_packet(&socket, packet);
+        if close {
+            // The client is leaving and will not poll again: end the session now, as the
+            // reference server does, rather than holding it (counted, its sockets connected)
+            // until a next poll or the heartbeat gives up. A pending poll still finds the
+            // farewell noop queued and is answered with it. What follows the close packet in
+            // the body is ignored: the session takes no more packets.
+            socket.finish_close();
+            break;
+        }
     }
     let mut response = Response::new(ResponseBody::full(Bytes::from_static(b"ok")));
     response.headers_mut().insert(

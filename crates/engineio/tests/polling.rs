@@ -506,6 +506,8 @@ async fn a_client_close_packet_ends_the_session() {
     let (sid, _) = server.handshake_v4().await;
     let poll = server.spawn_poll(4, sid).await;
     assert_eq!(server.post(4, sid, b"1").await.text(), "ok");
+    // Ended before the POST was answered, not when the poll is.
+    assert!(server.has_disconnected(sid));
     // The pending poll is released with a noop.
     let released = tokio::time::timeout(common::WAIT, poll)
         .await
@@ -522,4 +524,59 @@ async fn a_client_close_packet_ends_the_session() {
         .await
         .assert_error(400, 1, "Session ID unknown");
     server.assert_exactly_once(&[sid]);
+}
+
+#[tokio::test]
+async fn a_client_close_packet_without_a_pending_poll_ends_the_session_at_once() {
+    let mut server = TestServer::start(config()).await;
+    let (victim, bystander) = two_sessions(&mut server).await;
+    // The packets before the close are delivered; the one after it is not (the recorder fails
+    // the test on a message of a session that is not open).
+    let response = server.post(4, victim, b"4bye\x1e1\x1e4after").await;
+    assert_eq!((response.status, response.text()), (200, "ok".to_owned()));
+    assert_eq!(server.message(victim).await, Message::from("bye"));
+    // Ended while the POST was handled: no poll, no heartbeat needed.
+    assert!(server.has_disconnected(victim));
+    assert_eq!(server.engine.session_count(), 1);
+    assert_eq!(
+        server.disconnected(victim).await,
+        DisconnectReason::TransportClose
+    );
+    server
+        .poll(4, victim)
+        .await
+        .assert_error(400, 1, "Session ID unknown");
+    server
+        .post(4, victim, b"4late")
+        .await
+        .assert_error(400, 1, "Session ID unknown");
+    server.assert_polling_works(4, bystander).await;
+    server.assert_exactly_once(&[victim]);
+}
+
+#[tokio::test]
+async fn a_v3_client_close_packet_ends_the_session_at_once() {
+    let mut server = TestServer::start(config()).await;
+    let (victim, _) = server.handshake_v3(false).await;
+    let (bystander, _) = server.handshake_v3(false).await;
+    let poll = server.spawn_poll(3, victim).await;
+    assert_eq!(server.post(3, victim, b"1:1").await.text(), "ok");
+    assert!(server.has_disconnected(victim));
+    // The pending poll is released with a noop.
+    let released = tokio::time::timeout(common::WAIT, poll)
+        .await
+        .expect("answered")
+        .expect("task")
+        .expect("complete");
+    assert_eq!(released.text(), "1:6");
+    assert_eq!(
+        server.disconnected(victim).await,
+        DisconnectReason::TransportClose
+    );
+    server
+        .poll(3, victim)
+        .await
+        .assert_error(400, 1, "Session ID unknown");
+    server.assert_polling_works(3, bystander).await;
+    server.assert_exactly_once(&[victim]);
 }

@@ -115,9 +115,10 @@ pub struct RecoverySession {
 /// What a namespace of a new process takes over from the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryState {
-    /// The packets recorded since the time asked for, in offset order, except that
-    /// [`crate::MemoryStore`] keeps the order they were recorded in (the two differ only for a
-    /// packet recorded with [`HistoryStore::record_packet_at`] after packets with larger offsets).
+    /// The packets recorded since the time asked for, in the order they were recorded (the
+    /// order they were sent in). It differs from offset order for a packet recorded with
+    /// [`HistoryStore::record_packet_at`] after packets with larger offsets: a durable message
+    /// sent once its append was on disk.
     pub packets: Vec<StoredPacket>,
     /// The sessions, connected or not.
     pub sessions: Vec<RecoverySession>,

@@ -137,3 +137,166 @@ fn an_unwritable_path_is_a_clear_error() {
     );
     assert!(text.contains("file"), "{text}");
 }
+
+/// A recovery packet for namespace `/`, sent now.
+fn packet(data: &[u8]) -> ferrio_history::RecoveryPacket {
+    ferrio_history::RecoveryPacket {
+        rooms: vec!["news".to_owned()],
+        except: vec![],
+        data: data.to_vec(),
+        at: std::time::SystemTime::now(),
+    }
+}
+
+/// Every recovery packet of `/`, as a new process loads them.
+fn load_all(store: &SqliteStore) -> ferrio_history::RecoveryState {
+    store
+        .load_recovery("/", std::time::SystemTime::UNIX_EPOCH)
+        .expect("loaded")
+}
+
+#[tokio::test]
+async fn a_new_process_loads_packets_in_the_order_they_were_sent() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir, Retention::UNLIMITED);
+    let offset = store
+        .append("/", "news", common::message("durable"))
+        .await
+        .expect("appended");
+    // Its packet is sent by the next process, under an offset smaller than the others'.
+    let spare = store
+        .append("/", "news", common::message("spare"))
+        .await
+        .expect("appended");
+    // Sent while the message waited for the disk: a larger offset, sent first.
+    let newer = store.record_packet("/", packet(b"newer"));
+    store.record_packet_at("/", offset, packet(b"durable"));
+    let later = store.record_packet("/", packet(b"later"));
+    drop(store);
+
+    let store = open(&dir, Retention::UNLIMITED);
+    let expected = [
+        (newer, b"newer".as_slice()),
+        (offset, b"durable"),
+        (later, b"later"),
+    ];
+    assert_eq!(common::offsets_and_data(&load_all(&store)), expected);
+    // What the new process sends goes after what the old one sent, whatever its offset.
+    store.record_packet_at("/", spare, packet(b"next"));
+    store.flush().expect("flushed");
+    let state = load_all(&store);
+    assert_eq!(common::offsets_and_data(&state)[..3], expected);
+    assert_eq!(
+        common::offsets_and_data(&state)[3..],
+        [(spare, b"next".as_slice())]
+    );
+}
+
+/// The tables as versions before the sending order wrote them (no `packets.sent`, no
+/// `user_version`).
+const FIRST_SCHEMA: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE history (
+    seq INTEGER PRIMARY KEY, namespace TEXT NOT NULL, room TEXT NOT NULL,
+    event TEXT NOT NULL, args TEXT NOT NULL, at INTEGER NOT NULL
+);
+CREATE INDEX history_by_room ON history (namespace, room, seq);
+CREATE INDEX history_by_age ON history (at);
+CREATE TABLE packets (
+    seq INTEGER PRIMARY KEY, namespace TEXT NOT NULL, rooms TEXT NOT NULL,
+    except_rooms TEXT NOT NULL, data BLOB NOT NULL, at INTEGER NOT NULL
+);
+CREATE INDEX packets_by_namespace ON packets (namespace, at);
+CREATE TABLE sessions (
+    namespace TEXT NOT NULL, pid TEXT NOT NULL, sid TEXT NOT NULL, rooms TEXT NOT NULL,
+    disconnected_at INTEGER, PRIMARY KEY (namespace, pid)
+);
+";
+
+fn user_version(path: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .expect("open")
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .expect("user_version")
+}
+
+#[test]
+fn a_file_of_the_first_schema_is_upgraded_and_keeps_its_packets() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("data/history.db");
+    std::fs::create_dir_all(dir.path().join("data")).expect("directory");
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after the epoch")
+            .as_millis(),
+    )
+    .expect("millis");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("create the old file");
+        conn.execute_batch(FIRST_SCHEMA).expect("old schema");
+        conn.execute(
+            "INSERT INTO packets (seq, namespace, rooms, except_rooms, data, at)
+             VALUES (5, '/', '[\"news\"]', '[]', x'62', ?1), (3, '/', '[]', '[]', x'61', ?1)",
+            [now],
+        )
+        .expect("old packets");
+        conn.execute(
+            "INSERT INTO sessions (namespace, pid, sid, rooms, disconnected_at)
+             VALUES ('/', 'p1', 's1', '[\"s1\"]', ?1)",
+            [now],
+        )
+        .expect("old session");
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('reserved_offsets_end', 10)",
+            [],
+        )
+        .expect("old reservation");
+    }
+    assert_eq!(user_version(&path), 0);
+
+    let store = open(&dir, Retention::UNLIMITED);
+    // The old file knew no sending order: its packets load by offset, with their contents.
+    let state = load_all(&store);
+    assert_eq!(
+        common::offsets_and_data(&state),
+        [(3, b"a".as_slice()), (5, b"b")]
+    );
+    assert_eq!(state.packets[1].packet.rooms, ["news"]);
+    assert_eq!(state.sessions.len(), 1);
+    assert_eq!(state.sessions[0].sid, "s1");
+    // New packets go after them, in the order they are sent.
+    let fresh = store.record_packet("/", packet(b"c"));
+    assert!(fresh >= 10, "past the old reservation: {fresh}");
+    store.record_packet_at("/", 4, packet(b"d"));
+    drop(store);
+    assert_eq!(user_version(&path), 1);
+
+    // Opened again, the upgraded file is not upgraded twice and keeps the order.
+    let store = open(&dir, Retention::UNLIMITED);
+    assert_eq!(
+        common::offsets_and_data(&load_all(&store)),
+        [(3, b"a".as_slice()), (5, b"b"), (fresh, b"c"), (4, b"d")]
+    );
+}
+
+#[test]
+fn a_file_of_a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    drop(open(&dir, Retention::UNLIMITED));
+    let path = dir.path().join("data/history.db");
+    rusqlite::Connection::open(&path)
+        .expect("open")
+        .execute_batch("PRAGMA user_version = 2;")
+        .expect("set the version");
+    let error = SqliteStore::open(SqliteConfig::new(&path)).expect_err("refused");
+    assert!(
+        matches!(&error, ferrio_history::HistoryError::Corrupt(_)),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "history data is not readable: schema version 2 is newer than this version of ferrio \
+         knows (1)"
+    );
+}

@@ -1,7 +1,8 @@
 //! Connection state recovery kept in a store: a second server on the same store (a restarted
 //! process) recovers a client of the first one, with its id, rooms and every packet it missed,
 //! before and after the switch; and an event emitted under an offset the store handed out
-//! (a history message's) carries it, and is replayed in the order it was sent.
+//! (a history message's) carries it, and is replayed in the order it was sent, by the same
+//! process and by a new one on the same SQLite file.
 
 mod common;
 
@@ -9,11 +10,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use common::{recorder, TestServer, WsClient};
-use ferrio_history::{HistoryStore, MemoryStore, NewMessage};
+use ferrio_history::{HistoryStore, MemoryStore, NewMessage, SqliteConfig, SqliteStore};
 use ferrio_socketio::{RecoveryConfig, Room, SocketIoConfig};
 use serde_json::{json, Value};
 
-async fn server_on(store: &Arc<MemoryStore>) -> (TestServer, common::Recorded) {
+async fn server_on<S: HistoryStore>(store: &Arc<S>) -> (TestServer, common::Recorded) {
     let store: Arc<dyn HistoryStore> = store.clone();
     let server = TestServer::start_with(SocketIoConfig {
         recovery: Some(RecoveryConfig::default()),
@@ -163,4 +164,69 @@ async fn an_event_emitted_with_an_offset_of_the_store_carries_it_and_is_replayed
         .expect("loaded")
         .packets;
     assert!(packets.iter().any(|p| p.offset == assigned));
+}
+
+#[tokio::test]
+async fn a_new_process_replays_a_message_sent_after_larger_offsets_in_sending_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("recovery.db");
+    let store = Arc::new(SqliteStore::open(SqliteConfig::new(&path)).expect("store opens"));
+    let (first, mut seen) = server_on(&store).await;
+    let mut client = first.ws().await;
+    let reply = client.connect_nsp("/", None).await;
+    let sid = reply["sid"].as_str().expect("sid").to_owned();
+    let pid = reply["pid"].as_str().expect("pid").to_owned();
+    let socket = seen.sockets.next().await;
+    socket.join("room1");
+
+    // A history message gets its offset, then waits (as for the disk) while a newer packet,
+    // with a larger offset, goes out first; the client last sees the newer one.
+    let message = NewMessage {
+        event: "m".to_owned(),
+        args: vec![json!("durable")],
+        at: SystemTime::now(),
+    };
+    let assigned = store.append("/", "room1", message).await.expect("appended");
+    first.io.to("room1").emit("m", "newer").expect("emitted");
+    let (args, newer) = event(&mut client).await;
+    assert_eq!(args, vec![json!("m"), json!("newer")]);
+    assert!(newer.parse::<u64>().expect("a store offset") > assigned);
+
+    // Gone when the message fans out under its smaller offset, and after.
+    socket.abort_transport();
+    client.until_closed().await;
+    seen.disconnects.next().await;
+    first
+        .io
+        .to("room1")
+        .with_offset(assigned)
+        .emit("m", "durable")
+        .expect("emitted");
+    first.io.to("room1").emit("m", "later").expect("emitted");
+    store.flush().expect("flushed");
+
+    // A new process on the same file, as after a restart.
+    let restarted = Arc::new(SqliteStore::open(SqliteConfig::new(&path)).expect("store opens"));
+    let (second, mut seen_again) = server_on(&restarted).await;
+    let mut client = second.ws().await;
+    let auth = json!({ "pid": pid, "offset": newer }).to_string();
+    let reply = client.connect_nsp("/", Some(&auth)).await;
+    assert_eq!(reply, json!({ "sid": sid, "pid": pid }));
+    // What followed the newer packet as sent: the message under its own offset, then the rest.
+    let (args, offset) = event(&mut client).await;
+    assert_eq!(
+        (args, offset),
+        (vec![json!("m"), json!("durable")], assigned.to_string())
+    );
+    let (args, _) = event(&mut client).await;
+    assert_eq!(args, vec![json!("m"), json!("later")]);
+    assert!(seen_again.sockets.next().await.recovered());
+    second.io.to("room1").emit("m", "live").expect("emitted");
+    let (args, _) = event(&mut client).await;
+    assert_eq!(
+        args,
+        vec![json!("m"), json!("live")],
+        "nothing else replayed"
+    );
+    drop(first);
 }

@@ -88,9 +88,10 @@ impl SqliteStore {
                 source,
             })?;
         }
-        let conn = schema::open(&config.path)?;
-        schema::create(&conn)?;
+        let mut conn = schema::open(&config.path)?;
+        schema::create(&mut conn)?;
         let first = schema::first_free_offset(&conn)?;
+        let last_sent = schema::last_sent(&conn)?;
         // The first block is reserved before this process hands out anything.
         schema::store_reserved(&conn, first + BLOCK)?;
         let sequence = Arc::new(Sequence::new(first, first + BLOCK));
@@ -102,6 +103,7 @@ impl SqliteStore {
             sequence: sequence.clone(),
             retention: config.retention,
             max_batch: config.max_batch.max(1),
+            last_sent,
         };
         let writer = std::thread::Builder::new()
             .name("ferrio-history-writer".to_owned())
@@ -313,9 +315,10 @@ impl HistoryStore for SqliteStore {
     ) -> Result<RecoveryState, HistoryError> {
         let conn = self.reader();
         let mut state = RecoveryState::default();
+        // In sending order, not by offset: see `packets.sent` in the `schema` module.
         let mut statement = conn.prepare_cached(
             "SELECT seq, rooms, except_rooms, data, at FROM packets
-             WHERE namespace = ?1 AND at >= ?2 ORDER BY seq",
+             WHERE namespace = ?1 AND at >= ?2 ORDER BY sent",
         )?;
         let rows = statement.query_map(params![namespace, unix_millis(since)], |row| {
             Ok((

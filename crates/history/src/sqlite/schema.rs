@@ -4,7 +4,8 @@ use rusqlite::Connection;
 
 use crate::HistoryError;
 
-/// Tables and indexes; created when missing, so opening an existing file changes nothing.
+/// Tables and indexes as the first version wrote them; created when missing, so opening an
+/// existing file changes nothing. [`migrate`] then adds what later versions need.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
@@ -39,6 +40,10 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 ";
 
+/// The schema version this code writes, kept in `PRAGMA user_version`. 0: a file written
+/// before versions were kept (or a new one), whose `packets` table has no `sent` column.
+pub(crate) const VERSION: i32 = 1;
+
 /// The `meta` key holding the end of the reserved block of offsets.
 pub(crate) const RESERVED_KEY: &str = "reserved_offsets_end";
 
@@ -62,10 +67,48 @@ pub(crate) fn open(path: &std::path::Path) -> Result<Connection, HistoryError> {
     Ok(conn)
 }
 
-/// Creates the tables when missing.
-pub(crate) fn create(conn: &Connection) -> Result<(), HistoryError> {
+/// Creates the tables when missing, then brings an older file up to [`VERSION`].
+pub(crate) fn create(conn: &mut Connection) -> Result<(), HistoryError> {
     conn.execute_batch(SCHEMA)?;
+    migrate(conn)
+}
+
+/// Upgrades the schema of a file written by an earlier version, in one transaction (a crash
+/// leaves the file as it was, and the next open upgrades it again).
+///
+/// Version 1 records the order in which recovery packets were sent (`packets.sent`): a
+/// durable message waits for the disk, so its packet can be sent (and recorded) after packets
+/// with larger offsets, and a new process must replay them in that order. Packets of an older
+/// file get their offset as sending order, the only order it knew.
+fn migrate(conn: &mut Connection) -> Result<(), HistoryError> {
+    let version: i32 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version > VERSION {
+        return Err(HistoryError::Corrupt(format!(
+            "schema version {version} is newer than this version of ferrio knows ({VERSION})"
+        )));
+    }
+    if version == VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    tx.execute_batch(
+        "ALTER TABLE packets ADD COLUMN sent INTEGER NOT NULL DEFAULT 0;
+         UPDATE packets SET sent = seq;
+         CREATE INDEX packets_by_sent ON packets (namespace, sent);",
+    )?;
+    // Not a bound parameter: PRAGMA takes none; VERSION is a constant.
+    tx.execute_batch(&format!("PRAGMA user_version = {VERSION};"))?;
+    tx.commit()?;
     Ok(())
+}
+
+/// The last sending order given to a recovery packet; the writer continues after it.
+pub(crate) fn last_sent(conn: &Connection) -> Result<i64, HistoryError> {
+    Ok(
+        conn.query_row("SELECT COALESCE(MAX(sent), 0) FROM packets", [], |row| {
+            row.get(0)
+        })?,
+    )
 }
 
 /// The first offset this process may hand out: past every stored offset and past every

@@ -63,6 +63,9 @@ pub(crate) struct Writer {
     pub(crate) sequence: Arc<Sequence>,
     pub(crate) retention: Retention,
     pub(crate) max_batch: usize,
+    /// The sending order given to the last recovery packet: packets get the next ones in the
+    /// order they reach the queue, which is the order they were sent in.
+    pub(crate) last_sent: i64,
 }
 
 impl Writer {
@@ -99,6 +102,7 @@ impl Writer {
             &batch,
             reserve.then_some(reservation),
             self.retention,
+            &mut self.last_sent,
         );
         if let Err(error) = &result {
             tracing::error!("history: a batch of {} writes failed: {error}", batch.len());
@@ -142,11 +146,12 @@ fn apply(
     batch: &[Op],
     reservation: Option<Offset>,
     retention: Retention,
+    last_sent: &mut i64,
 ) -> Result<(), HistoryError> {
     let tx = conn.transaction()?;
     let mut touched = BTreeSet::new();
     for op in batch {
-        apply_one(&tx, op, &mut touched)?;
+        apply_one(&tx, op, &mut touched, last_sent)?;
     }
     let cutoff = retention.cutoff(SystemTime::now()).map(unix_millis);
     for (namespace, room) in &touched {
@@ -177,6 +182,7 @@ fn apply_one(
     tx: &Transaction<'_>,
     op: &Op,
     touched: &mut BTreeSet<(String, String)>,
+    last_sent: &mut i64,
 ) -> Result<(), HistoryError> {
     match op {
         Op::Append {
@@ -203,13 +209,25 @@ fn apply_one(
             data,
             at,
         } => {
+            // A failed batch leaves a gap in the sending order: only the order counts.
+            *last_sent += 1;
             tx.prepare_cached(
                 // REPLACE: a packet recorded twice under one offset (`record_packet_at`) must
-                // not fail the batch, which holds other writers' appends.
-                "INSERT OR REPLACE INTO packets (seq, namespace, rooms, except_rooms, data, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                // not fail the batch, which holds other writers' appends; the later one takes
+                // its place in the sending order too, as in `MemoryStore`.
+                "INSERT OR REPLACE INTO packets
+                 (seq, namespace, rooms, except_rooms, data, at, sent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![seq(*offset)?, namespace, rooms, except, data, at])?;
+            .execute(params![
+                seq(*offset)?,
+                namespace,
+                rooms,
+                except,
+                data,
+                at,
+                *last_sent
+            ])?;
         }
         Op::SaveSession {
             namespace,

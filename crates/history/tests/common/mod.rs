@@ -278,7 +278,8 @@ pub(crate) fn recovery_state_round_trips(store: &dyn HistoryStore) {
 }
 
 /// A packet recorded under a history message's offset is stored under it, once (a second
-/// recording replaces the first), and offsets handed out later are still larger.
+/// recording replaces the first), offsets handed out later are still larger, and packets load
+/// in the order they were recorded (sent), not by offset.
 pub(crate) async fn packets_recorded_at_a_message_offset(store: &dyn HistoryStore) {
     let now = SystemTime::now();
     let packet = |data: &[u8]| RecoveryPacket {
@@ -301,19 +302,21 @@ pub(crate) async fn packets_recorded_at_a_message_offset(store: &dyn HistoryStor
     let state = store
         .load_recovery("/", now - Duration::from_secs(60))
         .expect("loaded");
-    let mut packets: Vec<(u64, &[u8])> = state
-        .packets
-        .iter()
-        .map(|p| (p.offset, p.packet.data.as_slice()))
-        .collect();
-    // The order may be the offsets' or the recording's: see `RecoveryState::packets`.
-    packets.sort_unstable();
     assert_eq!(
-        packets,
+        offsets_and_data(&state),
         [
-            (offset, b"durable".as_slice()),
-            (newer, b"newer"),
+            (newer, b"newer".as_slice()),
+            (offset, b"durable"),
             (later, b"later")
         ]
     );
+}
+
+/// The offset and data of each loaded packet, in the order loaded.
+pub(crate) fn offsets_and_data(state: &ferrio_history::RecoveryState) -> Vec<(u64, &[u8])> {
+    state
+        .packets
+        .iter()
+        .map(|p| (p.offset, p.packet.data.as_slice()))
+        .collect()
 }
