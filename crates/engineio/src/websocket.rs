@@ -111,15 +111,7 @@ pub(crate) fn spawn_direct<H: EngineHandler>(
             socket.close_with(DisconnectReason::TransportError, Farewell::None);
             return;
         };
-        let config = engine.config();
-        let open = OpenPacket {
-            sid: socket.id(),
-            upgrades: Vec::new(),
-            ping_interval: config.ping_interval,
-            ping_timeout: config.ping_timeout,
-            max_payload: config.max_payload,
-        };
-        let open = to_ws(&open.to_packet(), socket.protocol());
+        let open = open_message(&engine, &socket);
         engine.traffic().websocket_out.count(1, payload_len(&open));
         if stream.send(open).await.is_err() {
             socket.close_with(DisconnectReason::TransportError, Farewell::None);
@@ -128,6 +120,23 @@ pub(crate) fn spawn_direct<H: EngineHandler>(
         engine.announce(&socket);
         run(&engine, &socket, &mut stream).await;
     });
+}
+
+/// The open packet of a direct WebSocket session, as a frame.
+///
+/// Built outside the session's future on purpose: a local of that future lives till the end of
+/// its scope, so the packet built there kept its room in the task for the connection's whole
+/// life (the future was 992 B with it, 904 B without).
+fn open_message<H: EngineHandler>(engine: &Engine<H>, socket: &Socket<H::Data>) -> WsMessage {
+    let config = engine.config();
+    let open = OpenPacket {
+        sid: socket.id(),
+        upgrades: Vec::new(),
+        ping_interval: config.ping_interval,
+        ping_timeout: config.ping_timeout,
+        max_payload: config.max_payload,
+    };
+    to_ws(&open.to_packet(), socket.protocol())
 }
 
 /// A WebSocket that cannot join its session: opened, then closed at once.
