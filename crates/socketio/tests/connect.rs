@@ -7,15 +7,16 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{assert_nothing_more, inbox, recorder, PollingClient, TestServer, WsClient};
+use common::{
+    assert_nothing_more, inbox, join_root, recorded_server, recorded_server_with, recorder,
+    PollingClient, TestServer, WsClient,
+};
 use ferrio_socketio::{ConnectError, ProtocolVersion, SocketIoConfig, TransportKind};
 use serde_json::json;
 
 #[tokio::test]
 async fn connects_to_the_main_and_a_custom_namespace_with_auth() {
-    let server = TestServer::start().await;
-    let (root, mut root_seen) = recorder();
-    server.io.ns("/", root);
+    let (server, mut root_seen) = recorded_server().await;
     let (admin, mut admin_seen) = recorder();
     server.io.ns("/admin", admin);
 
@@ -63,9 +64,7 @@ async fn connects_to_the_main_and_a_custom_namespace_with_auth() {
 
 #[tokio::test]
 async fn an_unknown_namespace_is_refused_and_the_connection_stays() {
-    let server = TestServer::start().await;
-    let (root, mut seen) = recorder();
-    server.io.ns("/", root);
+    let (server, mut seen) = recorded_server().await;
 
     let mut client = server.ws().await;
     client.send("40/x,").await;
@@ -248,9 +247,7 @@ async fn dynamic_namespaces_are_created_on_first_use_with_the_template_handlers(
 /// id is the session id, namespaces carry their auth in a query, and errors carry data alone.
 #[tokio::test]
 async fn a_v2_client_over_eio3_polling() {
-    let server = TestServer::start().await;
-    let (root, mut root_seen) = recorder();
-    server.io.ns("/", root);
+    let (server, mut root_seen) = recorded_server().await;
     let (admin, mut admin_seen) = recorder();
     server.io.ns("/admin", admin);
     server
@@ -312,9 +309,7 @@ async fn a_v2_client_over_eio3_polling() {
 /// the client pings, and binary messages carry the Engine.IO v3 type byte.
 #[tokio::test]
 async fn a_v2_client_over_eio3_websocket_with_binary() {
-    let server = TestServer::start().await;
-    let (root, mut seen) = recorder();
-    server.io.ns("/", root);
+    let (server, mut seen) = recorded_server().await;
 
     let mut client = WsClient::connect(server.addr, 3, "").await;
     client.expect("40").await;
@@ -349,18 +344,14 @@ async fn a_v2_client_over_eio3_websocket_with_binary() {
 #[tokio::test]
 async fn a_connection_that_joins_no_namespace_is_closed_after_the_connect_timeout() {
     let connect_timeout = Duration::from_millis(300);
-    let server = TestServer::start_with(SocketIoConfig {
+    let (server, mut seen) = recorded_server_with(SocketIoConfig {
         connect_timeout,
         ..SocketIoConfig::default()
     })
     .await;
-    let (root, mut seen) = recorder();
-    server.io.ns("/", root);
 
     // A client that joins in time stays; it opens first, so its timer is checked first.
-    let mut joined = server.ws().await;
-    joined.join("/", None).await;
-    let joined_socket = seen.sockets.next().await;
+    let (mut joined, joined_socket) = join_root(&server, &mut seen).await;
 
     let opened = Instant::now();
     let mut idle = server.ws().await;

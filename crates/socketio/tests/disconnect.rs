@@ -6,22 +6,23 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_nothing_more, recorder, Frame, PollingClient, TestServer};
+use common::{
+    assert_nothing_more, join_root, recorded_server, recorded_server_with, Frame, PollingClient,
+    TwoNamespaces,
+};
 use ferrio_socketio::{DisconnectReason, EmitError, SocketIoConfig};
 use serde_json::json;
 
 #[tokio::test]
 async fn a_client_namespace_disconnect_leaves_the_other_namespaces_connected() {
-    let server = TestServer::start().await;
-    let (root, mut root_seen) = recorder();
-    server.io.ns("/", root);
-    let (admin, mut admin_seen) = recorder();
-    server.io.ns("/admin", admin);
-    let mut client = server.ws().await;
-    client.join("/", None).await;
-    let root_socket = root_seen.sockets.next().await;
-    client.join("/admin", None).await;
-    let admin_socket = admin_seen.sockets.next().await;
+    let TwoNamespaces {
+        server,
+        mut client,
+        mut root_seen,
+        root_socket,
+        mut admin_seen,
+        admin_socket,
+    } = TwoNamespaces::start().await;
 
     client.send("41/admin,").await;
     assert_eq!(
@@ -53,12 +54,8 @@ async fn a_client_namespace_disconnect_leaves_the_other_namespaces_connected() {
 
 #[tokio::test]
 async fn a_server_namespace_disconnect_sends_disconnect_and_keeps_the_connection() {
-    let server = TestServer::start().await;
-    let (root, mut seen) = recorder();
-    server.io.ns("/", root);
-    let mut client = server.ws().await;
-    client.join("/", None).await;
-    let socket = seen.sockets.next().await;
+    let (server, mut seen) = recorded_server().await;
+    let (mut client, socket) = join_root(&server, &mut seen).await;
 
     socket.disconnect();
     client.expect("41").await;
@@ -87,16 +84,14 @@ async fn a_server_namespace_disconnect_sends_disconnect_and_keeps_the_connection
 
 #[tokio::test]
 async fn disconnect_with_close_disconnects_every_namespace_then_closes_the_connection() {
-    let server = TestServer::start().await;
-    let (root, mut root_seen) = recorder();
-    server.io.ns("/", root);
-    let (admin, mut admin_seen) = recorder();
-    server.io.ns("/admin", admin);
-    let mut client = server.ws().await;
-    client.join("/", None).await;
-    let root_socket = root_seen.sockets.next().await;
-    client.join("/admin", None).await;
-    let admin_socket = admin_seen.sockets.next().await;
+    let TwoNamespaces {
+        server,
+        mut client,
+        mut root_seen,
+        root_socket,
+        mut admin_seen,
+        admin_socket,
+    } = TwoNamespaces::start().await;
 
     root_socket.disconnect_with(true);
     assert_eq!(client.until_closed().await, ["41", "41/admin,", "1"]);
@@ -121,14 +116,10 @@ async fn disconnect_with_close_disconnects_every_namespace_then_closes_the_conne
 
 #[tokio::test]
 async fn the_client_closing_its_transport_is_a_transport_close() {
-    let server = TestServer::start().await;
-    let (root, mut seen) = recorder();
-    server.io.ns("/", root);
+    let (server, mut seen) = recorded_server().await;
 
     // A WebSocket close frame.
-    let mut client = server.ws().await;
-    client.join("/", None).await;
-    let socket = seen.sockets.next().await;
+    let (mut client, socket) = join_root(&server, &mut seen).await;
     client.close().await;
     assert_eq!(
         seen.disconnects.next().await,
@@ -136,9 +127,7 @@ async fn the_client_closing_its_transport_is_a_transport_close() {
     );
 
     // An Engine.IO close packet.
-    let mut client = server.ws().await;
-    client.join("/", None).await;
-    let socket = seen.sockets.next().await;
+    let (mut client, socket) = join_root(&server, &mut seen).await;
     client.send("1").await;
     assert_eq!(
         seen.disconnects.next().await,
@@ -153,9 +142,7 @@ async fn a_client_that_stops_answering_pings_times_out() {
     let mut config = SocketIoConfig::default();
     config.engine.ping_interval = Duration::from_millis(100);
     config.engine.ping_timeout = Duration::from_millis(150);
-    let server = TestServer::start_with(config).await;
-    let (root, mut seen) = recorder();
-    server.io.ns("/", root);
+    let (server, mut seen) = recorded_server_with(config).await;
     let mut client = server.ws().await;
     assert_eq!(client.open["pingInterval"], json!(100));
     assert_eq!(client.open["pingTimeout"], json!(150));
@@ -181,14 +168,10 @@ async fn a_client_that_stops_answering_pings_times_out() {
 async fn a_packet_in_an_invalid_state_closes_the_connection() {
     // As the reference server: an event for a namespace the client is not in, or a second
     // CONNECT to one it is in, closes the whole connection.
-    let server = TestServer::start().await;
-    let (root, mut seen) = recorder();
-    server.io.ns("/", root);
+    let (server, mut seen) = recorded_server().await;
     server.io.ns("/admin", |_socket| {});
     for bad in [r#"42/admin,["not joined"]"#, "40"] {
-        let mut client = server.ws().await;
-        client.join("/", None).await;
-        let socket = seen.sockets.next().await;
+        let (mut client, socket) = join_root(&server, &mut seen).await;
         client.send(bad).await;
         assert_eq!(
             seen.disconnects.next().await,
@@ -201,12 +184,8 @@ async fn a_packet_in_an_invalid_state_closes_the_connection() {
 
 #[tokio::test]
 async fn an_undecodable_packet_closes_only_that_connection() {
-    let server = TestServer::start().await;
-    let (root, mut seen) = recorder();
-    server.io.ns("/", root);
-    let mut bystander = server.ws().await;
-    bystander.join("/", None).await;
-    let bystander_socket = seen.sockets.next().await;
+    let (server, mut seen) = recorded_server().await;
+    let (mut bystander, bystander_socket) = join_root(&server, &mut seen).await;
 
     for bad in [
         r#"42["unterminated""#,
@@ -215,9 +194,7 @@ async fn an_undecodable_packet_closes_only_that_connection() {
         r#"42["disconnect"]"#,
         "421-[]",
     ] {
-        let mut client = server.ws().await;
-        client.join("/", None).await;
-        let socket = seen.sockets.next().await;
+        let (mut client, socket) = join_root(&server, &mut seen).await;
         client.send(bad).await;
         assert_eq!(
             seen.disconnects.next().await,
@@ -227,9 +204,7 @@ async fn an_undecodable_packet_closes_only_that_connection() {
         assert_eq!(client.until_closed().await, ["1"], "after {bad:?}");
     }
     // An attachment nobody announced.
-    let mut client = server.ws().await;
-    client.join("/", None).await;
-    let socket = seen.sockets.next().await;
+    let (mut client, socket) = join_root(&server, &mut seen).await;
     client.send_binary(&[1, 2]).await;
     assert_eq!(
         seen.disconnects.next().await,
@@ -252,9 +227,7 @@ async fn a_client_that_does_not_read_is_disconnected_when_its_queue_is_full() {
     config.engine.max_buffered_packets = 4;
     // A closing session with nobody polling is given the ping timeout to take its close packet.
     config.engine.ping_timeout = Duration::from_millis(200);
-    let server = TestServer::start_with(config).await;
-    let (root, mut seen) = recorder();
-    server.io.ns("/", root);
+    let (server, mut seen) = recorded_server_with(config).await;
 
     let (slow, rest) = PollingClient::handshake(server.addr, 4, "").await;
     assert!(rest.is_empty());
@@ -263,9 +236,7 @@ async fn a_client_that_does_not_read_is_disconnected_when_its_queue_is_full() {
     assert_eq!(reply.len(), 1);
     assert!(reply[0].starts_with(r#"40{"sid":""#), "{reply:?}");
     let slow_socket = seen.sockets.next().await;
-    let mut fast = server.ws().await;
-    fast.join("/", None).await;
-    let _fast_socket = seen.sockets.next().await;
+    let (mut fast, _fast_socket) = join_root(&server, &mut seen).await;
 
     for i in 0..4 {
         slow_socket.emit("fill", i).expect("room in the queue");
@@ -334,16 +305,14 @@ async fn a_client_that_does_not_read_is_disconnected_when_its_queue_is_full() {
 /// returns at once for a socket that is not connected).
 #[tokio::test]
 async fn disconnecting_a_socket_that_already_left_leaves_the_connection_alone() {
-    let server = TestServer::start().await;
-    let (root, mut root_seen) = recorder();
-    server.io.ns("/", root);
-    let (admin, mut admin_seen) = recorder();
-    server.io.ns("/admin", admin);
-    let mut client = server.ws().await;
-    client.join("/", None).await;
-    let stale = root_seen.sockets.next().await;
-    client.join("/admin", None).await;
-    let admin_socket = admin_seen.sockets.next().await;
+    let TwoNamespaces {
+        server,
+        mut client,
+        mut root_seen,
+        root_socket: stale,
+        mut admin_seen,
+        admin_socket,
+    } = TwoNamespaces::start().await;
 
     client.send("41").await;
     assert_eq!(
@@ -363,9 +332,7 @@ async fn disconnecting_a_socket_that_already_left_leaves_the_connection_alone() 
 
 #[tokio::test]
 async fn closing_the_server_disconnects_every_client() {
-    let server = TestServer::start().await;
-    let (root, mut seen) = recorder();
-    server.io.ns("/", root);
+    let (server, mut seen) = recorded_server().await;
     let mut first = server.ws().await;
     first.join("/", None).await;
     let mut second = server.ws().await;

@@ -9,12 +9,12 @@ mod common;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use common::{recorder, TestServer, WsClient};
+use common::{recorder, Recorded, TestServer, WsClient};
 use ferrio_history::{HistoryStore, MemoryStore, NewMessage, SqliteConfig, SqliteStore};
-use ferrio_socketio::{RecoveryConfig, Room, SocketIoConfig};
+use ferrio_socketio::{RecoveryConfig, Room, Socket, SocketIoConfig};
 use serde_json::{json, Value};
 
-async fn server_on<S: HistoryStore>(store: &Arc<S>) -> (TestServer, common::Recorded) {
+async fn server_on<S: HistoryStore>(store: &Arc<S>) -> (TestServer, Recorded) {
     let store: Arc<dyn HistoryStore> = store.clone();
     let server = TestServer::start_with(SocketIoConfig {
         recovery: Some(RecoveryConfig::default()),
@@ -41,16 +41,60 @@ async fn event(client: &mut WsClient) -> (Vec<Value>, String) {
     (args, offset)
 }
 
-#[tokio::test]
-async fn a_server_on_the_same_store_recovers_the_clients_of_the_first() {
-    let store = Arc::new(MemoryStore::default());
-    let (first, mut seen) = server_on(&store).await;
-    let mut client = first.ws().await;
+/// A client in `room1` and its socket: the reply's `sid` and `pid`.
+async fn join_room1(
+    server: &TestServer,
+    seen: &mut Recorded,
+) -> (WsClient, String, String, Arc<Socket>) {
+    let mut client = server.ws().await;
     let reply = client.connect_nsp("/", None).await;
     let sid = reply["sid"].as_str().expect("sid").to_owned();
     let pid = reply["pid"].as_str().expect("pid").to_owned();
     let socket = seen.sockets.next().await;
     socket.join("room1");
+    (client, sid, pid, socket)
+}
+
+/// A history message gets its offset, then waits (as for the disk) while a newer packet, with a
+/// larger offset of the same sequence, goes out first; the client last sees the newer one. The
+/// client is gone when the message fans out under its own (smaller) offset, and after, when
+/// `later` is emitted. Returns the message's offset and the newer packet's.
+async fn miss_a_message_sent_after_a_newer_one<S: HistoryStore>(
+    store: &Arc<S>,
+    server: &TestServer,
+    client: &mut WsClient,
+    socket: &Socket,
+    seen: &mut Recorded,
+) -> (u64, String) {
+    let message = NewMessage {
+        event: "m".to_owned(),
+        args: vec![json!("durable")],
+        at: SystemTime::now(),
+    };
+    let assigned = store.append("/", "room1", message).await.expect("appended");
+    server.io.to("room1").emit("m", "newer").expect("emitted");
+    let (args, newer) = event(client).await;
+    assert_eq!(args, vec![json!("m"), json!("newer")]);
+    assert!(newer.parse::<u64>().expect("a store offset") > assigned);
+
+    socket.abort_transport();
+    client.until_closed().await;
+    seen.disconnects.next().await;
+    server
+        .io
+        .to("room1")
+        .with_offset(assigned)
+        .emit("m", "durable")
+        .expect("emitted");
+    server.io.to("room1").emit("m", "later").expect("emitted");
+    (assigned, newer)
+}
+
+#[tokio::test]
+async fn a_server_on_the_same_store_recovers_the_clients_of_the_first() {
+    let store = Arc::new(MemoryStore::default());
+    let (first, mut seen) = server_on(&store).await;
+    let (mut client, sid, pid, _socket) = join_room1(&first, &mut seen).await;
     first.io.to("room1").emit("m", "seen").expect("emitted");
     let (args, offset) = event(&mut client).await;
     assert_eq!(args, vec![json!("m"), json!("seen")]);
@@ -95,36 +139,12 @@ async fn a_server_on_the_same_store_recovers_the_clients_of_the_first() {
 async fn an_event_emitted_with_an_offset_of_the_store_carries_it_and_is_replayed_in_order() {
     let store = Arc::new(MemoryStore::default());
     let (server, mut seen) = server_on(&store).await;
-    let mut client = server.ws().await;
-    let reply = client.connect_nsp("/", None).await;
-    let pid = reply["pid"].as_str().expect("pid").to_owned();
-    let socket = seen.sockets.next().await;
-    socket.join("room1");
+    let (mut client, _, pid, socket) = join_room1(&server, &mut seen).await;
 
-    // A history message gets its offset, then waits (as for the disk) while a newer packet,
-    // with a larger offset of the same sequence, goes out first.
-    let message = NewMessage {
-        event: "m".to_owned(),
-        args: vec![json!("durable")],
-        at: SystemTime::now(),
-    };
-    let assigned = store.append("/", "room1", message).await.expect("appended");
-    server.io.to("room1").emit("m", "newer").expect("emitted");
-    let (args, newer) = event(&mut client).await;
-    assert_eq!(args, vec![json!("m"), json!("newer")]);
-    assert!(newer.parse::<u64>().expect("a store offset") > assigned);
-
-    // The client is gone when the message fans out under its own offset, and after.
-    socket.abort_transport();
-    client.until_closed().await;
-    seen.disconnects.next().await;
-    server
-        .io
-        .to("room1")
-        .with_offset(assigned)
-        .emit("m", "durable")
-        .expect("emitted");
-    server.io.to("room1").emit("m", "later").expect("emitted");
+    // A history message's packet is missed: a newer one went out first.
+    let (assigned, newer) =
+        miss_a_message_sent_after_a_newer_one(&store, &server, &mut client, &socket, &mut seen)
+            .await;
 
     // Back after the newer packet: what followed it as sent, the message under its offset.
     let mut client = server.ws().await;
@@ -172,37 +192,12 @@ async fn a_new_process_replays_a_message_sent_after_larger_offsets_in_sending_or
     let path = dir.path().join("recovery.db");
     let store = Arc::new(SqliteStore::open(SqliteConfig::new(&path)).expect("store opens"));
     let (first, mut seen) = server_on(&store).await;
-    let mut client = first.ws().await;
-    let reply = client.connect_nsp("/", None).await;
-    let sid = reply["sid"].as_str().expect("sid").to_owned();
-    let pid = reply["pid"].as_str().expect("pid").to_owned();
-    let socket = seen.sockets.next().await;
-    socket.join("room1");
+    let (mut client, sid, pid, socket) = join_room1(&first, &mut seen).await;
 
-    // A history message gets its offset, then waits (as for the disk) while a newer packet,
-    // with a larger offset, goes out first; the client last sees the newer one.
-    let message = NewMessage {
-        event: "m".to_owned(),
-        args: vec![json!("durable")],
-        at: SystemTime::now(),
-    };
-    let assigned = store.append("/", "room1", message).await.expect("appended");
-    first.io.to("room1").emit("m", "newer").expect("emitted");
-    let (args, newer) = event(&mut client).await;
-    assert_eq!(args, vec![json!("m"), json!("newer")]);
-    assert!(newer.parse::<u64>().expect("a store offset") > assigned);
-
-    // Gone when the message fans out under its smaller offset, and after.
-    socket.abort_transport();
-    client.until_closed().await;
-    seen.disconnects.next().await;
-    first
-        .io
-        .to("room1")
-        .with_offset(assigned)
-        .emit("m", "durable")
-        .expect("emitted");
-    first.io.to("room1").emit("m", "later").expect("emitted");
+    // A history message's packet is missed: a newer one went out first.
+    let (assigned, newer) =
+        miss_a_message_sent_after_a_newer_one(&store, &first, &mut client, &socket, &mut seen)
+            .await;
     store.flush().expect("flushed");
 
     // A new process on the same file, as after a restart.

@@ -158,6 +158,57 @@ pub(crate) fn recorder() -> (impl Fn(&Arc<Socket>) + Send + Sync + 'static, Reco
     )
 }
 
+/// A server with a [`recorder`] on `/`.
+pub(crate) async fn recorded_server() -> (TestServer, Recorded) {
+    recorded_server_with(SocketIoConfig::default()).await
+}
+
+/// A server with this configuration and a [`recorder`] on `/`.
+pub(crate) async fn recorded_server_with(config: SocketIoConfig) -> (TestServer, Recorded) {
+    let server = TestServer::start_with(config).await;
+    let (root, seen) = recorder();
+    server.io.ns("/", root);
+    (server, seen)
+}
+
+/// A WebSocket client joined to `/`, and its socket as the recorder reported it.
+pub(crate) async fn join_root(server: &TestServer, seen: &mut Recorded) -> (WsClient, Arc<Socket>) {
+    let mut client = server.ws().await;
+    client.join("/", None).await;
+    let socket = seen.sockets.next().await;
+    (client, socket)
+}
+
+/// A server with recorders on `/` and `/admin`, and one WebSocket client joined to both.
+pub(crate) struct TwoNamespaces {
+    pub(crate) server: TestServer,
+    pub(crate) client: WsClient,
+    pub(crate) root_seen: Recorded,
+    pub(crate) root_socket: Arc<Socket>,
+    pub(crate) admin_seen: Recorded,
+    pub(crate) admin_socket: Arc<Socket>,
+}
+
+impl TwoNamespaces {
+    /// Starts the server and joins `/`, then `/admin`.
+    pub(crate) async fn start() -> Self {
+        let (server, mut root_seen) = recorded_server().await;
+        let (admin, mut admin_seen) = recorder();
+        server.io.ns("/admin", admin);
+        let (mut client, root_socket) = join_root(&server, &mut root_seen).await;
+        client.join("/admin", None).await;
+        let admin_socket = admin_seen.sockets.next().await;
+        Self {
+            server,
+            client,
+            root_seen,
+            root_socket,
+            admin_seen,
+            admin_socket,
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // WebSocket client
 // ---------------------------------------------------------------------------------------------
