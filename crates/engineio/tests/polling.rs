@@ -4,7 +4,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{config, read_response, send_raw, TestServer};
+use common::{answer, config, read_response, send_raw, TestServer};
 use ferrio_engineio::{DisconnectReason, EngineConfig, Message, SendError};
 
 #[tokio::test]
@@ -79,11 +79,7 @@ async fn a_pending_poll_is_answered_when_a_message_is_queued() {
         .socket(sid)
         .send(Message::from("late"))
         .expect("queued");
-    let response = tokio::time::timeout(common::WAIT, poll)
-        .await
-        .expect("answered")
-        .expect("task")
-        .expect("complete");
+    let response = answer(poll).await;
     assert_eq!(response.text(), "4late");
 }
 
@@ -315,11 +311,7 @@ async fn a_parse_error_releases_the_pending_poll() {
         .post(4, sid, b"garbage")
         .await
         .assert_error(400, 3, "Bad request");
-    let response = tokio::time::timeout(common::WAIT, poll)
-        .await
-        .expect("answered")
-        .expect("task")
-        .expect("complete");
+    let response = answer(poll).await;
     assert_eq!(response.text(), "1");
     assert_eq!(server.disconnected(sid).await, DisconnectReason::ParseError);
     server.assert_exactly_once(&[sid]);
@@ -357,14 +349,9 @@ async fn an_oversized_declared_body_is_refused_before_it_is_sent() {
 
     // The session is closing: its pending or next poll gets the close packet, then it is gone.
     assert_eq!(server.poll(4, victim).await.text(), "1");
-    assert_eq!(
-        server.disconnected(victim).await,
-        DisconnectReason::TransportError
-    );
     server
-        .poll(4, victim)
-        .await
-        .assert_error(400, 1, "Session ID unknown");
+        .assert_gone(4, victim, DisconnectReason::TransportError)
+        .await;
     server.assert_polling_works(4, bystander).await;
     server.assert_exactly_once(&[victim]);
 }
@@ -391,20 +378,11 @@ async fn an_oversized_chunked_body_is_refused_while_it_is_read() {
     assert_eq!(response.text(), "Payload Too Large (max 100 bytes)");
 
     // The pending poll gets the close packet.
-    let released = tokio::time::timeout(common::WAIT, poll)
-        .await
-        .expect("answered")
-        .expect("task")
-        .expect("complete");
+    let released = answer(poll).await;
     assert_eq!(released.text(), "1");
-    assert_eq!(
-        server.disconnected(victim).await,
-        DisconnectReason::TransportError
-    );
     server
-        .poll(4, victim)
-        .await
-        .assert_error(400, 1, "Session ID unknown");
+        .assert_gone(4, victim, DisconnectReason::TransportError)
+        .await;
 
     // A Content-Length that understates a chunked body changes nothing: the chunked framing
     // wins, and the body is still counted as it is read.
@@ -452,20 +430,11 @@ async fn concurrent_polls_close_the_session() {
         .await
         .assert_error(400, 3, "Bad request");
     // The pending one gets the close packet.
-    let first = tokio::time::timeout(common::WAIT, first)
-        .await
-        .expect("answered")
-        .expect("task")
-        .expect("complete");
+    let first = answer(first).await;
     assert_eq!((first.status, first.text()), (200, "1".to_owned()));
-    assert_eq!(
-        server.disconnected(victim).await,
-        DisconnectReason::TransportError
-    );
     server
-        .poll(4, victim)
-        .await
-        .assert_error(400, 1, "Session ID unknown");
+        .assert_gone(4, victim, DisconnectReason::TransportError)
+        .await;
     server.assert_polling_works(4, bystander).await;
     server.assert_exactly_once(&[victim]);
 }
@@ -509,20 +478,11 @@ async fn a_client_close_packet_ends_the_session() {
     // Ended before the POST was answered, not when the poll is.
     assert!(server.has_disconnected(sid));
     // The pending poll is released with a noop.
-    let released = tokio::time::timeout(common::WAIT, poll)
-        .await
-        .expect("answered")
-        .expect("task")
-        .expect("complete");
+    let released = answer(poll).await;
     assert_eq!(released.text(), "6");
-    assert_eq!(
-        server.disconnected(sid).await,
-        DisconnectReason::TransportClose
-    );
     server
-        .poll(4, sid)
-        .await
-        .assert_error(400, 1, "Session ID unknown");
+        .assert_gone(4, sid, DisconnectReason::TransportClose)
+        .await;
     server.assert_exactly_once(&[sid]);
 }
 
@@ -538,14 +498,9 @@ async fn a_client_close_packet_without_a_pending_poll_ends_the_session_at_once()
     // Ended while the POST was handled: no poll, no heartbeat needed.
     assert!(server.has_disconnected(victim));
     assert_eq!(server.engine.session_count(), 1);
-    assert_eq!(
-        server.disconnected(victim).await,
-        DisconnectReason::TransportClose
-    );
     server
-        .poll(4, victim)
-        .await
-        .assert_error(400, 1, "Session ID unknown");
+        .assert_gone(4, victim, DisconnectReason::TransportClose)
+        .await;
     server
         .post(4, victim, b"4late")
         .await
@@ -563,20 +518,11 @@ async fn a_v3_client_close_packet_ends_the_session_at_once() {
     assert_eq!(server.post(3, victim, b"1:1").await.text(), "ok");
     assert!(server.has_disconnected(victim));
     // The pending poll is released with a noop.
-    let released = tokio::time::timeout(common::WAIT, poll)
-        .await
-        .expect("answered")
-        .expect("task")
-        .expect("complete");
+    let released = answer(poll).await;
     assert_eq!(released.text(), "1:6");
-    assert_eq!(
-        server.disconnected(victim).await,
-        DisconnectReason::TransportClose
-    );
     server
-        .poll(3, victim)
-        .await
-        .assert_error(400, 1, "Session ID unknown");
+        .assert_gone(3, victim, DisconnectReason::TransportClose)
+        .await;
     server.assert_polling_works(3, bystander).await;
     server.assert_exactly_once(&[victim]);
 }

@@ -307,6 +307,15 @@ impl TestServer {
         }
     }
 
+    /// Asserts `on_disconnect` of `sid` ran for `reason` and the session is gone: its next poll
+    /// is refused as an unknown session.
+    pub(crate) async fn assert_gone(&mut self, eio: u8, sid: Sid, reason: DisconnectReason) {
+        assert_eq!(self.disconnected(sid).await, reason);
+        self.poll(eio, sid)
+            .await
+            .assert_error(400, 1, "Session ID unknown");
+    }
+
     /// Listens for `period` and fails on any `on_disconnect` heard meanwhile: nothing is left
     /// to close (a negative check, so it can only be a bounded wait). Other events are kept.
     pub(crate) async fn assert_no_disconnect_for(&mut self, period: Duration) {
@@ -529,6 +538,15 @@ impl TestServer {
 }
 
 /// The `sid` of an open packet.
+/// The answer of a poll started by [`TestServer::spawn_poll`], within [`WAIT`].
+pub(crate) async fn answer(poll: JoinHandle<Result<HttpResponse, Vec<u8>>>) -> HttpResponse {
+    tokio::time::timeout(WAIT, poll)
+        .await
+        .expect("answered")
+        .expect("task")
+        .expect("complete")
+}
+
 pub(crate) fn sid_of(open: &serde_json::Value) -> Sid {
     let text = open["sid"].as_str().expect("sid is a string");
     Sid::parse(text).expect("a valid sid")
