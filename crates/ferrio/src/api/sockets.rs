@@ -38,12 +38,20 @@ fn rooms(fields: &mut Fields) -> Result<Vec<String>, ApiError> {
     Ok(rooms)
 }
 
-/// `POST /api/v1/sockets/join`.
-pub(crate) async fn join(
-    State(state): State<Arc<ApiState>>,
+/// Which way `join` and `leave` move the chosen sockets.
+#[derive(Clone, Copy)]
+enum RoomChange {
+    Join,
+    Leave,
+}
+
+/// `join` and `leave`: the chosen sockets join or leave `rooms`; answers how many matched.
+async fn change_rooms(
+    state: &ApiState,
     request: Request,
+    change: RoomChange,
 ) -> Result<Json<Value>, ApiError> {
-    let (namespace, selection, mut fields) = read(&state, request).await?;
+    let (namespace, selection, mut fields) = read(state, request).await?;
     let rooms = rooms(&mut fields)?;
     fields.finish()?;
     let Some(namespace) = namespace else {
@@ -51,8 +59,23 @@ pub(crate) async fn join(
     };
     let operator = selection.operator(&namespace);
     let matched = operator.sockets().len();
-    operator.sockets_join(rooms);
+    match change {
+        RoomChange::Join => {
+            operator.sockets_join(rooms);
+        }
+        RoomChange::Leave => {
+            operator.sockets_leave(rooms);
+        }
+    }
     Ok(Json(json!({ "matched": matched })))
+}
+
+/// `POST /api/v1/sockets/join`.
+pub(crate) async fn join(
+    State(state): State<Arc<ApiState>>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    change_rooms(&state, request, RoomChange::Join).await
 }
 
 /// `POST /api/v1/sockets/leave`.
@@ -60,16 +83,7 @@ pub(crate) async fn leave(
     State(state): State<Arc<ApiState>>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let (namespace, selection, mut fields) = read(&state, request).await?;
-    let rooms = rooms(&mut fields)?;
-    fields.finish()?;
-    let Some(namespace) = namespace else {
-        return Ok(Json(json!({ "matched": 0 })));
-    };
-    let operator = selection.operator(&namespace);
-    let matched = operator.sockets().len();
-    operator.sockets_leave(rooms);
-    Ok(Json(json!({ "matched": matched })))
+    change_rooms(&state, request, RoomChange::Leave).await
 }
 
 /// `POST /api/v1/sockets/disconnect`: without `close`, the client is told it was disconnected
