@@ -13,6 +13,7 @@
 //!
 //! `ferrio bench ...` is the load generator of `crates/bench` (`docs/benchmarks.md`).
 
+mod admin;
 mod api;
 mod cli;
 mod cluster;

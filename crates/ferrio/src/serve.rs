@@ -120,6 +120,8 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     }
     let api = crate::api::routes(crate::api::ApiState::new(io.clone(), &config));
     app = app.merge(crate::api::router(&config.api.key, api));
+    // A page over the API: it does nothing the key does not allow.
+    app = app.merge(crate::admin::routes());
     let mut app = app.route_service(&path, service.clone());
     if config.ws.enabled {
         // Plain WebSocket clients become Socket.IO sockets of this same service.

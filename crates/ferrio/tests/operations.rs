@@ -211,3 +211,36 @@ fn ready_answers_503_once_a_shutdown_began() {
     // The process then exits by itself, successfully.
     assert!(server.child.wait().unwrap().success());
 }
+
+#[test]
+fn the_admin_page_is_served_with_a_policy_that_runs_no_inline_script() {
+    let server = Ferrio::start(&[]);
+    let mut connection = Connection::open(server.port);
+    let page = connection.get("/admin");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    let policy = page
+        .header("content-security-policy")
+        .expect("a Content-Security-Policy");
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    assert!(page.body.contains(r#"<script src="/admin/app.js" defer></script>"#));
+    assert!(
+        !page.body.contains("<script>"),
+        "no inline script: the policy would block it"
+    );
+
+    for (path, content_type, marker) in [
+        ("/admin/app.js", "text/javascript; charset=utf-8", "/api/v1"),
+        ("/admin/admin.css", "text/css; charset=utf-8", "[hidden]"),
+    ] {
+        let asset = connection.get(path);
+        assert_eq!(asset.status, 200, "{path}");
+        assert_eq!(asset.header("content-type"), Some(content_type), "{path}");
+        assert!(asset.body.contains(marker), "{path}");
+    }
+    assert_eq!(connection.get("/admin/missing.js").status, 404);
+}
