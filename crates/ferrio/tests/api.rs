@@ -713,3 +713,78 @@ async fn emits_joins_listings_and_disconnects_reach_clients() {
         (200, json!({"recipients": 2}))
     );
 }
+
+/// A polling client whose handshake says it was forwarded for `forwarded_for`, connected to `/`:
+/// its socket id.
+fn forwarded_socket(server: &Ferrio, forwarded_for: &str) -> String {
+    let headers = [("X-Forwarded-For", forwarded_for)];
+    let open = request(
+        server.port,
+        "GET",
+        "/socket.io/?EIO=4&transport=polling",
+        &headers,
+        "",
+    )
+    .unwrap();
+    assert_eq!(open.status, 200, "{}", open.body);
+    let open: Value = serde_json::from_str(open.body.trim_start_matches('0')).unwrap();
+    let sid = open["sid"].as_str().unwrap().to_owned();
+    let target = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let connect = request(server.port, "POST", &target, &headers, "40").unwrap();
+    assert_eq!((connect.status, connect.body.as_str()), (200, "ok"));
+    let connected = request(server.port, "GET", &target, &headers, "").unwrap();
+    let reply = connected.body.strip_prefix("40").expect("a CONNECT reply");
+    let reply: Value = serde_json::from_str(reply).unwrap();
+    reply["sid"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn the_client_address_behind_a_trusted_proxy_is_the_forwarded_one_and_only_there() {
+    // The test's own address is the proxy: it sends X-Forwarded-For as nginx would.
+    let behind = Ferrio::serve(&[
+        ("FERRIO_API_KEY", KEY),
+        ("FERRIO_SERVER_TRUSTED_PROXIES", "127.0.0.1"),
+        ("FERRIO_LOG_FORMAT", "json"),
+        ("FERRIO_LOG_CONNECTIONS", "true"),
+    ]);
+    // Anyone else: the same header is the client's claim, not believed.
+    let direct = Ferrio::serve(&[("FERRIO_API_KEY", KEY)]);
+    for (server, expected) in [(&behind, "203.0.113.9"), (&direct, "127.0.0.1")] {
+        let id = forwarded_socket(server, "198.51.100.1, 203.0.113.9");
+        let (status, listed) = get(server, "/api/v1/sockets");
+        assert_eq!(status, 200, "{listed}");
+        let socket = &listed["sockets"][0];
+        assert_eq!(socket["id"], id.as_str(), "{listed}");
+        assert_eq!(socket["ip"], expected, "{listed}");
+        assert!(
+            socket["address"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("127.0.0.1:")),
+            "the peer stays the proxy's: {listed}"
+        );
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let found = behind.log().lines().find_map(|line| {
+            let record: Value = serde_json::from_str(line).ok()?;
+            (record["fields"]["message"] == "connected").then_some(record)
+        });
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no connected line:\n{}",
+            behind.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(line["fields"]["ip"], "203.0.113.9", "{line}");
+    assert!(
+        line["fields"]["remote"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("127.0.0.1:")),
+        "{line}"
+    );
+}

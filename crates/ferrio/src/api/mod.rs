@@ -53,6 +53,8 @@ pub(crate) struct ApiState {
     pub(crate) max_body: usize,
     /// Room history, when `history.enabled` is on (`api/history.rs`).
     pub(crate) history: Option<Arc<crate::history::HistoryService>>,
+    /// `server.trusted_proxies`, to tell a socket's client address behind them.
+    pub(crate) proxies: Option<ferrio_engineio::TrustedProxies>,
 }
 
 impl ApiState {
@@ -66,6 +68,7 @@ impl ApiState {
             history: crate::history::HistoryService::shared(&config.history)
                 .ok()
                 .flatten(),
+            proxies: crate::gateway::trusted_proxies(&config.server.trusted_proxies),
         })
     }
 

@@ -363,7 +363,7 @@ fn schemas() -> Value {
         },
         "Socket": {
             "type": "object",
-            "required": ["id", "user", "rooms", "transport", "address", "connected_at"],
+            "required": ["id", "user", "rooms", "transport", "address", "ip", "connected_at"],
             "properties": {
                 "id": { "type": "string" },
                 "user": { "type": ["string", "null"], "description": "The token's `sub`; null \
@@ -372,6 +372,9 @@ fn schemas() -> Value {
                 "transport": { "type": "string", "enum": ["polling", "websocket"] },
                 "address": { "type": ["string", "null"], "description": "The peer address of \
                     its connection (a proxy's, behind one)." },
+                "ip": { "type": ["string", "null"], "description": "The client's IP address: \
+                    behind a proxy listed in `server.trusted_proxies`, the one it forwarded \
+                    (X-Forwarded-For, X-Real-IP); otherwise the peer's." },
                 "connected_at": { "type": "integer", "description": "When its connection \
                     opened, milliseconds since the Unix epoch." }
             }

@@ -123,12 +123,13 @@ pub(crate) async fn list(
     sockets.sort_by(|a, b| {
         (a.handshake().issued_at, a.id().as_str()).cmp(&(b.handshake().issued_at, b.id().as_str()))
     });
-    let list: Vec<Value> = sockets.iter().map(|s| describe(s)).collect();
+    let proxies = state.proxies.as_ref();
+    let list: Vec<Value> = sockets.iter().map(|s| describe(s, proxies)).collect();
     Ok(Json(json!({ "namespace": name, "sockets": list })))
 }
 
 /// One socket, as the listing shows it.
-fn describe(socket: &Socket) -> Value {
+fn describe(socket: &Socket, proxies: Option<&ferrio_engineio::TrustedProxies>) -> Value {
     let own = socket.id().room();
     let mut rooms: Vec<String> = socket
         .rooms()
@@ -149,6 +150,7 @@ fn describe(socket: &Socket) -> Value {
         "rooms": rooms,
         "transport": socket.transport().as_str(),
         "address": handshake.remote_addr.map(|a| a.to_string()),
+        "ip": crate::gateway::address::client_ip(socket, proxies).map(|ip| ip.to_string()),
         "connected_at": connected_at,
     })
 }

@@ -3,6 +3,7 @@
 //! ([`events`]). Composed from the libraries' public API: a connect middleware, a connect
 //! handler and event handlers. `docs/auth.md` is the guide.
 
+pub(crate) mod address;
 pub(crate) mod auth;
 pub(crate) mod claims;
 pub(crate) mod events;
@@ -35,6 +36,8 @@ pub(crate) struct Gateway {
     pub(crate) history: Option<Arc<crate::history::HistoryService>>,
     /// The backend's webhooks, when any is configured.
     webhooks: Option<Arc<crate::webhook::Webhooks>>,
+    /// `server.trusted_proxies`: whose forwarding headers tell the client's address.
+    proxies: Option<ferrio_engineio::TrustedProxies>,
 }
 
 impl Gateway {
@@ -52,6 +55,7 @@ impl Gateway {
             history: crate::history::HistoryService::shared(&config.history)?,
             webhooks: crate::webhook::Webhooks::from_config(&config.webhooks)?
                 .map(|hooks| Arc::new(hooks.with_trusted_proxies(&config.server.trusted_proxies))),
+            proxies: trusted_proxies(&config.server.trusted_proxies),
         })
     }
 
@@ -116,12 +120,13 @@ impl Gateway {
                 if let Some(webhooks) = &self.webhooks {
                     if let Err(error) = webhooks.check_connect(socket, &identity).await {
                         tracing::info!(
-                            reason = "webhook",
-                            nsp = socket.nsp(),
-                            remote = ?socket.handshake().remote_addr,
-                            "connection refused: {}",
-                            error.message
-                        );
+                                    reason = "webhook",
+                                    nsp = socket.nsp(),
+                                    remote = %address::peer(socket),
+                        ip = %address::client_ip_text(socket, self.proxies.as_ref()),
+                                    "connection refused: {}",
+                                    error.message
+                                );
                         return Err(error);
                     }
                 }
@@ -133,7 +138,8 @@ impl Gateway {
                 tracing::info!(
                     reason = refusal.reason.as_str(),
                     nsp = socket.nsp(),
-                    remote = ?socket.handshake().remote_addr,
+                    remote = %address::peer(socket),
+                ip = %address::client_ip_text(socket, self.proxies.as_ref()),
                     "connection refused: {}",
                     refusal.message
                 );
@@ -151,11 +157,13 @@ impl Gateway {
                 nsp = socket.nsp(),
                 user = identity.sub().unwrap_or("(anonymous)"),
                 transport = ?socket.transport(),
-                remote = ?socket.handshake().remote_addr,
+                remote = %address::peer(socket),
+                ip = %address::client_ip_text(socket, self.proxies.as_ref()),
                 "connected"
             );
             socket.on_disconnect(|socket, reason| {
-                tracing::info!(id = %socket.id(), reason = ?reason, "disconnected");
+                // The reason as clients and the reference server word it.
+                tracing::info!(id = %socket.id(), reason = reason.as_str(), "disconnected");
             });
         } else {
             tracing::debug!(id = %socket.id(), "connected");
@@ -202,6 +210,15 @@ fn schedule_expiry(socket: &Arc<Socket>, exp: u64, leeway: std::time::Duration) 
 }
 
 /// Whether namespace `name` is served: one of `server.namespaces` (names or globs).
+/// `server.trusted_proxies`, parsed; `None` when empty (or invalid: `config check` refuses
+/// that before the server starts).
+pub(crate) fn trusted_proxies(list: &[String]) -> Option<ferrio_engineio::TrustedProxies> {
+    if list.is_empty() {
+        return None;
+    }
+    ferrio_engineio::TrustedProxies::parse(list).ok()
+}
+
 fn serves(patterns: &[String], name: &str) -> bool {
     patterns.iter().any(|pattern| {
         let pattern = if pattern.starts_with('/') {

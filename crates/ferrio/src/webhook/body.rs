@@ -17,10 +17,7 @@ pub(crate) fn socket_json(
     proxies: Option<&TrustedProxies>,
 ) -> Value {
     let handshake = socket.handshake();
-    let ip = handshake.remote_addr.map(|peer| match proxies {
-        Some(proxies) => proxies.client_of(peer.ip(), &handshake.headers()),
-        None => peer.ip(),
-    });
+    let ip = crate::gateway::address::client_ip(socket, proxies);
     let mut rooms: Vec<String> = socket
         .rooms()
         .into_iter()

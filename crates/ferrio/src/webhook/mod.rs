@@ -122,9 +122,7 @@ impl Webhooks {
     /// Reports the client's address behind these proxies (`server.trusted_proxies`) as the
     /// socket's `ip`. A list that cannot be read is ignored here: `config check` refuses it.
     pub(crate) fn with_trusted_proxies(mut self, proxies: &[String]) -> Self {
-        if !proxies.is_empty() {
-            self.proxies = ferrio_engineio::TrustedProxies::parse(proxies).ok();
-        }
+        self.proxies = crate::gateway::trusted_proxies(proxies);
         self
     }
 
