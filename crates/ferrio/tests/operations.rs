@@ -218,7 +218,10 @@ fn the_admin_page_is_served_with_a_policy_that_runs_no_inline_script() {
     let mut connection = Connection::open(server.port);
     let page = connection.get("/admin");
     assert_eq!(page.status, 200, "{}", page.body);
-    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let policy = page
         .header("content-security-policy")
         .expect("a Content-Security-Policy");
@@ -227,7 +230,9 @@ fn the_admin_page_is_served_with_a_policy_that_runs_no_inline_script() {
     assert!(!policy.contains("unsafe-inline"), "{policy}");
     assert_eq!(page.header("cache-control"), Some("no-store"));
     assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
-    assert!(page.body.contains(r#"<script src="/admin/app.js" defer></script>"#));
+    assert!(page
+        .body
+        .contains(r#"<script src="/admin/app.js" defer></script>"#));
     assert!(
         !page.body.contains("<script>"),
         "no inline script: the policy would block it"
