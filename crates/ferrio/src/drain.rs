@@ -18,6 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use ferrio_socketio::SocketIo;
 
+use crate::webhook::Webhooks;
+
 /// How often the drain looks whether every connection is gone.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -89,9 +91,16 @@ pub(crate) enum Outcome {
     TimedOut(usize),
 }
 
-/// Starts the shutdown and waits until every connection is gone or `timeout` passed.
+/// Starts the shutdown and waits, within `timeout` in all, until every connection is gone and
+/// then until `webhooks` (when set) have no call under way: the disconnect notices the
+/// shutdown itself causes reach the backend before the process exits.
 /// Cancel-safe: dropping the future only stops the waiting.
-pub(crate) async fn drain(io: &SocketIo, draining: &Draining, timeout: Duration) -> Outcome {
+pub(crate) async fn drain(
+    io: &SocketIo,
+    draining: &Draining,
+    timeout: Duration,
+    webhooks: Option<&Webhooks>,
+) -> Outcome {
     // Readiness probes see it before the clients are told to go.
     draining.start();
     let open = io.connection_count();
@@ -101,25 +110,40 @@ pub(crate) async fn drain(io: &SocketIo, draining: &Draining, timeout: Duration)
         timeout.as_millis()
     );
     io.close();
-    let wait = async {
-        while io.connection_count() > 0 {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let gone = async {
+        // Sockets too: a socket leaves its namespace only after its disconnect handlers ran,
+        // so once none is left every disconnect webhook call has been counted.
+        while io.connection_count() > 0 || socket_count(io) > 0 {
             tokio::time::sleep(POLL).await;
         }
     };
-    match tokio::time::timeout(timeout, wait).await {
-        Ok(()) => {
-            tracing::info!("every connection closed");
-            Outcome::Drained
-        }
-        Err(_) => {
-            let left = io.connection_count();
+    if tokio::time::timeout_at(deadline, gone).await.is_err() {
+        let left = io.connection_count();
+        tracing::warn!(
+            connections = left,
+            "server.shutdown_timeout passed with connections still open: exiting anyway"
+        );
+        return Outcome::TimedOut(left);
+    }
+    tracing::info!("every connection closed");
+    if let Some(webhooks) = webhooks {
+        if tokio::time::timeout_at(deadline, webhooks.settled())
+            .await
+            .is_err()
+        {
             tracing::warn!(
-                connections = left,
-                "server.shutdown_timeout passed with connections still open: exiting anyway"
+                calls = webhooks.calls_under_way(),
+                "server.shutdown_timeout passed with webhook calls under way: exiting anyway"
             );
-            Outcome::TimedOut(left)
         }
     }
+    Outcome::Drained
+}
+
+/// Sockets in every namespace of this node.
+fn socket_count(io: &SocketIo) -> usize {
+    io.namespaces().iter().map(|n| n.socket_count()).sum()
 }
 
 #[cfg(test)]

@@ -157,7 +157,12 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
                 () = shutdown_signal() => {
                     tracing::warn!("second shutdown signal: exiting without waiting for clients");
                 }
-                _ = crate::drain::drain(&io, &shutting_down, config.server.shutdown_timeout) => {}
+                _ = crate::drain::drain(
+                    &io,
+                    &shutting_down,
+                    config.server.shutdown_timeout,
+                    gateway.webhooks().map(|hooks| hooks.as_ref()),
+                ) => {}
             }
             server.abort();
         }

@@ -2,6 +2,7 @@
 //! handshakes are refused, connected clients are told to go (and reconnect), and the process
 //! exits 0 once they are gone, or at `server.shutdown_timeout` when one stays.
 
+mod backend;
 mod process;
 
 use std::sync::{Arc, Mutex};
@@ -201,4 +202,48 @@ fn a_second_signal_ends_the_drain_at_once() {
         "{}",
         server.log()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_disconnect_webhooks_of_a_drain_reach_the_backend_before_the_process_exits() {
+    const CLIENTS: usize = 12;
+    // A slow backend, two calls at a time: the shutdown's 12 notices take about 0.9 s, far
+    // longer than closing the connections does.
+    let backend = backend::Backend::start(|_| {
+        backend::Reply::Delayed(Duration::from_millis(150), 200, json!({}))
+    })
+    .await;
+    let hook = format!("{}/disconnect", backend.url);
+    let mut server = Ferrio::serve(&[
+        ("FERRIO_WEBHOOKS_DISCONNECT_URL", hook.as_str()),
+        ("FERRIO_WEBHOOKS_MAX_IN_FLIGHT", "2"),
+        ("FERRIO_SERVER_SHUTDOWN_TIMEOUT", "10s"),
+    ]);
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        clients.push(Client::connect(&server, vec![TransportKind::WebSocket]).await);
+    }
+    server.terminate();
+    let (server, exit) = tokio::task::spawn_blocking(move || {
+        let exit = server.wait_exit(Duration::from_secs(15));
+        (server, exit)
+    })
+    .await
+    .unwrap();
+    assert!(
+        exit.is_some_and(|status| status.success()),
+        "{exit:?}\n{}",
+        server.log()
+    );
+    let calls = backend.requests_to("/disconnect");
+    assert_eq!(calls.len(), CLIENTS, "{}", server.log());
+    for call in &calls {
+        assert_eq!(
+            call.json()["reason"],
+            "server shutting down",
+            "{:?}",
+            call.json()
+        );
+    }
+    drop(clients);
 }

@@ -59,6 +59,11 @@ impl Gateway {
         })
     }
 
+    /// The backend's webhooks, when any is configured.
+    pub(crate) fn webhooks(&self) -> Option<&Arc<crate::webhook::Webhooks>> {
+        self.webhooks.as_ref()
+    }
+
     /// A line for the start-up log saying how clients are authenticated.
     pub(crate) fn describe(&self) -> String {
         match &self.verifier {

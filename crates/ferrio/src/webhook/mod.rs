@@ -8,6 +8,7 @@
 
 pub(crate) mod body;
 pub(crate) mod client;
+pub(crate) mod pending;
 pub(crate) mod signature;
 
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub(crate) struct Webhooks {
     pool: client::Pool,
     /// `server.trusted_proxies`, to tell the client's address behind them.
     proxies: Option<ferrio_engineio::TrustedProxies>,
+    /// Event and disconnect calls under way, for the shutdown to wait for.
+    pending: Arc<pending::Pending>,
 }
 
 /// The counter of webhook calls, by hook (`event`, `connect`, `disconnect`) and outcome (`ok`,
@@ -105,6 +108,7 @@ impl Webhooks {
                 Err(_) => None,
             },
             proxies: None,
+            pending: Arc::default(),
             pool: match config.ca_file.trim() {
                 "" => client::Pool::default(),
                 path => client::Pool::with_roots(client::read_roots("webhooks.ca_file", path)?),
@@ -207,6 +211,16 @@ impl Webhooks {
         }
     }
 
+    /// Resolves once no event or disconnect call is under way; a shutdown waits for it.
+    pub(crate) async fn settled(&self) {
+        self.pending.idle().await;
+    }
+
+    /// How many event and disconnect calls are under way.
+    pub(crate) fn calls_under_way(&self) -> usize {
+        self.pending.count()
+    }
+
     /// Hooks a new socket's events and disconnection, and joins the rooms the connect webhook
     /// named. Runs in the connect handler.
     pub(crate) fn register(self: &Arc<Self>, socket: &Arc<Socket>) {
@@ -232,7 +246,9 @@ impl Webhooks {
                     reason.as_str(),
                 );
                 let id = socket.id().to_string();
+                let call = hooks.pending.start();
                 tokio::spawn(async move {
+                    let _call = call;
                     let Some(url) = &hooks.disconnect_url else {
                         return;
                     };
@@ -290,8 +306,9 @@ impl Webhooks {
         };
         let hooks = self.clone();
         let id = socket.id().to_string();
+        let call = self.pending.start();
         tokio::spawn(async move {
-            let _place = place;
+            let (_place, _call) = (place, call);
             let Some(url) = &hooks.events_url else {
                 return;
             };

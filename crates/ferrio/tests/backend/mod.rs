@@ -40,6 +40,8 @@ pub(crate) enum Reply {
     Text(u16, &'static str),
     /// Never answers.
     Hang,
+    /// This status and JSON body after this delay, as a slow backend.
+    Delayed(Duration, u16, Value),
     /// This status and JSON body, then closes the connection (`Connection: close`), as
     /// servers without keep-alive do.
     JsonThenClose(u16, Value),
@@ -92,6 +94,10 @@ impl Backend {
                         (status, "application/json", value.to_string())
                     }
                     Reply::Hang => std::future::pending().await,
+                    Reply::Delayed(delay, status, value) => {
+                        tokio::time::sleep(delay).await;
+                        (status, "application/json", value.to_string())
+                    }
                 };
                 let mut response = Response::builder()
                     .status(status)
