@@ -255,6 +255,17 @@ impl SocketIo {
             .cloned()
     }
 
+    /// The namespace `name` as a client's CONNECT would find it: a registered one, or else a
+    /// new child of the first dynamic namespace accepting the name (with its handlers and
+    /// middlewares); `None` when neither serves it.
+    ///
+    /// For code that acts on a namespace no client reached on this node yet, e.g. an emit
+    /// that must still go through the adapter to the clients of other nodes. Unlike
+    /// [`SocketIo::of`], it never registers a plain namespace that would shadow a dynamic one.
+    pub fn resolve_namespace(&self, name: &str) -> Option<Arc<Namespace>> {
+        self.inner.namespace_for(&normalize_namespace(name))
+    }
+
     /// Every namespace.
     pub fn namespaces(&self) -> Vec<Arc<Namespace>> {
         self.inner.read_namespaces().values().cloned().collect()

@@ -82,7 +82,7 @@ pub(crate) async fn emit(
         }
     }
 
-    let (normalized, namespace) = state.namespace(&namespace)?;
+    let (normalized, namespace) = state.namespace_to_act_on(&namespace)?;
     if ack.is_some() && super::history::durable_rooms(&state, &selection.rooms).is_some() {
         return Err(ApiError::field(
             "ack",

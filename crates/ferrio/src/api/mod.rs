@@ -55,6 +55,10 @@ pub(crate) struct ApiState {
     pub(crate) history: Option<Arc<crate::history::HistoryService>>,
     /// `server.trusted_proxies`, to tell a socket's client address behind them.
     pub(crate) proxies: Option<ferrio_engineio::TrustedProxies>,
+    /// Whether other nodes share this one's rooms (`cluster.adapter` is not `local`): an emit
+    /// or a socket operation then goes through the adapter even for a namespace no client
+    /// reached here.
+    clustered: bool,
 }
 
 impl ApiState {
@@ -69,6 +73,7 @@ impl ApiState {
                 .ok()
                 .flatten(),
             proxies: crate::gateway::trusted_proxies(&config.server.trusted_proxies),
+            clustered: config.cluster.adapter != crate::config::model::AdapterKind::Local,
         })
     }
 
@@ -99,6 +104,22 @@ impl ApiState {
         // Never `io.of(name)`: creating a namespace here would shadow the dynamic namespace
         // that serves it, and its clients would lose their handlers.
         let namespace = self.io.namespace(&name);
+        Ok((name, namespace))
+    }
+
+    /// Namespace `name` to act on (emit, join, leave, disconnect): as [`ApiState::namespace`],
+    /// but in a cluster a served namespace no client reached on this node is created here (as
+    /// a client's CONNECT would create it), so that the action still reaches the clients of
+    /// the other nodes through the adapter.
+    pub(crate) fn namespace_to_act_on(
+        &self,
+        name: &str,
+    ) -> Result<(String, Option<Arc<Namespace>>), ApiError> {
+        let (name, namespace) = self.namespace(name)?;
+        if namespace.is_some() || !self.clustered {
+            return Ok((name, namespace));
+        }
+        let namespace = self.io.resolve_namespace(&name);
         Ok((name, namespace))
     }
 }

@@ -25,7 +25,7 @@ async fn read(
         .optional("namespace")?
         .unwrap_or_else(|| "/".to_owned());
     let selection = Selection::read_required(&mut fields)?;
-    let (_, namespace) = state.namespace(&namespace)?;
+    let (_, namespace) = state.namespace_to_act_on(&namespace)?;
     Ok((namespace, selection, fields))
 }
 
