@@ -11,13 +11,12 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./browser.mjs";
 
 import { REPO_ROOT } from "../interop/lib/server.mjs";
 import { FERRIO_MISSING, startFerrio } from "../interop/lib/ferrio.mjs";
 import { STEP_MS, waitUntil, withTimeout } from "../interop/lib/util.mjs";
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SHOTS = path.join(REPO_ROOT, "target", "ui-screenshots");
 const require = createRequire(path.join(REPO_ROOT, "tests/interop/package.json"));
 const { io } = require("sio-client-v4");
@@ -31,6 +30,8 @@ describe("the admin page in headless Chromium", { skip: FERRIO_MISSING }, () => 
   let browser;
   let page;
   const sockets = [];
+  /** Script errors and Content-Security-Policy violations the page reported. */
+  const problems = [];
 
   /** An official client connected to `/`, resolved once connected. */
   async function connect(label) {
@@ -47,19 +48,21 @@ describe("the admin page in headless Chromium", { skip: FERRIO_MISSING }, () => 
   }
 
   before(async () => {
-    assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
     server = await startFerrio(
       { FERRIO_API_KEY: KEY, FERRIO_ROOMS_PUBLIC_JOIN: "^.*$" },
       "ferrio-ui-admin",
     );
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-      timeout: 30_000,
-    });
+    browser = await launchChromium();
     const context = await browser.newContext();
     context.setDefaultTimeout(STEP_MS);
     page = await context.newPage();
+    page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+    page.on("console", (message) => {
+      // The refused calls of the wrong-key test are logged by the browser as failed loads.
+      if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) {
+        problems.push(`console: ${message.text()}`);
+      }
+    });
   }, { timeout: 60_000 });
 
   after(async () => {
@@ -190,6 +193,10 @@ describe("the admin page in headless Chromium", { skip: FERRIO_MISSING }, () => 
     await page.click("#history-form button[type=submit]");
     await page.locator("#history-result.bad").waitFor();
     assert.match(await text("#history-result"), /\(.+\)$/, "the API's message and code");
+  });
+
+  test("the page ran without a script error or a policy violation", () => {
+    assert.deepEqual(problems, []);
   });
 
   test("a node whose API is off serves a page that says how to turn it on", async () => {

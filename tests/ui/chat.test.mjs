@@ -8,11 +8,10 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./browser.mjs";
 
 import { REPO_ROOT, startServer } from "../interop/lib/server.mjs";
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const CLIENT_JS = path.join(REPO_ROOT, "tests/interop/node_modules/sio-client-v4/dist/socket.io.min.js");
 const SHOTS = path.join(REPO_ROOT, "target", "ui-screenshots");
 const STEP_MS = 5_000; // one UI step: a click and what it should show
@@ -26,26 +25,12 @@ const pageErrors = [];
 const outsideRequests = [];
 
 before(async () => {
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
   assert.ok(fs.existsSync(CLIENT_JS), `${CLIENT_JS} is missing: run npm ci in tests/interop`);
   server = await startServer("chat", { FERRIO_CLIENT_JS: CLIENT_JS });
   // the page must get the client from the server, not from the CDN fallback
   const client = await fetch(`${server.url}/socket.io.min.js`, { signal: AbortSignal.timeout(STEP_MS) });
   assert.equal(client.status, 200, "the chat example serves the Socket.IO client");
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-    timeout: 30_000,
-  });
+  browser = await launchChromium();
 }, { timeout: 60_000 });
 
 after(async () => {

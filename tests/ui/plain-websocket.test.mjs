@@ -11,13 +11,12 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./browser.mjs";
 
 import { REPO_ROOT } from "../interop/lib/server.mjs";
 import { FERRIO_MISSING, startFerrio } from "../interop/lib/ferrio.mjs";
 import { STEP_MS, sleep, waitUntil, withTimeout } from "../interop/lib/util.mjs";
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const require = createRequire(path.join(REPO_ROOT, "tests/interop/package.json"));
 const { io } = require("sio-client-v4");
 
@@ -28,18 +27,13 @@ describe("/ws from headless Chromium", { skip: FERRIO_MISSING }, () => {
   const sockets = [];
 
   before(async () => {
-    assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
     server = await startFerrio({
       FERRIO_ROOMS_PUBLIC_JOIN: "^lobby$",
       FERRIO_ROOMS_PUBLIC_PUBLISH: "^lobby$",
       FERRIO_WS_PING_INTERVAL: "200ms",
       FERRIO_WS_PING_TIMEOUT: "300ms",
     }, "ferrio-ui-ws");
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-      timeout: 30_000,
-    });
+    browser = await launchChromium();
     const context = await browser.newContext();
     context.setDefaultTimeout(STEP_MS);
     page = await context.newPage();
