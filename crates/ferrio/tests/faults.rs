@@ -53,10 +53,10 @@ async fn request(port: u16, method: &str, target: &str, body: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Waits (bounded) until the log holds `count` disconnection lines with `reason` (the Debug
-/// form of the server's reason, as `log.connections` writes it).
+/// Waits (bounded) until the log holds `count` disconnection lines with `reason` (as clients
+/// word it; `log.connections` writes it quoted).
 fn wait_disconnections(server: &Ferrio, reason: &str, count: usize) -> bool {
-    let reason = format!("reason={reason}");
+    let reason = format!("reason={reason:?}");
     let deadline = std::time::Instant::now() + NOTICE;
     while std::time::Instant::now() < deadline {
         let found = server
@@ -97,7 +97,7 @@ async fn long_poll_killed(server: &Ferrio, port: u16) {
     drop(tcp);
 
     assert!(
-        wait_disconnections(server, "TransportError", 1),
+        wait_disconnections(server, "transport error", 1),
         "{}",
         server.log()
     );
@@ -154,7 +154,7 @@ async fn a_client_killed_in_the_middle_of_a_websocket_frame_is_cleaned_up() {
     drop(victim);
 
     assert!(
-        wait_disconnections(&server, "TransportClose", 1),
+        wait_disconnections(&server, "transport close", 1),
         "{}",
         server.log()
     );
@@ -178,7 +178,7 @@ async fn a_tcp_reset_is_cleaned_up() {
     drop(tcp);
 
     assert!(
-        wait_disconnections(&server, "TransportError", 1),
+        wait_disconnections(&server, "transport error", 1),
         "{}",
         server.log()
     );
