@@ -319,16 +319,74 @@ async fn durability_says_whether_redis_fsyncs_before_answering() {
         durability.to_string(),
         "appendonly no, appendfsync everysec"
     );
-    let client = redis::Client::open(redis.url()).expect("url");
-    let mut connection = client.get_connection().expect("connected");
-    for (name, value) in [("appendonly", "yes"), ("appendfsync", "always")] {
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg(name)
-            .arg(value)
-            .query(&mut connection)
-            .expect("CONFIG SET");
-    }
+    drop(history);
+    drop(redis);
+
+    let durable = DurableRedis::start();
+    let history = RedisHistory::new(
+        RedisHistoryConfig::new(durable.url()),
+        Arc::new(MemoryStore::default()),
+    )
+    .expect("history created");
     let durability = history.durability().expect("answered");
     assert!(durability.is_fsynced(), "{durability:?}");
+}
+
+/// A `redis-server` with `appendonly yes` and `appendfsync always` in a directory of its own,
+/// killed when dropped.
+struct DurableRedis {
+    port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl DurableRedis {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        let server = Self {
+            port,
+            child,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + common::WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for DurableRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
