@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cluster_common::{eventually, free_port, http_post_json, FerrioNode, RedisServer, QUIET, WAIT};
+use cluster_common::{
+    eventually, free_port, http_post_json, FerrioNode, RawSocket, RedisServer, QUIET, WAIT,
+};
 use ferrio_client::{ClientConfig, Manager, Payload, Socket, TransportKind};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -496,4 +498,93 @@ async fn while_redis_is_down_durable_emits_answer_503_and_nothing_else_is_distur
     }
     assert!(healed, "durable emits work again once Redis is back");
     assert_eq!(next_chat(&mut news).await, "after");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nodes_recovery_offsets_never_equal_a_history_offset_and_recovery_resumes_in_place() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = [("FERRIO_RECOVERY_ENABLED", "true")];
+    let a = node(&redis.url(), dir.path(), "a", &env);
+    let b = node(&redis.url(), dir.path(), "b", &env);
+    a.wait_cluster_size(2).await;
+
+    let mut x = RawSocket::connect(a.port, None).await;
+    let (sid, pid) = (x.connected["sid"].clone(), x.connected["pid"].clone());
+    x.send(r#"421["join",{"room":"news"}]"#).await;
+    assert_eq!(x.text().await, r#"431[{"ok":true,"room":"news"}]"#);
+    x.send(r#"422["join",{"room":"lobby"}]"#).await;
+    assert_eq!(x.text().await, r#"432[{"ok":true,"room":"lobby"}]"#);
+
+    // Durable messages (history offsets, from Redis) and plain ones (this node's recovery
+    // offsets), published on this node and on the other one, interleaved.
+    let (port_a, port_b) = (a.port, b.port);
+    let send_round = move |round: &str| {
+        let news_a = emit_ok(port_a, "news", &format!("news-a-{round}"));
+        let (status, _) = emit(port_a, "lobby", &format!("lobby-a-{round}")).expect("answered");
+        assert_eq!(status, 200);
+        emit_ok(port_b, "news", &format!("news-b-{round}"));
+        let (status, _) = emit(port_b, "lobby", &format!("lobby-b-{round}")).expect("answered");
+        assert_eq!(status, 200);
+        news_a
+    };
+    let mut seen = Vec::new();
+    for round in 0..5 {
+        let round = round.to_string();
+        let news_offset = blocking({
+            let round = round.clone();
+            move || send_round(&round)
+        })
+        .await;
+        for expected in ["news-a", "lobby-a", "news-b", "lobby-b"] {
+            let args = x.event("chat").await;
+            assert_eq!(
+                args[0]["text"],
+                json!(format!("{expected}-{round}")),
+                "{args:?}"
+            );
+            let offset = args[1].as_str().expect("an offset").to_owned();
+            if expected == "news-a" {
+                assert_eq!(
+                    offset,
+                    news_offset.to_string(),
+                    "the live event's offset is its history offset"
+                );
+            }
+            seen.push(offset);
+        }
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        seen.len(),
+        "an offset was used twice: {seen:?}"
+    );
+
+    // Disconnected: what is published meanwhile comes back once, in order, from where it was.
+    let last = seen.last().cloned().expect("offsets");
+    drop(x);
+    eventually("a to see the socket go", || async {
+        a.metrics()
+            .await
+            .lines()
+            .any(|line| line == "ferrio_sockets{namespace=\"/\"} 0")
+    })
+    .await;
+    blocking(move || send_round("missed")).await;
+    let mut back = RawSocket::connect(a.port, Some(json!({ "pid": pid, "offset": last }))).await;
+    assert_eq!(back.connected["sid"], sid, "recovered: {}", back.connected);
+    for expected in ["news-a", "lobby-a", "news-b", "lobby-b"] {
+        let args = back.event("chat").await;
+        assert_eq!(
+            args[0]["text"],
+            json!(format!("{expected}-missed")),
+            "{args:?}"
+        );
+    }
+    assert_eq!(back.text_within(QUIET).await, None, "nothing twice");
 }
