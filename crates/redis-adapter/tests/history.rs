@@ -332,8 +332,8 @@ async fn durability_says_whether_redis_fsyncs_before_answering() {
     assert!(durability.is_fsynced(), "{durability:?}");
 }
 
-/// A `redis-server` with `appendonly yes` and `appendfsync always` in a directory of its own,
-/// killed when dropped.
+/// A `redis-server` with `appendonly yes` (and `appendfsync always` unless told) in a
+/// directory of its own, killed when dropped.
 struct DurableRedis {
     port: u16,
     child: std::process::Child,
@@ -342,6 +342,11 @@ struct DurableRedis {
 
 impl DurableRedis {
     fn start() -> Self {
+        Self::start_with("always")
+    }
+
+    /// With `appendfsync` set to `fsync` (`always`, `everysec`, `no`).
+    fn start_with(fsync: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -388,5 +393,50 @@ impl Drop for DurableRedis {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Appends per second through one node's store, with 1 and 64 appends in flight, for each
+/// `appendfsync` setting. A measurement, not a check: run it on purpose with
+/// `cargo test -p ferrio-redis-adapter --test history -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run on purpose"]
+async fn measure_appends_per_second() {
+    for fsync in ["always", "everysec"] {
+        let redis = DurableRedis::start_with(fsync);
+        let history = Arc::new(
+            RedisHistory::new(
+                RedisHistoryConfig::new(redis.url()),
+                Arc::new(MemoryStore::default()),
+            )
+            .expect("history created"),
+        );
+        for in_flight in [1usize, 64] {
+            let until = std::time::Instant::now() + Duration::from_secs(2);
+            let tasks: Vec<_> = (0..in_flight)
+                .map(|task| {
+                    let history = history.clone();
+                    tokio::spawn(async move {
+                        let mut done = 0u64;
+                        while std::time::Instant::now() < until {
+                            history
+                                .append("/", "bench", conformance::message(&task.to_string()))
+                                .await
+                                .expect("appended");
+                            done += 1;
+                        }
+                        done
+                    })
+                })
+                .collect();
+            let mut total = 0;
+            for task in tasks {
+                total += task.await.expect("task");
+            }
+            println!(
+                "appendfsync {fsync}, {in_flight} in flight: {} appends/s",
+                total / 2
+            );
+        }
     }
 }

@@ -16,6 +16,9 @@ use super::scripts;
 use super::sync_pool::SyncPool;
 use super::RedisHistoryConfig;
 
+/// How long appends fail at once after a failed attempt to connect.
+const RETRY_CONNECT: Duration = Duration::from_millis(100);
+
 /// Why a [`RedisHistory`] (or a [`super::RedisOffsetBlocks`]) could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum RedisHistoryError {
@@ -142,6 +145,9 @@ async fn write_appends(
         .map_or(0, |age| u64::try_from(age.as_millis()).unwrap_or(u64::MAX));
     let counter = keys.offsets();
     let mut connection: Option<redis::aio::MultiplexedConnection> = None;
+    // After a failed attempt to connect, appends fail at once until then, so that a burst
+    // while Redis is down costs one attempt, not one per batch.
+    let mut retry_at = tokio::time::Instant::now();
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         while batch.len() < config.max_batch.max(1) {
@@ -149,6 +155,10 @@ async fn write_appends(
                 Ok(op) => batch.push(op),
                 Err(_) => break,
             }
+        }
+        if connection.is_none() && tokio::time::Instant::now() < retry_at {
+            fail(batch, "Redis was unreachable a moment ago");
+            continue;
         }
         if connection.is_none() {
             let attempt = tokio::time::timeout(
@@ -159,10 +169,12 @@ async fn write_appends(
             match attempt {
                 Ok(Ok(new)) => connection = Some(new),
                 Ok(Err(error)) => {
+                    retry_at = tokio::time::Instant::now() + RETRY_CONNECT;
                     fail(batch, &error.to_string());
                     continue;
                 }
                 Err(_) => {
+                    retry_at = tokio::time::Instant::now() + RETRY_CONNECT;
                     fail(batch, "connecting timed out");
                     continue;
                 }
