@@ -2,7 +2,7 @@
 //!
 //! - One sequence of offsets for the whole cluster: a Redis counter, incremented by each
 //!   append, in the same Lua script that adds the message to its room's stream under that
-//!   offset, so offset order is stream order ([`scripts`]).
+//!   offset, so offset order is stream order.
 //! - Retention by count (`MAXLEN =` on each append) and age (expired messages are never
 //!   returned; they are deleted from the front of the stream with each append, and a room idle
 //!   for `max_age` expires as a whole).
