@@ -588,3 +588,58 @@ async fn a_nodes_recovery_offsets_never_equal_a_history_offset_and_recovery_resu
     }
     assert_eq!(back.text_within(QUIET).await, None, "nothing twice");
 }
+
+#[test]
+fn a_node_refuses_to_start_while_redis_cannot_hand_out_its_offsets() {
+    if RedisServer::start().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A port where nothing listens.
+    let nowhere = format!("redis://127.0.0.1:{}/", free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrio"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("FERRIO_SERVER_HOST", "127.0.0.1")
+        .env("FERRIO_SERVER_PORT", free_port().to_string())
+        .env("FERRIO_CLUSTER_ADAPTER", "redis")
+        .env("FERRIO_CLUSTER_REDIS_URL", &nowhere)
+        .env("FERRIO_HISTORY_ENABLED", "true")
+        .env("FERRIO_HISTORY_STORE", "redis")
+        .env("FERRIO_HISTORY_ROOMS", "^news$")
+        .args(["serve", "--no-env-file"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ferrio starts");
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("status") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ferrio kept running without Redis");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr read");
+    assert!(!status.success());
+    let line = stderr.lines().next().unwrap_or_default();
+    assert!(
+        line.starts_with(
+            "Error: history.store = \"redis\": Redis (cluster.redis_url) is unreachable ("
+        ),
+        "{stderr}"
+    );
+    assert!(
+        line.ends_with(
+            "); this node's recovery offsets are drawn from it, so the node cannot start before \
+             Redis answers"
+        ),
+        "{stderr}"
+    );
+}

@@ -48,7 +48,8 @@ pub(crate) fn open_error(history: &HistoryConfig, error: HistoryError) -> String
     match error {
         HistoryError::Unavailable(why) => format!(
             "history.store = \"redis\": Redis (cluster.redis_url) is unreachable ({why}); this \
-             node's recovery offsets are drawn from it, so the node starts once Redis answers"
+             node's recovery offsets are drawn from it, so the node cannot start before Redis \
+             answers"
         ),
         other => format!("history.path = {:?}: {other}", history.path),
     }
