@@ -242,6 +242,21 @@ mod tests {
     }
 
     #[test]
+    fn history_in_redis_needs_the_clusters_redis() {
+        let dir = tempfile::tempdir().unwrap();
+        let in_redis = HistoryConfig {
+            store: HistoryStoreKind::Redis,
+            ..config(&dir)
+        };
+        assert_eq!(
+            HistoryService::shared(&with(in_redis)).unwrap_err(),
+            "history.store is \"redis\" but the cluster has no Redis: set cluster.adapter = \
+             \"redis\" and cluster.redis_url"
+        );
+        assert!(!dir.path().join("h.db").exists(), "nothing opened");
+    }
+
+    #[test]
     fn bad_patterns_and_zero_limits() {
         let dir = tempfile::tempdir().unwrap();
         let bad = HistoryConfig {
