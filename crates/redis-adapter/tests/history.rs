@@ -360,7 +360,7 @@ impl DurableRedis {
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "always",
+                fsync,
             ])
             .arg("--dir")
             .arg(dir.path())
