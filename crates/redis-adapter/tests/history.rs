@@ -302,6 +302,34 @@ async fn redis_unreachable_fails_appends_and_reads_then_heals() {
 }
 
 #[tokio::test]
+async fn a_flushed_script_costs_at_most_one_failed_append() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let history = store(&redis, Retention::UNLIMITED);
+    history
+        .append("/", "news", conformance::message("before"))
+        .await
+        .expect("appended");
+    let client = redis::Client::open(redis.url()).expect("url");
+    let mut connection = client.get_connection().expect("connected");
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut connection)
+        .expect("SCRIPT FLUSH");
+    let first = history
+        .append("/", "news", conformance::message("maybe"))
+        .await;
+    if let Err(error) = &first {
+        assert!(error.to_string().contains("NOSCRIPT"), "{error}");
+    }
+    history
+        .append("/", "news", conformance::message("after"))
+        .await
+        .expect("the script is loaded again");
+}
+
+#[tokio::test]
 async fn durability_says_whether_redis_fsyncs_before_answering() {
     let Some(redis) = RedisServer::start().await else {
         return;
@@ -354,14 +382,7 @@ impl DurableRedis {
             .port();
         let child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                fsync,
-            ])
+            .args(["--save", "", "--appendonly", "yes", "--appendfsync", fsync])
             .arg("--dir")
             .arg(dir.path())
             .stdout(std::process::Stdio::null())

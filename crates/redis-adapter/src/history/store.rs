@@ -46,6 +46,8 @@ struct AppendOp {
 /// **Appends** go to one task, in the order [`HistoryStore::append`] was called: it sends
 /// whatever is waiting as one pipeline (one round trip, and one fsync in Redis with
 /// `appendfsync always`), and answers each append with its offset once Redis has answered.
+/// The script is loaded once per connection and named by its digest (`EVALSHA`); if Redis
+/// forgets it (`SCRIPT FLUSH`), that batch fails and the next connection loads it again.
 /// Offsets of one node therefore grow in the order of its calls. While Redis is unreachable,
 /// appends fail at once with [`HistoryError::Unavailable`] (after the connection attempt,
 /// bounded by [`RedisHistoryConfig::connect_timeout`]).
@@ -148,6 +150,7 @@ async fn write_appends(
     // After a failed attempt to connect, appends fail at once until then, so that a burst
     // while Redis is down costs one attempt, not one per batch.
     let mut retry_at = tokio::time::Instant::now();
+    let mut append_digest = String::new();
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         while batch.len() < config.max_batch.max(1) {
@@ -167,7 +170,35 @@ async fn write_appends(
             )
             .await;
             match attempt {
-                Ok(Ok(new)) => connection = Some(new),
+                Ok(Ok(mut new)) => {
+                    // The script is sent once per connection, then named by its digest: each
+                    // append is then a short command, and more of a pipeline fits in one read
+                    // (and one fsync) of Redis.
+                    let loaded = tokio::time::timeout(
+                        config.response_timeout,
+                        redis::cmd("SCRIPT")
+                            .arg("LOAD")
+                            .arg(scripts::APPEND)
+                            .query_async::<String>(&mut new),
+                    )
+                    .await;
+                    match loaded {
+                        Ok(Ok(digest)) => {
+                            connection = Some(new);
+                            append_digest = digest;
+                        }
+                        Ok(Err(error)) => {
+                            retry_at = tokio::time::Instant::now() + RETRY_CONNECT;
+                            fail(batch, &error.to_string());
+                            continue;
+                        }
+                        Err(_) => {
+                            retry_at = tokio::time::Instant::now() + RETRY_CONNECT;
+                            fail(batch, "loading the append script timed out");
+                            continue;
+                        }
+                    }
+                }
                 Ok(Err(error)) => {
                     retry_at = tokio::time::Instant::now() + RETRY_CONNECT;
                     fail(batch, &error.to_string());
@@ -188,8 +219,8 @@ async fn write_appends(
         // One failing script (a key of another type) must not fail the others' appends.
         pipe.ignore_errors();
         for op in &batch {
-            pipe.cmd("EVAL")
-                .arg(scripts::APPEND)
+            pipe.cmd("EVALSHA")
+                .arg(&append_digest)
                 .arg(2)
                 .arg(&counter)
                 .arg(keys.room(&op.namespace, &op.room))
@@ -207,6 +238,11 @@ async fn write_appends(
         .await;
         match answer {
             Ok(Ok(values)) if values.len() == batch.len() => {
+                if values.iter().any(is_noscript) {
+                    // Redis forgot the script (SCRIPT FLUSH): the next connection loads it.
+                    tracing::warn!("history: Redis forgot the append script, reconnecting");
+                    connection = None;
+                }
                 for (op, value) in batch.into_iter().zip(values) {
                     let _ = op.reply.send(offset_of(value));
                 }
@@ -238,6 +274,11 @@ fn fail(batch: Vec<AppendOp>, why: &str) {
     }
 }
 
+/// Whether an answer says Redis does not know the script's digest.
+fn is_noscript(value: &redis::Value) -> bool {
+    matches!(value, redis::Value::ServerError(error) if error.code() == "NOSCRIPT")
+}
+
 /// The offset the append script returned.
 fn offset_of(value: redis::Value) -> Result<Offset, HistoryError> {
     match value {
@@ -245,7 +286,9 @@ fn offset_of(value: redis::Value) -> Result<Offset, HistoryError> {
             Offset::try_from(offset).map_err(|_| HistoryError::Corrupt(format!("offset {offset}")))
         }
         redis::Value::ServerError(error) => Err(HistoryError::WriteFailed(format!(
-            "redis refused the append: {error:?}"
+            "redis refused the append: {} {}",
+            error.code(),
+            error.details().unwrap_or_default()
         ))),
         other => Err(HistoryError::Corrupt(format!(
             "the append answered {other:?}"
