@@ -80,9 +80,12 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     }
     let path = mount_path(&config.server.path);
     // Opened before the server: its namespaces start from the recovery state stored there.
-    let history =
-        crate::history::HistoryService::shared(&config.history).map_err(anyhow::Error::msg)?;
+    let history = crate::history::HistoryService::shared(&config).map_err(anyhow::Error::msg)?;
     let io_config = crate::history::with_recovery_store(io_config, history.as_deref());
+    if let Some(history) = history.clone() {
+        // In the background: Redis may be slow to answer, the server starts regardless.
+        tokio::spawn(async move { history.warn_if_not_durable().await });
+    }
     let (service, io) = SocketIo::new(io_config);
     let gateway = crate::gateway::install(&io, &config).map_err(anyhow::Error::msg)?;
     tracing::info!("{}", gateway.describe());
@@ -90,13 +93,27 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let ready = {
         let shutting_down = shutting_down.clone();
         let cluster = cluster.clone();
+        let history = history.clone();
         move || {
             let cluster = cluster.clone();
+            let history = history.clone();
             async move {
                 if shutting_down.is_on() {
                     (StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_owned())
                 } else {
-                    let body = crate::cluster::readiness(cluster.as_ref()).await;
+                    let mut body = crate::cluster::readiness(cluster.as_ref()).await;
+                    // Stays 200 while Redis is down, as for the cluster line: every node would
+                    // go out of the load balancer at once.
+                    if let Some(line) = match &history {
+                        Some(history) => history.status().await,
+                        None => None,
+                    } {
+                        if !body.ends_with('\n') {
+                            body.push('\n');
+                        }
+                        body.push_str(&line);
+                        body.push('\n');
+                    }
                     (StatusCode::OK, body)
                 }
             }

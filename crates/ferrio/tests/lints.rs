@@ -151,6 +151,20 @@ const CASES: &[(Vars, i32, &str)] = &[
         "warning[history-store-idle]: history.enabled opens the store, but history.rooms is empty and recovery is off: nothing is stored\n  fix: name the rooms that keep history in history.rooms, or turn recovery.enabled on to keep recovery across restarts\n0 errors, 1 warning\n",
     ),
     (
+        &[
+            ("FERRIO_HISTORY_ENABLED", "true"),
+            ("FERRIO_HISTORY_ROOMS", "^news$"),
+            ("FERRIO_HISTORY_STORE", "redis"),
+        ],
+        1,
+        "error[history-redis-no-cluster]: history.store is \"redis\" but cluster.adapter is \"local\": the history is kept in the cluster's Redis (cluster.redis_url), and there is none\n  fix: set cluster.adapter = \"redis\" and cluster.redis_url, or history.store = \"sqlite\"\n1 error, 0 warnings\n",
+    ),
+    (
+        &[("FERRIO_HISTORY_STORE", "redis")],
+        0,
+        "warning[history-store-unused]: history.store is \"redis\" but history.enabled is false: no history is kept\n  fix: set history.enabled = true (docs/history.md)\n0 errors, 1 warning\n",
+    ),
+    (
         &[("FERRIO_WS_PATH", "/socket.io")],
         1,
         "error[ws-path-invalid]: ws.path = \"/socket.io\" is already served (Socket.IO at server.path, or /health, /ready, /metrics)\n  fix: set ws.path to a free path such as \"/ws\", or ws.enabled = false\n1 error, 0 warnings\n",

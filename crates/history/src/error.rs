@@ -24,6 +24,10 @@ pub enum HistoryError {
     /// The store's writer has stopped (the store was closed, or its thread failed).
     #[error("the history writer has stopped")]
     Closed,
+    /// A store on another server (Redis) could not be reached or did not answer in time: the
+    /// operation is not acknowledged (an append whose answer was lost may still be stored).
+    #[error("the history store is unreachable: {0}")]
+    Unavailable(String),
     /// A read asked for more messages than allowed.
     #[error("limit {limit} is out of range: 1 to {max}")]
     LimitOutOfRange {

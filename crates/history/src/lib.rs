@@ -10,8 +10,11 @@
 //! Offsets come from one sequence per store, shared by history messages and recovery packets:
 //! they only grow, and an offset handed out is never handed out again, not even after a crash
 //! (see [`SqliteStore`] for how). A recovery offset is the decimal form of the sequence number,
-//! which is what a Socket.IO client echoes back when it reconnects.
+//! which is what a Socket.IO client echoes back when it reconnects. Processes that must not
+//! collide with each other (the nodes of a cluster with a shared room history) draw their
+//! blocks of offsets from one [`OffsetBlocks`] source ([`SqliteConfig::offset_blocks`]).
 
+mod blocks;
 mod error;
 mod memory;
 mod retention;
@@ -19,6 +22,7 @@ mod retention;
 mod sqlite;
 mod store;
 
+pub use blocks::OffsetBlocks;
 pub use error::HistoryError;
 pub use memory::MemoryStore;
 pub use retention::Retention;

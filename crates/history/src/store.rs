@@ -9,8 +9,11 @@ use serde_json::Value;
 
 use crate::HistoryError;
 
-/// A position in a store's sequence. Every message and recovery packet gets a new one, larger
-/// than every one before it in the same store.
+/// A position in a store's sequence. Every message and recovery packet gets a new one, never
+/// handed out before; in a store alone it is larger than every one before it. A store whose
+/// history is shared by several processes (the Redis store of `ferrio-redis-adapter`) keeps two
+/// growing sequences that never meet: the room messages', in append order, and its recovery
+/// packets' (blocks drawn from the same counter, [`crate::OffsetBlocks`]).
 pub type Offset = u64;
 
 /// The largest `limit` a read accepts.

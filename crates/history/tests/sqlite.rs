@@ -300,3 +300,71 @@ fn a_file_of_a_newer_schema_is_refused() {
          knows (1)"
     );
 }
+
+/// A shared source of blocks in memory, as a cluster's Redis counter would be: every block it
+/// hands out starts past every earlier one and past the floor asked for.
+#[derive(Debug, Default)]
+struct SharedCounter {
+    last: std::sync::Mutex<u64>,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl ferrio_history::OffsetBlocks for SharedCounter {
+    fn reserve(&self, floor: u64, size: u64) -> Result<u64, ferrio_history::HistoryError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut last = self.last.lock().expect("lock");
+        *last = (*last).max(floor.saturating_sub(1)) + size;
+        Ok(*last - size + 1)
+    }
+}
+
+#[tokio::test]
+async fn offsets_drawn_from_a_shared_source_never_collide_between_stores() {
+    let counter = std::sync::Arc::new(SharedCounter::default());
+    // Someone else (another node's history) used offsets up to 5000 already.
+    *counter.last.lock().expect("lock") = 5000;
+    let open_shared = |dir: &tempfile::TempDir| {
+        SqliteStore::open(SqliteConfig {
+            retention: Retention::UNLIMITED,
+            offset_blocks: Some(counter.clone()),
+            ..SqliteConfig::new(dir.path().join("history.db"))
+        })
+        .expect("store opens")
+    };
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("temp dir"),
+        tempfile::tempdir().expect("temp dir"),
+    );
+    let (a, b) = (open_shared(&dir_a), open_shared(&dir_b));
+    let packet = || ferrio_history::RecoveryPacket {
+        rooms: vec![],
+        except: vec![],
+        data: b"x".to_vec(),
+        at: std::time::SystemTime::now(),
+    };
+    let from_a: Vec<u64> = (0..100).map(|_| a.record_packet("/", packet())).collect();
+    let from_b: Vec<u64> = (0..100).map(|_| b.record_packet("/", packet())).collect();
+    let appended = a
+        .append("/", "r", common::message("m"))
+        .await
+        .expect("appended");
+    assert!(
+        from_a.iter().chain(&from_b).all(|o| *o > 5000),
+        "{from_a:?}"
+    );
+    assert!(from_a.windows(2).all(|w| w[0] < w[1]));
+    let mut all: Vec<u64> = from_a.iter().chain(&from_b).copied().collect();
+    all.push(appended);
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 201, "no offset twice across the two stores");
+    assert_eq!(counter.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    // A source that lost its state (reset to 0) still never hands out what the file used.
+    let last_of_a = *from_a.iter().chain([&appended]).max().expect("some");
+    drop(a);
+    *counter.last.lock().expect("lock") = 0;
+    let a = open_shared(&dir_a);
+    let next = a.record_packet("/", packet());
+    assert!(next > last_of_a, "{next} after {last_of_a}");
+}

@@ -28,6 +28,8 @@
 //! ([`ferrio_socketio::Namespace::remote_broadcast_packet`]): a client that reconnects to its
 //! node recovers every event it missed, whichever node published it.
 //!
+//! [`history`] keeps durable rooms' history in Redis, for every node ([`history::RedisHistory`]).
+//!
 //! Connections to Redis are re-established by themselves (doubling delay, up to
 //! [`RedisAdapterConfig::max_reconnect_delay`]); meanwhile local delivery goes on,
 //! [`RedisNode::is_connected`] is false and the metrics `ferrio_redis_connected`,
@@ -51,6 +53,7 @@
 
 mod adapter;
 mod config;
+pub mod history;
 mod node;
 mod wire;
 

@@ -69,7 +69,7 @@ impl ApiState {
             served: config.server.namespaces.clone(),
             max_body: usize::try_from(config.api.max_body).unwrap_or(usize::MAX),
             // The service `ferrio serve` opened already (one per file): this is the same one.
-            history: crate::history::HistoryService::shared(&config.history)
+            history: crate::history::HistoryService::shared(config)
                 .ok()
                 .flatten(),
             proxies: crate::gateway::trusted_proxies(&config.server.trusted_proxies),

@@ -151,6 +151,7 @@ pub(crate) static KEYS: &[Key] = &[
     key("recovery.enabled", Kind::Bool, &[]),
     key("recovery.window", Kind::Duration, &[]),
     key("history.enabled", Kind::Bool, &[]),
+    key("history.store", Kind::Text, &[]),
     key("history.path", Kind::Text, &[]),
     key("history.rooms", Kind::List, &[]),
     key("history.max_messages", Kind::Int, &[]),

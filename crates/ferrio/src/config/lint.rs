@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::duration::{self, Written};
 use super::keys::{self, Kind};
-use super::model::{AdapterKind, Config, SameSite, Transport};
+use super::model::{AdapterKind, Config, HistoryStoreKind, SameSite, Transport};
 use super::sources::{Loaded, Source};
 
 /// How bad a finding is.
@@ -545,6 +545,26 @@ fn history(config: &Config, out: &mut Vec<Lint>) {
              to keep recovery across restarts",
         ));
     }
+    let in_redis = history.store == HistoryStoreKind::Redis;
+    if in_redis && history.enabled && config.cluster.adapter != AdapterKind::Redis {
+        out.push(lint(
+            "history-redis-no-cluster",
+            Severity::Error,
+            "history.store is \"redis\" but cluster.adapter is \"local\": the history is kept in \
+             the cluster's Redis (cluster.redis_url), and there is none"
+                .to_owned(),
+            "set cluster.adapter = \"redis\" and cluster.redis_url, or history.store = \"sqlite\"",
+        ));
+    }
+    if in_redis && !history.enabled {
+        out.push(lint(
+            "history-store-unused",
+            Severity::Warning,
+            "history.store is \"redis\" but history.enabled is false: no history is kept"
+                .to_owned(),
+            "set history.enabled = true (docs/history.md)",
+        ));
+    }
 }
 
 fn api(config: &Config, out: &mut Vec<Lint>) {
@@ -851,6 +871,18 @@ mod tests {
             (
                 &[("FERRIO_HISTORY_ENABLED", "true")],
                 &["history-store-idle"],
+            ),
+            (
+                &[
+                    ("FERRIO_HISTORY_ENABLED", "true"),
+                    ("FERRIO_HISTORY_ROOMS", "^news$"),
+                    ("FERRIO_HISTORY_STORE", "redis"),
+                ],
+                &["history-redis-no-cluster"],
+            ),
+            (
+                &[("FERRIO_HISTORY_STORE", "redis")],
+                &["history-store-unused"],
             ),
             (&[("FERRIO_CLUSTER_NODES", "3")], &["cluster-no-adapter"]),
             (

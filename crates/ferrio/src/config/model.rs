@@ -282,13 +282,27 @@ impl Default for Recovery {
     }
 }
 
+/// Where the rooms' history is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum HistoryStoreKind {
+    /// The embedded SQLite file (`history.path`), one per node.
+    Sqlite,
+    /// Redis (the cluster's `cluster.redis_url`), shared by every node; recovery stays in
+    /// each node's file.
+    Redis,
+}
+
 /// Durable room history, and the store that keeps connection state recovery across restarts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct History {
     /// Open the store (`path`): durable rooms, and recovery that survives a restart.
     pub(crate) enabled: bool,
-    /// The SQLite file; its directory is created when missing.
+    /// Where the rooms' history is kept: the embedded file or the cluster's Redis.
+    pub(crate) store: HistoryStoreKind,
+    /// The SQLite file (the history with `store = "sqlite"`, recovery always); its
+    /// directory is created when missing.
     pub(crate) path: String,
     /// Rooms that keep history: regular expressions.
     pub(crate) rooms: Vec<String>,
@@ -303,6 +317,7 @@ impl Default for History {
     fn default() -> Self {
         Self {
             enabled: false,
+            store: HistoryStoreKind::Sqlite,
             path: "./ferrio-data/history.db".to_owned(),
             rooms: Vec::new(),
             max_messages: 1000,

@@ -52,7 +52,7 @@ impl Gateway {
             cookie_name: config.auth.cookie_name.clone(),
             policy: RoomPolicy::from_config(&config.rooms)?,
             log_connections: config.log.connections,
-            history: crate::history::HistoryService::shared(&config.history)?,
+            history: crate::history::HistoryService::shared(config)?,
             webhooks: crate::webhook::Webhooks::from_config(&config.webhooks)?
                 .map(|hooks| Arc::new(hooks.with_trusted_proxies(&config.server.trusted_proxies))),
             proxies: trusted_proxies(&config.server.trusted_proxies),

@@ -1,5 +1,6 @@
 //! Durable room history: rooms matching `history.rooms` keep what is published to them in the
-//! embedded store (SQLite, `history.path`), written to disk before it fans out. Clients read it
+//! embedded store (SQLite, `history.path`), written to disk before it fans out, or with
+//! `history.store = "redis"` in the cluster's Redis, one history for every node ([`redis`]). Clients read it
 //! with the built-in `history` event ([`events`]), backends with
 //! `GET /api/v1/rooms/{room}/history`. The same store keeps connection state recovery
 //! (`recovery.enabled`), so that clients recover across a restart. `docs/history.md` is the
@@ -11,6 +12,7 @@
 pub(crate) mod events;
 pub(crate) mod json;
 pub(crate) mod publish;
+pub(crate) mod redis;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,12 +24,17 @@ use ferrio_history::{
 };
 use regex::RegexSet;
 
-use crate::config::model::History as HistoryConfig;
+use crate::config::model::{Config, History as HistoryConfig, HistoryStoreKind};
 use crate::gateway::policy::pattern_error;
 
 /// The history of the gateway: the store and which rooms are durable.
 pub(crate) struct HistoryService {
-    store: Arc<SqliteStore>,
+    /// Room history and recovery: the file, or Redis over the file (recovery stays there).
+    store: Arc<dyn HistoryStore>,
+    /// The node's file.
+    local: Arc<SqliteStore>,
+    /// The history in Redis, with `history.store = "redis"`.
+    redis: Option<redis::RedisLink>,
     rooms: RegexSet,
     publisher: publish::Publisher,
 }
@@ -35,7 +42,8 @@ pub(crate) struct HistoryService {
 impl std::fmt::Debug for HistoryService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HistoryService")
-            .field("path", &self.store.path())
+            .field("path", &self.local.path())
+            .field("redis", &self.redis.is_some())
             .field("rooms", &self.rooms.patterns())
             .finish_non_exhaustive()
     }
@@ -50,23 +58,45 @@ fn open_services() -> &'static Mutex<HashMap<PathBuf, Weak<HistoryService>>> {
 impl HistoryService {
     /// The service `config` describes, `None` when `history.enabled` is off. Opens the store
     /// (blocking I/O) unless this process has it open already. The error names the setting.
-    pub(crate) fn shared(config: &HistoryConfig) -> Result<Option<Arc<Self>>, String> {
-        if !config.enabled {
+    /// With `history.store = "redis"`, must run within the Tokio runtime, and Redis must answer
+    /// (the file's blocks of offsets come from it).
+    pub(crate) fn shared(config: &Config) -> Result<Option<Arc<Self>>, String> {
+        let history = &config.history;
+        if !history.enabled {
             return Ok(None);
         }
-        let rooms = compile_rooms(&config.rooms)?;
-        let path = PathBuf::from(&config.path);
+        let rooms = compile_rooms(&history.rooms)?;
+        let path = PathBuf::from(&history.path);
         let mut services = open_services().lock().unwrap_or_else(|p| p.into_inner());
         if let Some(service) = services.get(&path).and_then(Weak::upgrade) {
             return Ok(Some(service));
         }
-        let store = SqliteStore::open(SqliteConfig {
-            retention: retention(config),
+        let redis_config = match history.store {
+            HistoryStoreKind::Sqlite => None,
+            HistoryStoreKind::Redis => Some(redis::config(config, retention(history))?),
+        };
+        let offset_blocks = redis_config
+            .as_ref()
+            .map(redis::offset_blocks)
+            .transpose()?;
+        let local = SqliteStore::open(SqliteConfig {
+            retention: retention(history),
+            offset_blocks,
             ..SqliteConfig::new(&path)
         })
-        .map_err(|e| format!("history.path = {:?}: {e}", config.path))?;
+        .map_err(|e| redis::open_error(history, e))?;
+        let local = Arc::new(local);
+        let (store, redis): (Arc<dyn HistoryStore>, _) = match redis_config {
+            None => (local.clone(), None),
+            Some(redis_config) => {
+                let link = redis::RedisLink::open(redis_config, local.clone())?;
+                (link.store(), Some(link))
+            }
+        };
         let service = Arc::new(Self {
-            store: Arc::new(store),
+            store,
+            local,
+            redis,
             rooms,
             publisher: publish::Publisher::default(),
         });
@@ -76,11 +106,27 @@ impl HistoryService {
 
     /// A line for the start-up log.
     pub(crate) fn describe(&self) -> String {
+        let place = match &self.redis {
+            Some(link) => link.describe(),
+            None => self.local.path().display().to_string(),
+        };
         format!(
-            "room history in {} for rooms matching {:?}",
-            self.store.path().display(),
+            "room history in {place} for rooms matching {:?}",
             self.rooms.patterns()
         )
+    }
+
+    /// The line of `/ready` about the history in Redis; `None` with the embedded store.
+    pub(crate) async fn status(&self) -> Option<String> {
+        Some(self.redis.as_ref()?.status().await)
+    }
+
+    /// Logs a warning when the history in Redis is not on disk before an append is
+    /// acknowledged, or Redis is unreachable; nothing with the embedded store.
+    pub(crate) async fn warn_if_not_durable(&self) {
+        if let Some(link) = &self.redis {
+            link.warn_if_not_durable().await;
+        }
     }
 
     /// The store, for connection state recovery.
@@ -95,7 +141,7 @@ impl HistoryService {
 
     /// The database file.
     pub(crate) fn path(&self) -> &Path {
-        self.store.path()
+        self.local.path()
     }
 
     /// Reads a page of a room's history on a blocking thread.
@@ -170,18 +216,44 @@ mod tests {
         }
     }
 
+    fn with(history: HistoryConfig) -> Config {
+        Config {
+            history,
+            ..Config::default()
+        }
+    }
+
     #[test]
     fn off_by_default_and_one_service_per_file() {
-        assert!(HistoryService::shared(&HistoryConfig::default())
+        assert!(HistoryService::shared(&Config::default())
             .unwrap()
             .is_none());
         let dir = tempfile::tempdir().unwrap();
-        let one = HistoryService::shared(&config(&dir)).unwrap().unwrap();
-        let two = HistoryService::shared(&config(&dir)).unwrap().unwrap();
+        let one = HistoryService::shared(&with(config(&dir)))
+            .unwrap()
+            .unwrap();
+        let two = HistoryService::shared(&with(config(&dir)))
+            .unwrap()
+            .unwrap();
         assert!(Arc::ptr_eq(&one, &two));
         assert!(one.is_durable("news"));
         assert!(one.is_durable("chat_a"));
         assert!(!one.is_durable("newsroom"));
+    }
+
+    #[test]
+    fn history_in_redis_needs_the_clusters_redis() {
+        let dir = tempfile::tempdir().unwrap();
+        let in_redis = HistoryConfig {
+            store: HistoryStoreKind::Redis,
+            ..config(&dir)
+        };
+        assert_eq!(
+            HistoryService::shared(&with(in_redis)).unwrap_err(),
+            "history.store is \"redis\" but the cluster has no Redis: set cluster.adapter = \
+             \"redis\" and cluster.redis_url"
+        );
+        assert!(!dir.path().join("h.db").exists(), "nothing opened");
     }
 
     #[test]
@@ -192,7 +264,7 @@ mod tests {
             ..config(&dir)
         };
         assert_eq!(
-            HistoryService::shared(&bad).unwrap_err(),
+            HistoryService::shared(&with(bad)).unwrap_err(),
             "history.rooms: \"(\" is not a regular expression (unclosed group)"
         );
         let unlimited = HistoryConfig {

@@ -119,7 +119,7 @@ impl HistoryService {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             let at = SystemTime::now();
-            let store: &Arc<ferrio_history::SqliteStore> = &self.store;
+            let store: &Arc<dyn HistoryStore> = &self.store;
             let appended = rooms
                 .iter()
                 .map(|room| {

@@ -18,12 +18,12 @@ use crate::store::{
     Appended, HistoryStore, NewMessage, Offset, Page, ReadQuery, RecoveryPacket, RecoverySession,
     RecoveryState, StoredMessage, StoredPacket,
 };
-use crate::{HistoryError, Retention};
+use crate::{HistoryError, OffsetBlocks, Retention};
 use sequence::{Sequence, BLOCK};
 use writer::{Op, Writer};
 
 /// Settings of a [`SqliteStore`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct SqliteConfig {
     /// The database file; its directory is created when missing.
     pub path: PathBuf,
@@ -31,6 +31,21 @@ pub struct SqliteConfig {
     pub retention: Retention,
     /// Most writes committed together (one fsync). 1024.
     pub max_batch: usize,
+    /// Where blocks of offsets come from: `None` (the default), the file itself; a shared
+    /// source when offsets must not collide with those of other processes (see
+    /// [`OffsetBlocks`]). The store then opens only once the source has answered.
+    pub offset_blocks: Option<Arc<dyn OffsetBlocks>>,
+}
+
+impl std::fmt::Debug for SqliteConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteConfig")
+            .field("path", &self.path)
+            .field("retention", &self.retention)
+            .field("max_batch", &self.max_batch)
+            .field("offset_blocks", &self.offset_blocks.is_some())
+            .finish()
+    }
 }
 
 impl SqliteConfig {
@@ -40,6 +55,7 @@ impl SqliteConfig {
             path: path.into(),
             retention: Retention::default(),
             max_batch: 1024,
+            offset_blocks: None,
         }
     }
 }
@@ -59,6 +75,10 @@ impl SqliteConfig {
 /// (see the `sequence` module), and a new process starts after the last reserved block. A
 /// client holding a lost packet's offset is therefore not recovered (its offset is unknown)
 /// instead of being recovered from the wrong place.
+///
+/// **Shared offsets.** With [`SqliteConfig::offset_blocks`], each block is drawn from that
+/// source (and recorded in the file too) instead of the file alone, so that the offsets of
+/// several processes never collide.
 ///
 /// **Reads** use their own connection; WAL lets them run while the writer commits.
 pub struct SqliteStore {
@@ -90,9 +110,13 @@ impl SqliteStore {
         }
         let mut conn = schema::open(&config.path)?;
         schema::create(&mut conn)?;
-        let first = schema::first_free_offset(&conn)?;
+        let free = schema::first_free_offset(&conn)?;
         let last_sent = schema::last_sent(&conn)?;
         // The first block is reserved before this process hands out anything.
+        let first = match &config.offset_blocks {
+            Some(blocks) => blocks.reserve(free, BLOCK)?.max(free),
+            None => free,
+        };
         schema::store_reserved(&conn, first + BLOCK)?;
         let sequence = Arc::new(Sequence::new(first, first + BLOCK));
         let reader = schema::open(&config.path)?;
@@ -104,6 +128,8 @@ impl SqliteStore {
             retention: config.retention,
             max_batch: config.max_batch.max(1),
             last_sent,
+            offset_blocks: config.offset_blocks,
+            last_failed_reservation: None,
         };
         let writer = std::thread::Builder::new()
             .name("ferrio-history-writer".to_owned())

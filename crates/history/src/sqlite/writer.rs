@@ -4,17 +4,20 @@
 use std::collections::BTreeSet;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::{params, Connection, Transaction};
 
 use super::schema;
-use super::sequence::Sequence;
+use super::sequence::{Sequence, BLOCK};
 use crate::retention::unix_millis;
-use crate::{HistoryError, Offset, Retention};
+use crate::{HistoryError, Offset, OffsetBlocks, Retention};
 
 /// How often an idle writer deletes expired history.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// How long after a failed reservation from a shared source the next attempt waits, so that
+/// an unreachable source does not hold up every batch.
+const RETRY_RESERVATION: Duration = Duration::from_secs(1);
 
 /// One write.
 #[derive(Debug)]
@@ -66,6 +69,10 @@ pub(crate) struct Writer {
     /// The sending order given to the last recovery packet: packets get the next ones in the
     /// order they reach the queue, which is the order they were sent in.
     pub(crate) last_sent: i64,
+    /// The shared source of blocks, if any (see [`OffsetBlocks`]).
+    pub(crate) offset_blocks: Option<Arc<dyn OffsetBlocks>>,
+    /// When a reservation from `offset_blocks` last failed.
+    pub(crate) last_failed_reservation: Option<Instant>,
 }
 
 impl Writer {
@@ -96,18 +103,26 @@ impl Writer {
     /// Applies and commits one batch, then answers its waiters.
     fn write_batch(&mut self, batch: Vec<Op>) {
         let reserve = batch.iter().any(|op| matches!(op, Op::Reserve));
-        let reservation = self.sequence.wanted_reservation();
+        let block = if reserve { self.next_block() } else { None };
         let result = apply(
             &mut self.conn,
             &batch,
-            reserve.then_some(reservation),
+            block.map(|(_, end)| end),
             self.retention,
             &mut self.last_sent,
         );
-        if let Err(error) = &result {
-            tracing::error!("history: a batch of {} writes failed: {error}", batch.len());
-        } else if reserve {
-            self.sequence.reserved_up_to(reservation);
+        match (&result, block) {
+            (Err(error), _) => {
+                tracing::error!("history: a batch of {} writes failed: {error}", batch.len());
+                if reserve {
+                    self.sequence.reservation_failed();
+                }
+            }
+            (Ok(()), Some((start, end))) if self.offset_blocks.is_some() => {
+                self.sequence.add_block(start, end);
+            }
+            (Ok(()), Some((_, end))) => self.sequence.reserved_up_to(end),
+            (Ok(()), None) => {}
         }
         for op in batch {
             match op {
@@ -126,6 +141,36 @@ impl Writer {
                     let _ = reply.send(answer);
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// The next block to reserve, `start..end`: from the shared source when there is one
+    /// (`None` when it fails: asked again later), else the file's next block.
+    fn next_block(&mut self) -> Option<(Offset, Offset)> {
+        let Some(blocks) = &self.offset_blocks else {
+            let end = self.sequence.wanted_reservation();
+            return Some((end - BLOCK, end));
+        };
+        if self
+            .last_failed_reservation
+            .is_some_and(|at| at.elapsed() < RETRY_RESERVATION)
+        {
+            self.sequence.reservation_failed();
+            return None;
+        }
+        let floor = self.sequence.high_water();
+        match blocks.reserve(floor, BLOCK) {
+            Ok(start) => {
+                self.last_failed_reservation = None;
+                let start = start.max(floor);
+                Some((start, start + BLOCK))
+            }
+            Err(error) => {
+                tracing::error!("history: no new block of offsets: {error}");
+                self.last_failed_reservation = Some(Instant::now());
+                self.sequence.reservation_failed();
+                None
             }
         }
     }
