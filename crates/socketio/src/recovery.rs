@@ -1032,4 +1032,189 @@ mod tests {
         let offset = offset.expect("an offset was appended");
         assert!(restore(&log, "p1", &offset).is_some());
     }
+
+    // -----------------------------------------------------------------------------------------
+    // A session resumed through another node (the Redis order simulated by hand)
+    // -----------------------------------------------------------------------------------------
+
+    /// Publishes `text` from `node` (whose log is `log`) to room `r`: recorded there with the
+    /// next sequence number; returns the packet as published (without the offset) and its seq.
+    fn publish(log: &RecoveryLog, text: &str) -> (PacketData, u64) {
+        let published = std::cell::RefCell::new(None);
+        let hook = |seq: u64, data: &PacketData| {
+            *published.borrow_mut() = Some((data.clone(), seq));
+        };
+        log.record_from(&mut event(text), &to(&["r"]), None, RecordSource::Published(&hook));
+        published.into_inner().expect("published while recorded")
+    }
+
+    /// Another node receives what `node` published.
+    fn receive(log: &RecoveryLog, node: &str, (data, seq): &(PacketData, u64)) {
+        let mut data = data.clone();
+        let source = RecordSource::Remote {
+            node: Some(Arc::from(node)),
+            seq: Some(*seq),
+        };
+        log.record_from(&mut data, &to(&["r"]), None, source);
+    }
+
+    fn texts(packets: &[PacketData]) -> Vec<String> {
+        packets
+            .iter()
+            .map(|p| p.args[1].as_str().unwrap_or("?").to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_session_resumed_on_another_node_gets_each_missed_packet_once_in_each_senders_order() {
+        let (a, b) = (
+            in_memory(RecoveryConfig::default()),
+            in_memory(RecoveryConfig::default()),
+        );
+        // The client is on A, in room r, and saw a1.
+        let a1 = publish(&a, "a1");
+        receive(&b, "A", &a1);
+        let seen_offset = a
+            .lock()
+            .packets
+            .back()
+            .map(|p| p.offset.to_string())
+            .expect("a1 recorded");
+        a.persist(
+            SocketId::from_string("s1"),
+            Arc::from("p1"),
+            vec![room("s1"), room("r")],
+        );
+        // Missed while away: from C, from A, from B, and one A sent the socket alone.
+        let c1 = ("c1", 1);
+        for log in [&a, &b] {
+            receive(log, "C", &(event(c1.0), c1.1));
+        }
+        let a2 = publish(&a, "a2");
+        receive(&b, "A", &a2);
+        let b1 = publish(&b, "b1");
+        receive(&a, "B", &b1);
+        a.record(&mut event("to s1 alone"), &to(&["s1"]), None);
+
+        // B publishes its request: a packet B publishes later is one A has not seen.
+        let (own_mark, ()) = b.mark_with(|| ());
+        publish(&b, "b2");
+        // The request comes back to B: what others publish later, A has not seen either...
+        let echo_mark = b.mark_with(|| ()).0;
+        // ... but A's own packets are recorded when sent: a3 before its answer, a4 after.
+        let a3 = publish(&a, "a3");
+        let exported = a.export("p1", &seen_offset).expect("A holds the session");
+        assert!(a.export("p1", &seen_offset).is_none(), "handed over once");
+        let a4 = publish(&a, "a4");
+        receive(&b, "A", &a3);
+        for log in [&a, &b] {
+            receive(log, "C", &(event("c2"), 2));
+        }
+        receive(&b, "A", &a4);
+        assert_eq!(
+            texts(&exported.missed.iter().map(|p| p.data.clone()).collect::<Vec<_>>()),
+            ["c1", "a2", "b1", "to s1 alone", "a3"]
+        );
+        assert_eq!(exported.published_seq, 3);
+
+        let remote = RemoteSession {
+            owner: "A".to_owned(),
+            session: exported,
+            own_mark,
+            echo_mark,
+        };
+        let resumption = b
+            .resumption_from(Arc::from("p1"), remote)
+            .expect("within max_replay");
+        let (replay, through) = b.resume(&resumption, |replay, through| (replay.to_vec(), through));
+        assert_eq!(
+            texts(&replay),
+            ["c1", "a2", "b1", "to s1 alone", "a3", "b2", "c2", "a4"]
+        );
+        assert_eq!(through, b.mark_with(|| ()).0, "every replayed packet is at or before it");
+        // Each replayed packet carries an offset of B, and they follow each other in B's log:
+        // the session comes back to B later from the one it got last.
+        let last = last_offset(replay.last().expect("replayed"));
+        b.persist(resumption.sid.clone(), Arc::from("p1"), resumption.rooms.clone());
+        let later = publish(&b, "later");
+        let again = restore(&b, "p1", &last).expect("B holds it now");
+        assert_eq!(texts(&again.missed), ["later"]);
+        let _ = later;
+    }
+
+    #[test]
+    fn a_replayed_copy_keeps_its_assigned_offset_without_confusing_other_sessions() {
+        let b = in_memory(RecoveryConfig::default());
+        // Another session on B saw the durable message 42 live, then left.
+        let mut durable = event("durable");
+        let source = RecordSource::Remote {
+            node: Some(Arc::from("A")),
+            seq: Some(1),
+        };
+        b.record_from(&mut durable, &to(&["r"]), Some(42), source);
+        assert_eq!(last_offset(&durable), "42");
+        b.persist(SocketId::from_string("s2"), Arc::from("p2"), vec![room("r")]);
+        // A session handed over by A, which missed 42 and one more.
+        let remote = RemoteSession {
+            owner: "A".to_owned(),
+            session: ExportedSession {
+                sid: SocketId::from_string("s1"),
+                rooms: vec![room("s1"), room("r")],
+                missed: vec![
+                    ExportedPacket {
+                        data: event("durable"),
+                        offset: Some(42),
+                    },
+                    ExportedPacket {
+                        data: event("after"),
+                        offset: None,
+                    },
+                ],
+                published_seq: 1,
+            },
+            own_mark: b.mark_with(|| ()).0,
+            echo_mark: b.mark_with(|| ()).0,
+        };
+        let resumption = b.resumption_from(Arc::from("p1"), remote).expect("resumable");
+        let replay = b.resume(&resumption, |replay, _| replay.to_vec());
+        assert_eq!(texts(&replay), ["durable", "after"], "42 is not replayed twice");
+        assert_eq!(last_offset(&replay[0]), "42");
+        b.persist(resumption.sid.clone(), Arc::from("p1"), resumption.rooms.clone());
+
+        // s1 dropped right after 42: it gets "after" once, not the original 42 again.
+        let back = restore(&b, "p1", "42").expect("held");
+        assert_eq!(texts(&back.missed), ["after"]);
+        // s2 saw the original 42: the copies for s1 are not its own.
+        let other = restore(&b, "p2", "42").expect("held");
+        assert!(other.missed.is_empty(), "{:?}", texts(&other.missed));
+    }
+
+    #[test]
+    fn a_remote_session_that_missed_too_much_is_not_resumed() {
+        let b = RecoveryLog::new(
+            "/",
+            RecoverySetup {
+                config: RecoveryConfig::default(),
+                store: None,
+                max_replay: 1,
+            },
+        );
+        let remote = RemoteSession {
+            owner: "A".to_owned(),
+            session: ExportedSession {
+                sid: SocketId::from_string("s1"),
+                rooms: vec![room("s1"), room("r")],
+                missed: vec![ExportedPacket {
+                    data: event("one"),
+                    offset: None,
+                }],
+                published_seq: 0,
+            },
+            own_mark: 0,
+            echo_mark: 0,
+        };
+        // One handed over plus one B sent after the request: two, one at most.
+        publish(&b, "mine");
+        assert!(b.resumption_from(Arc::from("p1"), remote).is_none());
+    }
 }
