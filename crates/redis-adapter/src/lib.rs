@@ -52,6 +52,7 @@
 mod adapter;
 mod config;
 mod node;
+mod restore;
 mod wire;
 
 pub use adapter::RedisAdapter;
