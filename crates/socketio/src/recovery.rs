@@ -16,6 +16,13 @@
 //! new process starts from what the store holds, so a client whose server restarted recovers
 //! from the new process. The log in memory stays the one that is read: a CONNECT never waits
 //! for the store.
+//!
+//! With an adapter that spans several nodes ([`crate::Adapter::spans_nodes`]), a CONNECT with
+//! a private id this log does not hold asks the other nodes ([`crate::Adapter::restore_session`]);
+//! the node holding the session hands it over ([`RecoveryLog::export`]) and this node resumes
+//! it from that answer and its own log. Both paths end in [`RecoveryLog::resume`], which
+//! registers the socket with the log locked, so that a packet recorded meanwhile is either in
+//! the replay or delivered live, never both, never neither.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
