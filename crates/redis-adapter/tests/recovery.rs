@@ -237,3 +237,176 @@ async fn an_assigned_offset_is_the_same_on_every_node() {
     assert!(offset.parse::<u64>().is_err(), "a node-local offset: {offset}");
     b.expect_nothing(QUIET).await;
 }
+
+/// The official socket.io-client v4 (`tests/redis/recovering-client.js`), one JSON object per
+/// line on its stdout.
+mod official {
+    use std::path::PathBuf;
+    use std::process::Stdio;
+
+    use serde_json::Value;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+    use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+    use tokio::time::timeout;
+
+    use super::WAIT;
+
+    fn repo() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    /// Whether `node` and the client package are there (`npm ci` in `tests/interop` once, as
+    /// `scripts/test.sh` does, when they are missing); a missing `node` skips loudly, or fails
+    /// under `CI=true`.
+    pub(super) fn ready() -> bool {
+        let has_node = std::process::Command::new("node")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !has_node {
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "node is not installed"
+            );
+            eprintln!("\n*** SKIPPED: node is not installed ***\n");
+            return false;
+        }
+        let dir = repo().join("tests/interop");
+        if !dir.join("node_modules/sio-client-v4").exists() {
+            let status = std::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir)
+                .status();
+            assert!(status.is_ok_and(|s| s.success()), "npm ci in {}", dir.display());
+        }
+        true
+    }
+
+    pub(super) struct Client {
+        _child: Child,
+        stdin: ChildStdin,
+        lines: Lines<BufReader<ChildStdout>>,
+    }
+
+    impl Client {
+        pub(super) fn start(url: &str) -> Self {
+            let mut child = Command::new("node")
+                .arg(repo().join("tests/redis/recovering-client.js"))
+                .arg(url)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("spawn node");
+            let stdin = child.stdin.take().expect("stdin");
+            let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+            Self {
+                _child: child,
+                stdin,
+                lines,
+            }
+        }
+
+        /// The next thing the client reports, if one comes within `limit`.
+        pub(super) async fn next_within(&mut self, limit: std::time::Duration) -> Option<Value> {
+            let line = timeout(limit, self.lines.next_line()).await.ok()?;
+            let line = line.expect("read").expect("the client is running");
+            Some(serde_json::from_str(&line).expect("JSON"))
+        }
+
+        pub(super) async fn next(&mut self) -> Value {
+            self.next_within(WAIT)
+                .await
+                .unwrap_or_else(|| panic!("the client reported nothing within {WAIT:?}"))
+        }
+
+        pub(super) async fn send(&mut self, line: &str) {
+            self.stdin
+                .write_all(format!("{line}\n").as_bytes())
+                .await
+                .expect("written");
+            self.stdin.flush().await.expect("flushed");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_client_recovers_through_another_node_with_racing_events_once_each() {
+    if !official::ready() {
+        return;
+    }
+    let redis = redis_or_skip!();
+    let nodes = std::sync::Arc::new(cluster(&redis, 3).await);
+    let url = |node: &Node| format!("http://{}", node.addr);
+    let mut client = official::Client::start(&url(&nodes[0]));
+    let connected = client.next().await;
+    assert_eq!(connected["connect"]["recovered"], false, "{connected}");
+    let id = connected["connect"]["id"].as_str().expect("an id").to_owned();
+    nodes[0].join(&id, "r");
+    emit(&nodes[0], "seen", 0);
+    assert_eq!(client.next().await["args"][0], "seen:0");
+
+    // Its network fails (the server side of the connection is cut, no goodbye).
+    nodes[0]
+        .io
+        .of("/")
+        .socket(&ferrio_socketio::SocketId::from_string(id.as_str()))
+        .expect("on A")
+        .abort_transport();
+    assert_eq!(client.next().await["disconnect"], "transport close");
+    wait_sockets(&nodes[0], 0).await;
+    for i in 1..=3 {
+        for (node, origin) in nodes.iter().zip(["A", "B", "C"]) {
+            emit(node, origin, i);
+        }
+    }
+    // Back through B while every node emits a burst.
+    const BURST: usize = 40;
+    let burst = {
+        let nodes = nodes.clone();
+        tokio::spawn(async move {
+            for i in 4..4 + BURST {
+                for (node, origin) in nodes.iter().zip(["A", "B", "C"]) {
+                    emit(node, origin, i);
+                }
+                sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    client.send(&format!("connect {}", url(&nodes[1]))).await;
+    let mut by_origin: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut reconnected = None;
+    while by_origin.values().map(Vec::len).sum::<usize>() < 3 * (3 + BURST) {
+        let report = client.next().await;
+        if let Some(connect) = report.get("connect") {
+            assert!(reconnected.is_none(), "connected twice: {report}");
+            reconnected = Some(connect.clone());
+            continue;
+        }
+        assert!(reconnected.is_some(), "an event before the connection: {report}");
+        assert_eq!(report["event"], "e", "{report}");
+        let text = report["args"][0].as_str().expect("text").to_owned();
+        let (origin, i) = text.split_once(':').expect("origin:i");
+        let seen = by_origin.entry(origin.to_owned()).or_default();
+        let i: usize = i.parse().expect("a number");
+        assert!(
+            seen.last().is_none_or(|&prev| prev < i),
+            "{text} out of order or twice after {seen:?}"
+        );
+        seen.push(i);
+    }
+    burst.await.expect("the burst ran");
+    let reconnected = reconnected.expect("reconnected");
+    assert_eq!(reconnected["recovered"], true, "socket.recovered: {reconnected}");
+    assert_eq!(reconnected["id"], id.as_str(), "the same id");
+    for origin in ["A", "B", "C"] {
+        assert_eq!(by_origin[origin], (1..4 + BURST).collect::<Vec<_>>(), "{origin}");
+    }
+    assert_eq!(client.next_within(QUIET).await, None, "nothing more");
+    // Its room came along: a later emit from A reaches it on B, once.
+    emit(&nodes[0], "A", 100);
+    assert_eq!(client.next().await["args"][0], "A:100");
+    assert_eq!(client.next_within(QUIET).await, None);
+    client.send("exit").await;
+}
