@@ -308,8 +308,11 @@ async fn recovery_replays_events_from_every_node_on_the_same_node_and_through_an
     assert_eq!(elsewhere.text_within(QUIET).await, None);
 
     // A session no node holds: a new one, nothing replayed.
-    let mut stranger =
-        RawSocket::connect(a.port, Some(json!({ "pid": "nobody-holds-it", "offset": last }))).await;
+    let mut stranger = RawSocket::connect(
+        a.port,
+        Some(json!({ "pid": "nobody-holds-it", "offset": last })),
+    )
+    .await;
     assert!(stranger.connected["sid"].is_string());
     assert_ne!(stranger.connected["sid"], sid, "{}", stranger.connected);
     assert_ne!(stranger.connected["pid"], "nobody-holds-it");

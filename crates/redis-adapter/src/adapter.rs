@@ -20,12 +20,12 @@ use tokio::sync::mpsc;
 use tokio::time::{timeout_at, Instant};
 
 use crate::node::{random_id, Shared};
+use crate::restore;
 use crate::wire::{
     self, broadcast_opts_json, decode_broadcast, decode_control, encode_broadcast,
     encode_control_mp, extract, opts_from_json, opts_json, packet_from_object, packet_object,
     Channels, Recorded, RequestType,
 };
-use crate::restore;
 
 type Response = (Value, Vec<Bytes>);
 
@@ -292,7 +292,11 @@ impl AdapterInner {
     /// session. `None` when no node has it, when the answers do not come within
     /// `requests_timeout`, or when this node cannot be sure it saw every message published
     /// between (the request never came back, or the subscription was made again).
-    async fn restore_session(self: Arc<Self>, pid: String, offset: String) -> Option<RemoteSession> {
+    async fn restore_session(
+        self: Arc<Self>,
+        pid: String,
+        offset: String,
+    ) -> Option<RemoteSession> {
         let ident = self.ident()?;
         if !self.shared.is_connected() {
             return None;
@@ -324,8 +328,7 @@ impl AdapterInner {
         let namespace = self.namespace.upgrade()?;
         let channel = ident.channels.request.clone();
         let payload = request.to_string().into_bytes();
-        let (own_mark, ()) =
-            namespace.recovery_mark_with(|| self.shared.publish(channel, payload));
+        let (own_mark, ()) = namespace.recovery_mark_with(|| self.shared.publish(channel, payload));
         let own_mark = own_mark?;
         drop(namespace);
         let deadline = Instant::now() + self.shared.config.requests_timeout;
@@ -335,7 +338,11 @@ impl AdapterInner {
             let Ok(Some((response, attachments))) =
                 timeout_at(deadline, pending.receiver.recv()).await
             else {
-                tracing::debug!(answered, others, "redis adapter: no node handed the recovery session over in time");
+                tracing::debug!(
+                    answered,
+                    others,
+                    "redis adapter: no node handed the recovery session over in time"
+                );
                 return None;
             };
             if let Some(mark) = response.get(ECHO_MARK).and_then(Value::as_u64) {
@@ -788,9 +795,13 @@ impl Adapter for RedisAdapter {
             .namespace
             .upgrade()
             .is_some_and(|n| n.broadcast_carries_offset(packet.packet(), opts));
-        if let Some(message) =
-            encode_broadcast(&self.inner.shared.uid, packet.packet(), opts, drop_offset, None)
-        {
+        if let Some(message) = encode_broadcast(
+            &self.inner.shared.uid,
+            packet.packet(),
+            opts,
+            drop_offset,
+            None,
+        ) {
             self.inner
                 .shared
                 .publish(ident.channels.broadcast_channel(opts), message);
@@ -903,7 +914,11 @@ impl Adapter for RedisAdapter {
         }
     }
 
-    fn restore_session(&self, pid: &str, offset: &str) -> BoxFuture<'static, Option<RemoteSession>> {
+    fn restore_session(
+        &self,
+        pid: &str,
+        offset: &str,
+    ) -> BoxFuture<'static, Option<RemoteSession>> {
         Box::pin(
             self.inner
                 .clone()

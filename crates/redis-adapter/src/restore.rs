@@ -89,8 +89,10 @@ pub(crate) fn parse_answer(
     }
     let owner = value.get("owner").and_then(Value::as_str).ok_or(())?;
     let sid = value.get("sid").and_then(Value::as_str).ok_or(())?;
-    let rooms =
-        opts_from_json(Some(&json!({ "rooms": value.get("rooms").cloned().ok_or(())? }))).rooms;
+    let rooms = opts_from_json(Some(
+        &json!({ "rooms": value.get("rooms").cloned().ok_or(())? }),
+    ))
+    .rooms;
     let published_seq = value
         .get("publishedSeq")
         .and_then(Value::as_u64)

@@ -506,9 +506,8 @@ mod tests {
             Value::from("7-off"),
         ]);
         let packet = Packet::event("/", data, None);
-        let bytes =
-            encode_broadcast("u", &packet, &BroadcastOptions::default(), true, None)
-                .expect("an event");
+        let bytes = encode_broadcast("u", &packet, &BroadcastOptions::default(), true, None)
+            .expect("an event");
         let decoded = decode_broadcast(&bytes, "/").expect("decodes");
         let PacketKind::Event { data, .. } = decoded.packet.kind else {
             panic!("an event");
@@ -537,9 +536,15 @@ mod tests {
             offset: None,
         };
         let bytes = encode_broadcast("u", &packet, &opts, false, Some(fresh)).expect("event");
-        assert_eq!(decode_broadcast(&bytes, "/").expect("decodes").recorded, Some(fresh));
+        assert_eq!(
+            decode_broadcast(&bytes, "/").expect("decodes").recorded,
+            Some(fresh)
+        );
         let bytes = encode_broadcast("u", &packet, &opts, false, None).expect("event");
-        assert_eq!(decode_broadcast(&bytes, "/").expect("decodes").recorded, None);
+        assert_eq!(
+            decode_broadcast(&bytes, "/").expect("decodes").recorded,
+            None
+        );
     }
 
     #[test]

@@ -456,8 +456,8 @@ async fn recovering_ferrio_nodes_hand_sessions_over_with_a_node_node_in_the_clus
     let mut replayed = Vec::new();
     for _ in 0..3 {
         let text = back.recv().await;
-        let args: Value = serde_json::from_str(text.strip_prefix("42").expect("an event"))
-            .expect("JSON");
+        let args: Value =
+            serde_json::from_str(text.strip_prefix("42").expect("an event")).expect("JSON");
         assert!(args[2].is_string(), "an offset of f2: {text}");
         replayed.push(args[1].as_str().expect("text").to_owned());
     }

@@ -69,7 +69,10 @@ fn emit(node: &Node, origin: &str, i: usize) {
 /// Reads events until `expected` of them came, then checks nothing more comes: each
 /// `"<origin>:<i>"` once, each origin's in order. Returns the events by origin and the last
 /// offset.
-async fn receive_exactly(client: &mut WsClient, expected: usize) -> (BTreeMap<String, Vec<usize>>, String) {
+async fn receive_exactly(
+    client: &mut WsClient,
+    expected: usize,
+) -> (BTreeMap<String, Vec<usize>>, String) {
     let mut by_origin: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut last = String::new();
     for _ in 0..expected {
@@ -95,7 +98,10 @@ async fn receive_exactly(client: &mut WsClient, expected: usize) -> (BTreeMap<St
 async fn client_gone_from(node: &Node) -> (String, String, String) {
     let mut client = WsClient::connect(node.addr).await;
     let connected = client.join_with(None).await;
-    let pid = connected["pid"].as_str().expect("recovery is on: a pid").to_owned();
+    let pid = connected["pid"]
+        .as_str()
+        .expect("recovery is on: a pid")
+        .to_owned();
     node.join(&client.sid, "r");
     node.io.to("r").emit("e", "seen:0").expect("emit");
     let (_, _, offset) = event(&client.recv().await);
@@ -123,8 +129,14 @@ async fn a_client_back_through_another_node_gets_its_session_and_every_missed_ev
     sleep(Duration::from_millis(200)).await;
 
     let mut back = WsClient::connect(nodes[1].addr).await;
-    let connected = back.join_with(Some(json!({ "pid": pid, "offset": offset }))).await;
-    assert_eq!(connected["sid"], sid.as_str(), "the same session: {connected}");
+    let connected = back
+        .join_with(Some(json!({ "pid": pid, "offset": offset })))
+        .await;
+    assert_eq!(
+        connected["sid"],
+        sid.as_str(),
+        "the same session: {connected}"
+    );
     assert_eq!(connected["pid"], pid.as_str());
     let (by_origin, last) = receive_exactly(&mut back, 9).await;
     for origin in ["A", "B", "C"] {
@@ -143,7 +155,9 @@ async fn a_client_back_through_another_node_gets_its_session_and_every_missed_ev
     emit(&nodes[0], "A", 5);
     sleep(Duration::from_millis(200)).await;
     let mut again = WsClient::connect(nodes[1].addr).await;
-    let connected = again.join_with(Some(json!({ "pid": pid, "offset": later }))).await;
+    let connected = again
+        .join_with(Some(json!({ "pid": pid, "offset": later })))
+        .await;
     assert_eq!(connected["sid"], sid.as_str(), "{connected}");
     let (by_origin, _) = receive_exactly(&mut again, 1).await;
     assert_eq!(by_origin["A"], [5]);
@@ -175,7 +189,9 @@ async fn events_racing_a_reconnection_through_another_node_are_neither_lost_nor_
         };
         sleep(Duration::from_millis(3)).await;
         let mut back = WsClient::connect(nodes[through].addr).await;
-        let connected = back.join_with(Some(json!({ "pid": pid, "offset": offset }))).await;
+        let connected = back
+            .join_with(Some(json!({ "pid": pid, "offset": offset })))
+            .await;
         assert_eq!(connected["sid"], sid.as_str(), "round {round}: {connected}");
         burst.await.expect("the burst ran");
         let (by_origin, _) = receive_exactly(&mut back, 3 * BURST).await;
@@ -203,15 +219,23 @@ async fn a_session_no_node_holds_starts_afresh_without_waiting_for_the_timeout()
     assert!(connected["sid"].is_string(), "{connected}");
     assert_ne!(connected["pid"], "nobody-has-it");
     // Every other node said no: no wait for the request timeout (3 s here).
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     client.expect_nothing(QUIET).await;
 
     // A session taken once is not handed over twice.
     let (_sid, pid, offset) = client_gone_from(&nodes[0]).await;
     let mut first = WsClient::connect(nodes[1].addr).await;
-    let resumed = first.join_with(Some(json!({ "pid": pid, "offset": offset }))).await;
+    let resumed = first
+        .join_with(Some(json!({ "pid": pid, "offset": offset })))
+        .await;
     let mut second = WsClient::connect(nodes[0].addr).await;
-    let fresh = second.join_with(Some(json!({ "pid": pid, "offset": offset }))).await;
+    let fresh = second
+        .join_with(Some(json!({ "pid": pid, "offset": offset })))
+        .await;
     assert_eq!(resumed["pid"], pid.as_str());
     assert_ne!(fresh["pid"], pid.as_str());
     assert_ne!(fresh["sid"], resumed["sid"]);
@@ -234,7 +258,10 @@ async fn an_assigned_offset_is_the_same_on_every_node() {
     nodes[0].io.to("r").emit("fresh", "y").expect("emit");
     let (name, _, offset) = event(&b.recv().await);
     assert_eq!(name, "fresh");
-    assert!(offset.parse::<u64>().is_err(), "a node-local offset: {offset}");
+    assert!(
+        offset.parse::<u64>().is_err(),
+        "a node-local offset: {offset}"
+    );
     b.expect_nothing(QUIET).await;
 }
 
@@ -278,7 +305,11 @@ mod official {
                 .args(["ci", "--no-audit", "--no-fund"])
                 .current_dir(&dir)
                 .status();
-            assert!(status.is_ok_and(|s| s.success()), "npm ci in {}", dir.display());
+            assert!(
+                status.is_ok_and(|s| s.success()),
+                "npm ci in {}",
+                dir.display()
+            );
         }
         true
     }
@@ -342,7 +373,10 @@ async fn the_official_client_recovers_through_another_node_with_racing_events_on
     let mut client = official::Client::start(&url(&nodes[0]));
     let connected = client.next().await;
     assert_eq!(connected["connect"]["recovered"], false, "{connected}");
-    let id = connected["connect"]["id"].as_str().expect("an id").to_owned();
+    let id = connected["connect"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
     nodes[0].join(&id, "r");
     emit(&nodes[0], "seen", 0);
     assert_eq!(client.next().await["args"][0], "seen:0");
@@ -384,7 +418,10 @@ async fn the_official_client_recovers_through_another_node_with_racing_events_on
             reconnected = Some(connect.clone());
             continue;
         }
-        assert!(reconnected.is_some(), "an event before the connection: {report}");
+        assert!(
+            reconnected.is_some(),
+            "an event before the connection: {report}"
+        );
         assert_eq!(report["event"], "e", "{report}");
         let text = report["args"][0].as_str().expect("text").to_owned();
         let (origin, i) = text.split_once(':').expect("origin:i");
@@ -398,10 +435,17 @@ async fn the_official_client_recovers_through_another_node_with_racing_events_on
     }
     burst.await.expect("the burst ran");
     let reconnected = reconnected.expect("reconnected");
-    assert_eq!(reconnected["recovered"], true, "socket.recovered: {reconnected}");
+    assert_eq!(
+        reconnected["recovered"], true,
+        "socket.recovered: {reconnected}"
+    );
     assert_eq!(reconnected["id"], id.as_str(), "the same id");
     for origin in ["A", "B", "C"] {
-        assert_eq!(by_origin[origin], (1..4 + BURST).collect::<Vec<_>>(), "{origin}");
+        assert_eq!(
+            by_origin[origin],
+            (1..4 + BURST).collect::<Vec<_>>(),
+            "{origin}"
+        );
     }
     assert_eq!(client.next_within(QUIET).await, None, "nothing more");
     // Its room came along: a later emit from A reaches it on B, once.

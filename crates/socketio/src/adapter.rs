@@ -16,10 +16,10 @@ use crate::ids::{BuildIdHasher, IdMap};
 use crate::namespace::Namespace;
 use crate::outgoing::BroadcastPacket;
 use crate::recovery::RemoteSession;
-use ferrio_socketio_proto::Packet;
 use crate::server_emit::{ServerSideEmitError, ServerSideHandlers};
 use crate::small_set::SmallSet;
 use crate::{Room, SocketId};
+use ferrio_socketio_proto::Packet;
 
 /// Which sockets an operation targets, as built by [`crate::BroadcastOperator`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,7 +127,11 @@ pub trait Adapter: Send + Sync + 'static {
     /// the packets it missed since `offset`. The node holding it hands it over (it forgets it);
     /// `None` when no node holds it (or would resume it), or no answer came in time. The
     /// default (a single node) answers `None` at once.
-    fn restore_session(&self, _pid: &str, _offset: &str) -> BoxFuture<'static, Option<RemoteSession>> {
+    fn restore_session(
+        &self,
+        _pid: &str,
+        _offset: &str,
+    ) -> BoxFuture<'static, Option<RemoteSession>> {
         Box::pin(async { None })
     }
 }

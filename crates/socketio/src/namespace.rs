@@ -130,8 +130,11 @@ impl Namespace {
             let pos = if to_cluster && !opts.local && self.adapter.spans_nodes() {
                 published = true;
                 let publish = |seq: u64, data: &ferrio_socketio_proto::PacketData| {
-                    let packet =
-                        ferrio_socketio_proto::Packet::event(self.name.as_str(), data.clone(), None);
+                    let packet = ferrio_socketio_proto::Packet::event(
+                        self.name.as_str(),
+                        data.clone(),
+                        None,
+                    );
                     self.adapter.publish_recorded(&packet, opts, seq, offset);
                 };
                 log.record_from(&mut data, opts, offset, RecordSource::Published(&publish))

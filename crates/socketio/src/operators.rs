@@ -94,9 +94,9 @@ impl BroadcastOperator {
 
     /// Sends event `name` with any arguments to every target.
     pub fn emit_payload(self, name: &str, payload: Payload) -> Result<(), EmitError> {
-        let packet = self
-            .namespace
-            .event_outgoing(name, payload, None, &self.opts, self.offset, true)?;
+        let packet =
+            self.namespace
+                .event_outgoing(name, payload, None, &self.opts, self.offset, true)?;
         self.namespace.adapter().broadcast(&packet, &self.opts);
         Ok(())
     }

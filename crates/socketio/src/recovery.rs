@@ -331,7 +331,15 @@ impl RecoveryLog {
             }
             RecordSource::Remote { node, seq } => Source::Remote { node, seq },
         };
-        self.append(&mut state, data, &opts.rooms, &opts.except, assigned, source, now)
+        self.append(
+            &mut state,
+            data,
+            &opts.rooms,
+            &opts.except,
+            assigned,
+            source,
+            now,
+        )
     }
 
     /// Records a packet under the lock: its offset (the store's, the assigned one, or a fresh
@@ -498,7 +506,11 @@ impl RecoveryLog {
 
     /// A session another node held, to be resumed here; `None` when it missed more than
     /// `max_replay` packets (the client then starts a new session, knowing it).
-    pub(crate) fn resumption_from(&self, pid: Arc<str>, remote: RemoteSession) -> Option<Resumption> {
+    pub(crate) fn resumption_from(
+        &self,
+        pid: Arc<str>,
+        remote: RemoteSession,
+    ) -> Option<Resumption> {
         let state = self.lock();
         let rooms = &remote.session.rooms;
         let extra = state
@@ -883,9 +895,15 @@ mod tests {
             log.record(&mut event(text), &to(&[]), None);
         }
         log.persist(SocketId::from_string("s2"), Arc::from("p2"), vec![]);
-        assert_eq!(restore(&log, "p1", &offset).map(|r| r.missed.len()), Some(2));
+        assert_eq!(
+            restore(&log, "p1", &offset).map(|r| r.missed.len()),
+            Some(2)
+        );
         log.record(&mut event("three"), &to(&[]), None);
-        assert!(restore(&log, "p2", &offset).is_none(), "3 missed, 2 at most");
+        assert!(
+            restore(&log, "p2", &offset).is_none(),
+            "3 missed, 2 at most"
+        );
     }
 
     #[test]
@@ -1051,7 +1069,12 @@ mod tests {
         let hook = |seq: u64, data: &PacketData| {
             *published.borrow_mut() = Some((data.clone(), seq));
         };
-        log.record_from(&mut event(text), &to(&["r"]), None, RecordSource::Published(&hook));
+        log.record_from(
+            &mut event(text),
+            &to(&["r"]),
+            None,
+            RecordSource::Published(&hook),
+        );
         published.into_inner().expect("published while recorded")
     }
 
@@ -1119,7 +1142,13 @@ mod tests {
         }
         receive(&b, "A", &a4);
         assert_eq!(
-            texts(&exported.missed.iter().map(|p| p.data.clone()).collect::<Vec<_>>()),
+            texts(
+                &exported
+                    .missed
+                    .iter()
+                    .map(|p| p.data.clone())
+                    .collect::<Vec<_>>()
+            ),
             ["c1", "a2", "b1", "to s1 alone", "a3"]
         );
         assert_eq!(exported.published_seq, 3);
@@ -1138,11 +1167,19 @@ mod tests {
             texts(&replay),
             ["c1", "a2", "b1", "to s1 alone", "a3", "b2", "c2", "a4"]
         );
-        assert_eq!(through, b.mark_with(|| ()).0, "every replayed packet is at or before it");
+        assert_eq!(
+            through,
+            b.mark_with(|| ()).0,
+            "every replayed packet is at or before it"
+        );
         // Each replayed packet carries an offset of B, and they follow each other in B's log:
         // the session comes back to B later from the one it got last.
         let last = last_offset(replay.last().expect("replayed"));
-        b.persist(resumption.sid.clone(), Arc::from("p1"), resumption.rooms.clone());
+        b.persist(
+            resumption.sid.clone(),
+            Arc::from("p1"),
+            resumption.rooms.clone(),
+        );
         let later = publish(&b, "later");
         let again = restore(&b, "p1", &last).expect("B holds it now");
         assert_eq!(texts(&again.missed), ["later"]);
@@ -1160,7 +1197,11 @@ mod tests {
         };
         b.record_from(&mut durable, &to(&["r"]), Some(42), source);
         assert_eq!(last_offset(&durable), "42");
-        b.persist(SocketId::from_string("s2"), Arc::from("p2"), vec![room("r")]);
+        b.persist(
+            SocketId::from_string("s2"),
+            Arc::from("p2"),
+            vec![room("r")],
+        );
         // A session handed over by A, which missed 42 and one more.
         let remote = RemoteSession {
             owner: "A".to_owned(),
@@ -1182,11 +1223,21 @@ mod tests {
             own_mark: b.mark_with(|| ()).0,
             echo_mark: b.mark_with(|| ()).0,
         };
-        let resumption = b.resumption_from(Arc::from("p1"), remote).expect("resumable");
+        let resumption = b
+            .resumption_from(Arc::from("p1"), remote)
+            .expect("resumable");
         let replay = b.resume(&resumption, |replay, _| replay.to_vec());
-        assert_eq!(texts(&replay), ["durable", "after"], "42 is not replayed twice");
+        assert_eq!(
+            texts(&replay),
+            ["durable", "after"],
+            "42 is not replayed twice"
+        );
         assert_eq!(last_offset(&replay[0]), "42");
-        b.persist(resumption.sid.clone(), Arc::from("p1"), resumption.rooms.clone());
+        b.persist(
+            resumption.sid.clone(),
+            Arc::from("p1"),
+            resumption.rooms.clone(),
+        );
 
         // s1 dropped right after 42: it gets "after" once, not the original 42 again.
         let back = restore(&b, "p1", "42").expect("held");

@@ -49,7 +49,11 @@ impl Namespace {
     /// with recovery on, it is kept in this node's recovery log and gets this node's offset as
     /// its last argument, as a broadcast of this node would. The same as
     /// [`Namespace::remote_broadcast_packet_from`] an unknown publisher.
-    pub fn remote_broadcast_packet(&self, packet: Packet, opts: &BroadcastOptions) -> BroadcastPacket {
+    pub fn remote_broadcast_packet(
+        &self,
+        packet: Packet,
+        opts: &BroadcastOptions,
+    ) -> BroadcastPacket {
         self.remote_broadcast_packet_from(packet, opts, &RemoteOrigin::default())
     }
 
