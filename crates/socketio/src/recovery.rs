@@ -590,12 +590,16 @@ impl RecoveryLog {
                     .chain(extra)
                     .map(|packet| {
                         let mut data = packet.data;
+                        // A store keeps one packet per offset: a copy under an assigned offset
+                        // would replace the packet everyone else missed. With a store, the copy
+                        // gets an offset of its own.
+                        let assigned = packet.offset.filter(|_| self.durable.is_none());
                         self.append(
                             &mut state,
                             &mut data,
                             &own_room,
                             &[],
-                            packet.offset,
+                            assigned,
                             Source::Replay,
                             now,
                         );
@@ -707,8 +711,9 @@ fn load(state: &mut LogState, store: &dyn HistoryStore, namespace: &str, config:
         state.packets.push_back(StoredPacket {
             pos: state.last_pos,
             offset: Arc::from(offset),
-            // Whether the store handed it out or it was assigned, it is the store's sequence.
-            assigned: Some(packet.offset),
+            // The store does not say whether it was assigned: handed to another node, it gets
+            // that node's own offset.
+            assigned: None,
             source: Source::Own { seq: None },
             rooms: packet.packet.rooms.into_iter().map(Arc::from).collect(),
             except: packet.packet.except.into_iter().map(Arc::from).collect(),
@@ -1274,5 +1279,43 @@ mod tests {
         // One handed over plus one B sent after the request: two, one at most.
         publish(&b, "mine");
         assert!(b.resumption_from(Arc::from("p1"), remote).is_none());
+    }
+
+    #[test]
+    fn with_a_store_a_replayed_copy_never_replaces_the_packet_under_its_assigned_offset() {
+        let store = Arc::new(ferrio_history::MemoryStore::default());
+        let b = with_store(&store);
+        let source = RecordSource::Remote {
+            node: Some(Arc::from("A")),
+            seq: Some(1),
+        };
+        b.record_from(&mut event("durable"), &to(&["r"]), Some(42), source);
+        let remote = RemoteSession {
+            owner: "A".to_owned(),
+            session: ExportedSession {
+                sid: SocketId::from_string("s1"),
+                rooms: vec![room("s1"), room("r")],
+                missed: vec![ExportedPacket {
+                    data: event("durable"),
+                    offset: Some(42),
+                }],
+                published_seq: 1,
+            },
+            own_mark: b.mark_with(|| ()).0,
+            echo_mark: b.mark_with(|| ()).0,
+        };
+        let resumption = b
+            .resumption_from(Arc::from("p1"), remote)
+            .expect("resumable");
+        let replay = b.resume(&resumption, |replay, _| replay.to_vec());
+        assert_eq!(texts(&replay), ["durable"]);
+        assert_ne!(last_offset(&replay[0]), "42", "a store offset of its own");
+        let stored = store
+            .load_recovery("/", SystemTime::UNIX_EPOCH)
+            .expect("loaded")
+            .packets;
+        let at_42: Vec<_> = stored.iter().filter(|p| p.offset == 42).collect();
+        assert_eq!(at_42.len(), 1);
+        assert_eq!(at_42[0].packet.rooms, ["r"], "still the packet for room r");
     }
 }
