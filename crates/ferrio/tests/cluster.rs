@@ -227,7 +227,7 @@ async fn sockets_on(node: &FerrioNode) -> Option<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recovery_on_the_same_node_replays_events_from_every_node_and_another_node_starts_afresh() {
+async fn recovery_replays_events_from_every_node_on_the_same_node_and_through_another() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
@@ -277,18 +277,46 @@ async fn recovery_on_the_same_node_replays_events_from_every_node_and_another_no
     }
     assert_eq!(back.text_within(QUIET).await, None);
 
-    // Through the other node the session is unknown: a new one, nothing replayed.
+    // Through the other node the session comes back too (a asks b for it), with what it
+    // missed meanwhile from either node, once each.
     drop(back);
     eventually("b to see the socket go again", || async {
         sockets_on(&b).await == Some(1)
     })
     .await;
+    let on_b = Member::connect(&b).await;
+    publisher.publish("lobby", "news", json!("five")).await;
+    on_b.publish("lobby", "news", json!("six")).await;
+    // Each from its own node: no order between them.
+    let both: BTreeSet<String> = ["\"five\"", "\"six\""].map(str::to_owned).into();
+    assert_eq!(watcher.receive_set(2).await, both);
     let mut elsewhere =
         RawSocket::connect(a.port, Some(json!({ "pid": pid, "offset": last }))).await;
-    assert!(elsewhere.connected["sid"].is_string());
-    assert_ne!(elsewhere.connected["sid"], sid, "{}", elsewhere.connected);
-    assert_ne!(elsewhere.connected["pid"], pid, "{}", elsewhere.connected);
+    assert_eq!(elsewhere.connected["sid"], sid, "{}", elsewhere.connected);
+    assert_eq!(elsewhere.connected["pid"], pid, "{}", elsewhere.connected);
+    let mut replayed = BTreeSet::new();
+    for _ in 0..2 {
+        let args = elsewhere.event("news").await;
+        assert_eq!(args.len(), 2, "data and offset: {args:?}");
+        assert!(replayed.insert(args[0].to_string()), "twice: {args:?}");
+    }
+    assert_eq!(replayed, both);
     assert_eq!(elsewhere.text_within(QUIET).await, None);
+    // Its room came along: a later publish reaches it live, once.
+    on_b.publish("lobby", "news", json!("seven")).await;
+    assert_eq!(elsewhere.event("news").await[0], "seven");
+    assert_eq!(elsewhere.text_within(QUIET).await, None);
+
+    // A session no node holds: a new one, nothing replayed.
+    let mut stranger = RawSocket::connect(
+        a.port,
+        Some(json!({ "pid": "nobody-holds-it", "offset": last })),
+    )
+    .await;
+    assert!(stranger.connected["sid"].is_string());
+    assert_ne!(stranger.connected["sid"], sid, "{}", stranger.connected);
+    assert_ne!(stranger.connected["pid"], "nobody-holds-it");
+    assert_eq!(stranger.text_within(QUIET).await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -133,7 +133,7 @@ const CASES: &[(Vars, i32, &str)] = &[
             ("FERRIO_RECOVERY_ENABLED", "true"),
         ],
         0,
-        "warning[cluster-recovery-per-node]: recovery.enabled with cluster.adapter = \"redis\": missed events are kept by the node a client was on, so a client recovers its session only when it reconnects to that node\n  fix: keep sessions sticky so clients come back to their node (deploy/nginx.conf, docs/cluster.md)\n0 errors, 1 warning\n",
+        "warning[cluster-recovery-per-node]: recovery.enabled with cluster.adapter = \"redis\": a session is held by the node the client was on; the client recovers it through any node while that node is up, and starts a new session once it is gone for good\n  fix: keep sessions sticky so clients come back to their node (deploy/nginx.conf, docs/cluster.md)\n0 errors, 1 warning\n",
     ),
     (
         &[("FERRIO_WEBHOOKS_DISCONNECT_URL", "http://127.0.0.1:8000/bye")],

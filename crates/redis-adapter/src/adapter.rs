@@ -9,8 +9,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferrio_socketio::{
     AckError, AckResponse, Adapter, BroadcastOptions, BroadcastPacket, LocalAdapter, Namespace,
-    Payload, Room, ServerAck, ServerSideEmitError, ServerSideHandlers, SocketId, SocketInfo,
+    Payload, RemoteOrigin, RemoteSession, Room, ServerAck, ServerSideEmitError, ServerSideHandlers,
+    SocketId, SocketInfo,
 };
+use ferrio_socketio_proto::Packet;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::{json, Value};
@@ -18,13 +20,18 @@ use tokio::sync::mpsc;
 use tokio::time::{timeout_at, Instant};
 
 use crate::node::{random_id, Shared};
+use crate::restore;
 use crate::wire::{
     self, broadcast_opts_json, decode_broadcast, decode_control, encode_broadcast,
     encode_control_mp, extract, opts_from_json, opts_json, packet_from_object, packet_object,
-    Channels, RequestType,
+    Channels, Recorded, RequestType,
 };
 
 type Response = (Value, Vec<Bytes>);
+
+/// The key of the note a pending recovery request gets when the request comes back to its
+/// node (never a key of a message from Redis).
+const ECHO_MARK: &str = "\u{0}echoMark";
 
 /// Ack ids for broadcasts from other nodes that came without one: from 2^52 up.
 static REMOTE_ACK_IDS: AtomicU64 = AtomicU64::new(1 << 52);
@@ -141,8 +148,14 @@ impl AdapterInner {
         let Some(namespace) = self.namespace.upgrade() else {
             return;
         };
-        // With recovery on, kept in this node's log under an offset of this node.
-        let packet = namespace.remote_broadcast_packet(message.packet, &message.opts);
+        // With recovery on, kept in this node's log under an offset of this node (or the
+        // offset it was assigned), with who published it.
+        let origin = RemoteOrigin {
+            node: Some(message.uid),
+            seq: message.recorded.map(|r| r.seq),
+            offset: message.recorded.and_then(|r| r.offset),
+        };
+        let packet = namespace.remote_broadcast_packet_from(message.packet, &message.opts, &origin);
         self.local.broadcast(&packet, &message.opts);
     }
 
@@ -155,14 +168,17 @@ impl AdapterInner {
                 return;
             }
         };
-        if request.get("uid").and_then(Value::as_str) == Some(self.shared.uid.as_str()) {
-            return;
-        }
-        let Some(kind) = request
+        let kind = request
             .get("type")
             .and_then(Value::as_u64)
-            .and_then(RequestType::from_code)
-        else {
+            .and_then(RequestType::from_code);
+        if request.get("uid").and_then(Value::as_str) == Some(self.shared.uid.as_str()) {
+            if kind == Some(RequestType::RestoreSession) {
+                self.on_own_restore_request(&request);
+            }
+            return;
+        }
+        let Some(kind) = kind else {
             return;
         };
         let request_id = request.get("requestId").cloned().unwrap_or(Value::Null);
@@ -228,8 +244,135 @@ impl AdapterInner {
             }
             RequestType::Broadcast => self.serve_broadcast_with_ack(request, attachments),
             RequestType::ServerSideEmit => self.serve_server_side_emit(request),
+            RequestType::RestoreSession => {
+                let Some((pid, offset)) = restore::asked(&request) else {
+                    return;
+                };
+                // Taken out of the log now, in the order of the messages: this node has
+                // recorded what was published before the request, and nothing after.
+                let session = self
+                    .namespace
+                    .upgrade()
+                    .and_then(|n| n.export_session(pid, offset));
+                if let Some(session) = &session {
+                    tracing::debug!(sid = %session.sid, missed = session.missed.len(), "redis adapter: recovery session handed over");
+                }
+                self.respond(
+                    &request,
+                    restore::answer(&request_id, &self.shared.uid, session.as_ref()),
+                );
+            }
             RequestType::BroadcastClientCount | RequestType::BroadcastAck => {}
         }
+    }
+
+    /// This node's own request for a session, back from Redis: every message published before
+    /// it has been handled, and the log's position now is the request's `echo_mark`.
+    fn on_own_restore_request(&self, request: &Value) {
+        let Some(id) = request.get("requestId").and_then(Value::as_str) else {
+            return;
+        };
+        let Some(mark) = self.namespace.upgrade().and_then(|n| n.recovery_mark()) else {
+            return;
+        };
+        let sender = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned();
+        if let Some(sender) = sender {
+            let _ = sender.send((json!({ ECHO_MARK: mark }), Vec::new()));
+        }
+    }
+
+    /// Asks the other nodes for recovery session `pid` (see [`Adapter::restore_session`]):
+    /// publishes the request with this node's log locked (its `own_mark`), notes where the log
+    /// stands when the request comes back (its `echo_mark`), and takes the first node's
+    /// session. `None` when no node has it, when the answers do not come within
+    /// `requests_timeout`, or when this node cannot be sure it saw every message published
+    /// between (the request never came back, or the subscription was made again).
+    async fn restore_session(
+        self: Arc<Self>,
+        pid: String,
+        offset: String,
+    ) -> Option<RemoteSession> {
+        let ident = self.ident()?;
+        if !self.shared.is_connected() {
+            return None;
+        }
+        let subscribers = self
+            .shared
+            .num_sub(ident.channels.request.clone())
+            .await
+            .unwrap_or(0);
+        let others = subscribers.saturating_sub(1);
+        if others == 0 {
+            return None;
+        }
+        let subscription = self.shared.subscription();
+        let id = random_id();
+        let mut request = restore::request(&pid, &offset);
+        request["uid"] = Value::from(self.shared.uid.as_str());
+        request["requestId"] = Value::from(id.as_str());
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), sender);
+        let mut pending = PendingRequest {
+            adapter: self.clone(),
+            id,
+            receiver,
+        };
+        let namespace = self.namespace.upgrade()?;
+        let channel = ident.channels.request.clone();
+        let payload = request.to_string().into_bytes();
+        let (own_mark, ()) = namespace.recovery_mark_with(|| self.shared.publish(channel, payload));
+        let own_mark = own_mark?;
+        drop(namespace);
+        let deadline = Instant::now() + self.shared.config.requests_timeout;
+        let mut echo_mark = None;
+        let mut answered = 0;
+        while answered < others {
+            let Ok(Some((response, attachments))) =
+                timeout_at(deadline, pending.receiver.recv()).await
+            else {
+                tracing::debug!(
+                    answered,
+                    others,
+                    "redis adapter: no node handed the recovery session over in time"
+                );
+                return None;
+            };
+            if let Some(mark) = response.get(ECHO_MARK).and_then(Value::as_u64) {
+                echo_mark = Some(mark);
+                continue;
+            }
+            match restore::parse_answer(&response, &attachments) {
+                Ok(Some((owner, session))) => {
+                    let Some(echo_mark) = echo_mark else {
+                        tracing::warn!("redis adapter: a recovery session came before its request came back; not resumed");
+                        return None;
+                    };
+                    if self.shared.subscription() != subscription {
+                        tracing::warn!("redis adapter: resubscribed while a recovery session was handed over; not resumed");
+                        return None;
+                    }
+                    return Some(RemoteSession {
+                        owner,
+                        session,
+                        own_mark,
+                        echo_mark,
+                    });
+                }
+                Ok(None) => answered += 1,
+                Err(()) => {
+                    tracing::debug!("redis adapter: ignoring a malformed recovery answer");
+                }
+            }
+        }
+        None
     }
 
     /// A response to one of this node's requests.
@@ -639,7 +782,7 @@ impl Adapter for RedisAdapter {
 
     fn broadcast(&self, packet: &BroadcastPacket, opts: &BroadcastOptions) {
         self.inner.local.broadcast(packet, opts);
-        if opts.local {
+        if opts.local || packet.is_published() {
             return;
         }
         let Some(ident) = self.inner.ident() else {
@@ -652,9 +795,13 @@ impl Adapter for RedisAdapter {
             .namespace
             .upgrade()
             .is_some_and(|n| n.broadcast_carries_offset(packet.packet(), opts));
-        if let Some(message) =
-            encode_broadcast(&self.inner.shared.uid, packet.packet(), opts, drop_offset)
-        {
+        if let Some(message) = encode_broadcast(
+            &self.inner.shared.uid,
+            packet.packet(),
+            opts,
+            drop_offset,
+            None,
+        ) {
             self.inner
                 .shared
                 .publish(ident.channels.broadcast_channel(opts), message);
@@ -741,6 +888,42 @@ impl Adapter for RedisAdapter {
         // Registering a handler is also when the namespace starts listening for events.
         self.inner.ident();
         Some(&self.inner.handlers)
+    }
+
+    fn spans_nodes(&self) -> bool {
+        true
+    }
+
+    fn publish_recorded(
+        &self,
+        packet: &Packet,
+        opts: &BroadcastOptions,
+        seq: u64,
+        offset: Option<u64>,
+    ) {
+        let Some(ident) = self.inner.ident() else {
+            return;
+        };
+        let recorded = Recorded { seq, offset };
+        if let Some(message) =
+            encode_broadcast(&self.inner.shared.uid, packet, opts, false, Some(recorded))
+        {
+            self.inner
+                .shared
+                .publish(ident.channels.broadcast_channel(opts), message);
+        }
+    }
+
+    fn restore_session(
+        &self,
+        pid: &str,
+        offset: &str,
+    ) -> BoxFuture<'static, Option<RemoteSession>> {
+        Box::pin(
+            self.inner
+                .clone()
+                .restore_session(pid.to_owned(), offset.to_owned()),
+        )
     }
 }
 

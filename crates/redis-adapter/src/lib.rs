@@ -23,10 +23,15 @@
 //! # }
 //! ```
 //!
-//! With connection state recovery on, a node publishes its events without its recovery offset,
-//! and each receiving node records them in its own log under its own offset
-//! ([`ferrio_socketio::Namespace::remote_broadcast_packet`]): a client that reconnects to its
-//! node recovers every event it missed, whichever node published it.
+//! With connection state recovery on, a node publishes its events without its recovery offset
+//! (with its sequence number, and the offset of a durable message, in a fourth item of the
+//! message that the Node adapter ignores), and each receiving node records them in its own log
+//! under its own offset ([`ferrio_socketio::Namespace::remote_broadcast_packet_from`]): a
+//! client that reconnects to its node recovers every event it missed, whichever node published
+//! it. A client that reconnects through another node is recovered there: that node asks the
+//! others for the session (request type 100, which Node nodes ignore), the node holding it
+//! hands it over ([`ferrio_socketio::Namespace::export_session`]) and the asking node adds the
+//! events its owner had not seen ([`ferrio_socketio::RemoteSession`] says how that is exact).
 //!
 //! [`history`] keeps durable rooms' history in Redis, for every node ([`history::RedisHistory`]).
 //!
@@ -55,6 +60,7 @@ mod adapter;
 mod config;
 pub mod history;
 mod node;
+mod restore;
 mod wire;
 
 pub use adapter::RedisAdapter;

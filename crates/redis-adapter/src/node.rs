@@ -2,7 +2,7 @@
 //! itself, shared by the adapters of every namespace of a server.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -56,6 +56,8 @@ pub(crate) struct Shared {
     adapters: RwLock<HashMap<String, Weak<AdapterInner>>>,
     sub_up: AtomicBool,
     pub_up: AtomicBool,
+    /// Counts the subscriptions made: a node that resubscribed may have missed messages.
+    subscriptions_made: AtomicU64,
     closed: watch::Sender<bool>,
     broadcast_prefix: String,
     request_prefix: String,
@@ -121,6 +123,12 @@ impl Shared {
             metrics::counter!(DISCONNECTS_TOTAL).increment(1);
         }
         metrics::gauge!(CONNECTED).set(if self.is_connected() { 1.0 } else { 0.0 });
+    }
+
+    /// Which subscription is up: it changes each time the subscribing connection is made
+    /// again, after which messages published meanwhile are missing.
+    pub(crate) fn subscription(&self) -> u64 {
+        self.subscriptions_made.load(Ordering::Acquire)
     }
 
     pub(crate) fn is_connected(&self) -> bool {
@@ -196,6 +204,7 @@ impl RedisNode {
             adapters: RwLock::new(HashMap::new()),
             sub_up: AtomicBool::new(false),
             pub_up: AtomicBool::new(false),
+            subscriptions_made: AtomicU64::new(0),
             closed,
             broadcast_prefix: format!("{key}#"),
             request_prefix: format!("{key}-request#"),
@@ -458,6 +467,7 @@ async fn subscriber(
             if ok {
                 delay = config.min_reconnect_delay;
                 if let Some(shared) = shared.upgrade() {
+                    shared.subscriptions_made.fetch_add(1, Ordering::AcqRel);
                     shared.set_up(&shared.sub_up, true);
                 }
                 let mut last_seen = Instant::now();

@@ -5,7 +5,9 @@
 //! - Broadcast, on `<key>#<nsp>#` or `<key>#<nsp>#<room>#` when it targets exactly one room:
 //!   msgpack `[uid, packet, { rooms, except, flags }]`, where `packet` is the socket.io-parser
 //!   object `{ type, data, nsp, id? }` with binary values as msgpack `bin` where the text
-//!   encoding has placeholders. The emitter's uid is `"emitter"`.
+//!   encoding has placeholders. The emitter's uid is `"emitter"`. A Ferrio node with
+//!   connection state recovery adds a fourth item, `{ seq, offset? }` (see [`Recorded`]); the
+//!   Node adapter reads the first three and ignores it.
 //! - Requests on `<key>-request#<nsp>#`, responses on `<key>-response#<nsp>#` or
 //!   `<key>-response#<nsp>#<uid>#`: JSON objects, except BROADCAST requests and BROADCAST_ACK
 //!   responses, which are msgpack maps (they may carry binary). A message is JSON when its first
@@ -40,6 +42,8 @@ pub(crate) enum RequestType {
     BroadcastClientCount = 8,
     /// One client's acknowledgement of a BROADCAST.
     BroadcastAck = 9,
+    /// Ferrio only (Node nodes ignore the code): hand over a recovery session, and the answer.
+    RestoreSession = 100,
 }
 
 impl RequestType {
@@ -55,6 +59,7 @@ impl RequestType {
             7 => Self::Broadcast,
             8 => Self::BroadcastClientCount,
             9 => Self::BroadcastAck,
+            100 => Self::RestoreSession,
             _ => return None,
         })
     }
@@ -357,13 +362,24 @@ pub(crate) fn flags_timeout_ms(opts: Option<&Value>) -> Option<u64> {
 // Broadcast messages
 // ---------------------------------------------------------------------------------------------
 
-/// `[uid, packet, { rooms, except, flags }]`, msgpack; `None` for a packet that is not an event.
-/// With `drop_offset`, the event's last argument (this node's recovery offset) is left out.
+/// What a Ferrio node says of a broadcast it recorded for connection state recovery: its
+/// sequence number among the node's published packets of the namespace, and the offset it was
+/// assigned, if any (every node records it under that offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Recorded {
+    pub(crate) seq: u64,
+    pub(crate) offset: Option<u64>,
+}
+
+/// `[uid, packet, { rooms, except, flags }]`, msgpack, and `{ seq, offset? }` after it for a
+/// recorded packet; `None` for a packet that is not an event. With `drop_offset`, the event's
+/// last argument (this node's recovery offset) is left out.
 pub(crate) fn encode_broadcast(
     uid: &str,
     packet: &Packet,
     opts: &BroadcastOptions,
     drop_offset: bool,
+    recorded: Option<Recorded>,
 ) -> Option<Vec<u8>> {
     let (mut object, attachments) = packet_object(packet)?;
     if drop_offset {
@@ -374,12 +390,19 @@ pub(crate) fn encode_broadcast(
             }
         }
     }
-    let message = Mp::Array(vec![
+    let mut items = vec![
         Mp::from(uid),
         json_to_mp(&object, attachments),
         json_to_mp(&broadcast_opts_json(opts, None), &[]),
-    ]);
-    Some(encode_mp(&message))
+    ];
+    if let Some(recorded) = recorded {
+        let mut ext = vec![(Mp::from("seq"), Mp::from(recorded.seq))];
+        if let Some(offset) = recorded.offset {
+            ext.push((Mp::from("offset"), Mp::from(offset)));
+        }
+        items.push(Mp::Map(ext));
+    }
+    Some(encode_mp(&Mp::Array(items)))
 }
 
 /// A broadcast another node (or an emitter) published.
@@ -391,6 +414,8 @@ pub(crate) struct RemoteBroadcast {
     pub(crate) packet: Packet,
     /// Its targets.
     pub(crate) opts: BroadcastOptions,
+    /// Its recovery numbering, from a Ferrio node.
+    pub(crate) recorded: Option<Recorded>,
 }
 
 /// Decodes a broadcast message; `default_nsp` stands in for a packet without `nsp`.
@@ -401,7 +426,7 @@ pub(crate) fn decode_broadcast(
     let Mp::Array(items) = decode_mp(bytes)? else {
         return Err(WireError::Shape("broadcast is not an array"));
     };
-    let [uid, packet, opts, ..] = items.as_slice() else {
+    let [uid, packet, opts, rest @ ..] = items.as_slice() else {
         return Err(WireError::Shape("broadcast has fewer than 3 items"));
     };
     let uid = uid
@@ -412,7 +437,19 @@ pub(crate) fn decode_broadcast(
     let object = mp_to_json(packet, &mut attachments);
     let packet = packet_from_object(&object, attachments, default_nsp)?;
     let opts = opts_from_json(Some(&mp_to_json(opts, &mut Vec::new())));
-    Ok(RemoteBroadcast { uid, packet, opts })
+    let recorded = rest.first().and_then(|ext| {
+        let ext = mp_to_json(ext, &mut Vec::new());
+        Some(Recorded {
+            seq: ext.get("seq")?.as_u64()?,
+            offset: ext.get("offset").and_then(Value::as_u64),
+        })
+    });
+    Ok(RemoteBroadcast {
+        uid,
+        packet,
+        opts,
+        recorded,
+    })
 }
 
 #[cfg(test)]
@@ -436,7 +473,7 @@ mod tests {
             local: false,
             volatile: true,
         };
-        let bytes = encode_broadcast("abc", &packet, &opts, false).expect("an event");
+        let bytes = encode_broadcast("abc", &packet, &opts, false, None).expect("an event");
         let decoded = decode_broadcast(&bytes, "/").expect("decodes");
         assert_eq!(decoded.uid, "abc");
         assert_eq!(decoded.packet, packet);
@@ -454,6 +491,7 @@ mod tests {
             &Packet::event("/", data, None),
             &BroadcastOptions::default(),
             false,
+            None,
         )
         .expect("an event");
         // bin 8, length 1, 0xff
@@ -468,13 +506,45 @@ mod tests {
             Value::from("7-off"),
         ]);
         let packet = Packet::event("/", data, None);
-        let bytes =
-            encode_broadcast("u", &packet, &BroadcastOptions::default(), true).expect("an event");
+        let bytes = encode_broadcast("u", &packet, &BroadcastOptions::default(), true, None)
+            .expect("an event");
         let decoded = decode_broadcast(&bytes, "/").expect("decodes");
         let PacketKind::Event { data, .. } = decoded.packet.kind else {
             panic!("an event");
         };
         assert_eq!(data.args, vec![Value::from("ev"), Value::from(1)]);
+    }
+
+    #[test]
+    fn a_recorded_broadcast_carries_its_sequence_and_assigned_offset_after_the_node_items() {
+        let packet = Packet::event("/", PacketData::new(vec![Value::from("ev")]), None);
+        let opts = BroadcastOptions::default();
+        let recorded = Recorded {
+            seq: 7,
+            offset: Some(42),
+        };
+        let bytes = encode_broadcast("u", &packet, &opts, false, Some(recorded)).expect("event");
+        let decoded = decode_broadcast(&bytes, "/").expect("decodes");
+        assert_eq!(decoded.recorded, Some(recorded));
+        assert_eq!(decoded.packet, packet);
+        let Mp::Array(items) = decode_mp(&bytes).expect("msgpack") else {
+            panic!("an array");
+        };
+        assert_eq!(items.len(), 4, "the Node adapter reads items 0 to 2");
+        let fresh = Recorded {
+            seq: 8,
+            offset: None,
+        };
+        let bytes = encode_broadcast("u", &packet, &opts, false, Some(fresh)).expect("event");
+        assert_eq!(
+            decode_broadcast(&bytes, "/").expect("decodes").recorded,
+            Some(fresh)
+        );
+        let bytes = encode_broadcast("u", &packet, &opts, false, None).expect("event");
+        assert_eq!(
+            decode_broadcast(&bytes, "/").expect("decodes").recorded,
+            None
+        );
     }
 
     #[test]

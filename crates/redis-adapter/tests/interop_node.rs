@@ -390,3 +390,90 @@ async fn server_side_emits_cross_between_ferrio_and_node_both_ways() {
         .expect("every server answered");
     assert_eq!(answers, vec![json!({ "node": 2 })]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovering_ferrio_nodes_hand_sessions_over_with_a_node_node_in_the_cluster() {
+    if !node_ready() {
+        return;
+    }
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let f1 = Node::start_recovering(&redis.url()).await;
+    let f2 = Node::start_recovering(&redis.url()).await;
+    let node = NodeServer::start(&redis.url()).await;
+    redis.wait_nodes(3).await;
+    let mut n = node.client().await;
+
+    // A recorded broadcast carries its sequence number in a fourth item: Node reads the rest.
+    let mut x = WsClient::connect(f1.addr).await;
+    let connected = x.join_with(None).await;
+    let pid = connected["pid"].as_str().expect("a pid").to_owned();
+    f1.join(&x.sid, "r");
+    n.send(r#"421["join","r"]"#).await;
+    n.expect("431[]").await;
+    f1.io.to("r").emit("e", "seen").expect("emit");
+    n.expect(r#"42["e","seen"]"#).await;
+    let seen = x.recv().await;
+    let offset = serde_json::from_str::<Value>(seen.strip_prefix("42").expect("an event"))
+        .expect("JSON")[2]
+        .as_str()
+        .expect("an offset")
+        .to_owned();
+
+    // x loses its connection; events come from both Ferrio nodes and the Node node.
+    let sid = x.sid.clone();
+    drop(x);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while f1.io.of("/").socket_count() != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "x never left f1");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    f1.io.to("r").emit("e", "from-f1").expect("emit");
+    n.send(r#"42["relay-to","r","e","from-node"]"#).await;
+    f2.io.to("r").emit("e", "from-f2").expect("emit");
+    // (The Node node delivers its own relay before what comes through Redis.)
+    let mut on_node = Vec::new();
+    for _ in 0..3 {
+        on_node.push(n.recv().await);
+    }
+    on_node.sort();
+    assert_eq!(
+        on_node,
+        [
+            r#"42["e","from-f1"]"#,
+            r#"42["e","from-f2"]"#,
+            r#"42["e","from-node"]"#
+        ]
+    );
+
+    // Back through f2: f1 hands the session over (the Node node ignores the request).
+    let mut back = WsClient::connect(f2.addr).await;
+    let connected = back
+        .join_with(Some(json!({ "pid": pid, "offset": offset })))
+        .await;
+    assert_eq!(connected["sid"], sid.as_str(), "{connected}");
+    let mut replayed = Vec::new();
+    for _ in 0..3 {
+        let text = back.recv().await;
+        let args: Value =
+            serde_json::from_str(text.strip_prefix("42").expect("an event")).expect("JSON");
+        assert!(args[2].is_string(), "an offset of f2: {text}");
+        replayed.push(args[1].as_str().expect("text").to_owned());
+    }
+    replayed.sort();
+    assert_eq!(replayed, ["from-f1", "from-f2", "from-node"]);
+    back.expect_nothing(QUIET).await;
+    n.expect_nothing(QUIET).await;
+
+    // The Node node never answers: a private id no node holds waits for the request timeout,
+    // then gets a new session.
+    let mut stranger = WsClient::connect(f2.addr).await;
+    let fresh = stranger
+        .join_with(Some(json!({ "pid": "nobody", "offset": offset })))
+        .await;
+    assert_ne!(fresh["pid"], "nobody");
+    // The Node node still serves its clients.
+    f2.io.to("r").emit("e", "after").expect("emit");
+    n.expect(r#"42["e","after"]"#).await;
+}

@@ -15,9 +15,11 @@ use crate::ack::AckResponse;
 use crate::ids::{BuildIdHasher, IdMap};
 use crate::namespace::Namespace;
 use crate::outgoing::BroadcastPacket;
+use crate::recovery::RemoteSession;
 use crate::server_emit::{ServerSideEmitError, ServerSideHandlers};
 use crate::small_set::SmallSet;
 use crate::{Room, SocketId};
+use ferrio_socketio_proto::Packet;
 
 /// Which sockets an operation targets, as built by [`crate::BroadcastOperator`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -95,6 +97,42 @@ pub trait Adapter: Send + Sync + 'static {
     /// that spans one server.
     fn server_side_handlers(&self) -> Option<&ServerSideHandlers> {
         None
+    }
+    /// Whether this adapter spans several nodes. With connection state recovery on, such an
+    /// adapter publishes recorded events through [`Adapter::publish_recorded`], and a CONNECT
+    /// for a session this node does not hold asks the others ([`Adapter::restore_session`]).
+    /// False by default.
+    fn spans_nodes(&self) -> bool {
+        false
+    }
+    /// Publishes to the other nodes an event this node recorded for connection state recovery
+    /// (`packet` without this node's offset), with `seq`, its number among this node's
+    /// published packets of the namespace, and `offset`, the offset it was assigned
+    /// ([`crate::BroadcastOperator::with_offset`]), which every node records it under.
+    ///
+    /// Called with the namespace's recovery log locked, in the order of `seq`: it must only
+    /// queue the message (never block, never call back into the namespace), and the queue must
+    /// keep that order. [`Adapter::broadcast`] then gets the same packet with
+    /// [`BroadcastPacket::is_published`] set, and delivers it locally only. Only called when
+    /// [`Adapter::spans_nodes`]; the default does nothing.
+    fn publish_recorded(
+        &self,
+        _packet: &Packet,
+        _opts: &BroadcastOptions,
+        _seq: u64,
+        _offset: Option<u64>,
+    ) {
+    }
+    /// Asks the other nodes for the recovery session `pid`, which this node does not hold, and
+    /// the packets it missed since `offset`. The node holding it hands it over (it forgets it);
+    /// `None` when no node holds it (or would resume it), or no answer came in time. The
+    /// default (a single node) answers `None` at once.
+    fn restore_session(
+        &self,
+        _pid: &str,
+        _offset: &str,
+    ) -> BoxFuture<'static, Option<RemoteSession>> {
+        Box::pin(async { None })
     }
 }
 
@@ -239,7 +277,7 @@ impl Adapter for LocalAdapter {
         };
         // Collect first: delivering may disconnect a slow client, which takes the rooms lock.
         let ids = self.socket_ids(opts);
-        namespace.deliver(&ids, packet.encoded(), opts.volatile);
+        namespace.deliver_broadcast(&ids, packet, opts.volatile);
     }
 
     fn broadcast_with_ack(

@@ -4,13 +4,13 @@
 use std::sync::{Arc, Mutex};
 
 use ferrio_engineio::{count_refusal, EngineHandler, Message, ProtocolVersion};
-use ferrio_socketio_proto::{DecodeError, Decoder, DecoderConfig, Packet, PacketKind};
+use ferrio_socketio_proto::{DecodeError, Decoder, DecoderConfig, Packet, PacketData, PacketKind};
 use serde_json::Value;
 
 use crate::io::IoInner;
 use crate::namespace::auth_or_empty;
 use crate::outgoing::Outgoing;
-use crate::recovery::RestoredSession;
+use crate::recovery::{Resumption, Take};
 use crate::{DisconnectReason, Socket, SocketId};
 
 /// An Engine.IO session carrying Socket.IO.
@@ -152,6 +152,10 @@ fn dispatch(io: &Arc<IoInner>, conn: &Arc<Conn>, packet: Packet) {
 }
 
 /// Connects the client to a namespace: middlewares, then the reply, then the connect handler.
+///
+/// A v5 CONNECT with `{pid, offset}` resumes the session when this node's recovery log holds
+/// it. When it does not and the adapter spans several nodes, the other nodes are asked first
+/// (the only CONNECT that waits for them); the socket is created with the answer.
 fn connect(
     io: &Arc<IoInner>,
     conn: &Arc<Conn>,
@@ -168,35 +172,81 @@ fn connect(
         let _ = Outgoing::encode(&packet).send_to(conn);
         return;
     };
-    let socket;
-    let mut restored = None;
     if conn.protocol() == ProtocolVersion::V3 {
         let id = SocketId::for_v2_client(&nsp, conn.id());
         let auth = query_to_object(v2_query.as_deref().unwrap_or(""));
         // socket.io-client v2 knows nothing of recovery: no private id.
-        socket = Socket::new(id, namespace.clone(), conn.clone(), auth);
-    } else {
-        let auth = auth_or_empty(auth);
-        restored = namespace.recovery().and_then(|log| {
-            let pid = auth.get("pid")?.as_str()?;
-            let offset = auth.get("offset")?.as_str()?;
-            log.restore(pid, offset)
-        });
-        let (id, pid) = match &restored {
-            Some(session) => (session.sid.clone(), Some(session.pid.clone())),
-            None => (
-                SocketId::random(),
-                namespace
-                    .recovery()
-                    .map(|_| Arc::<str>::from(SocketId::random().as_str())),
-            ),
-        };
-        socket = Socket::new(id, namespace.clone(), conn.clone(), auth)
-            .with_recovery(pid, restored.is_some());
+        let socket = Socket::new(id, namespace.clone(), conn.clone(), auth);
+        admit(conn, namespace, socket, None);
+        return;
     }
+    let auth = auth_or_empty(auth);
+    let claim = auth
+        .get("pid")
+        .and_then(Value::as_str)
+        .zip(auth.get("offset").and_then(Value::as_str))
+        .map(|(pid, offset)| (pid.to_owned(), offset.to_owned()));
+    let mut resumption = None;
+    if let (Some(log), Some((pid, offset))) = (namespace.recovery(), claim) {
+        match log.take(&pid, &offset) {
+            Take::Resume(found) => resumption = Some(found),
+            Take::Unknown if namespace.adapter().spans_nodes() => {
+                let asked = namespace.adapter().restore_session(&pid, &offset);
+                let conn = conn.clone();
+                tokio::spawn(async move {
+                    let remote = asked.await;
+                    // As after the middlewares: complete under the packet lock.
+                    let _packets = conn.data.decoder.lock().unwrap_or_else(|p| p.into_inner());
+                    if conn.data.get(&nsp).is_some() || !conn.is_open() {
+                        // The session, handed over, is lost with the connection: the client
+                        // starts a new one when it comes back, never a partial one.
+                        return;
+                    }
+                    let resumption = match (remote, namespace.recovery()) {
+                        (Some(remote), Some(log)) => log.resumption_from(Arc::from(pid), remote),
+                        _ => None,
+                    };
+                    let socket = new_v5_socket(&namespace, &conn, auth, resumption.as_ref());
+                    admit(&conn, namespace, socket, resumption);
+                });
+                return;
+            }
+            Take::Unknown | Take::Refused => {}
+        }
+    }
+    let socket = new_v5_socket(&namespace, conn, auth, resumption.as_ref());
+    admit(conn, namespace, socket, resumption);
+}
+
+/// A protocol v5 socket: the resumed session's id and private id, or fresh ones.
+fn new_v5_socket(
+    namespace: &Arc<crate::Namespace>,
+    conn: &Arc<Conn>,
+    auth: Value,
+    resumption: Option<&Resumption>,
+) -> Socket {
+    let (id, pid) = match resumption {
+        Some(session) => (session.sid.clone(), Some(session.pid.clone())),
+        None => (
+            SocketId::random(),
+            namespace
+                .recovery()
+                .map(|_| Arc::<str>::from(SocketId::random().as_str())),
+        ),
+    };
+    Socket::new(id, namespace.clone(), conn.clone(), auth).with_recovery(pid, resumption.is_some())
+}
+
+/// Runs the middlewares (unless a resumed session skips them), then completes the connection.
+fn admit(
+    conn: &Arc<Conn>,
+    namespace: Arc<crate::Namespace>,
+    socket: Socket,
+    resumption: Option<Resumption>,
+) {
     let socket = Arc::new(socket);
     conn.data.add(socket.clone());
-    let skip_middlewares = restored.is_some()
+    let skip_middlewares = resumption.is_some()
         && namespace
             .recovery()
             .is_some_and(|log| log.config().skip_middlewares);
@@ -209,10 +259,10 @@ fn connect(
             // from being handled before the connect handler has registered its handlers (in the
             // reference server nothing runs between the reply and the connect handler).
             let _packets = conn.data.decoder.lock().unwrap_or_else(|p| p.into_inner());
-            finish_connect(&conn, &socket, verdict, restored);
+            finish_connect(&conn, &socket, verdict, resumption);
         });
     } else {
-        finish_connect(conn, &socket, Ok(()), restored);
+        finish_connect(conn, &socket, Ok(()), resumption);
     }
 }
 
@@ -220,7 +270,7 @@ fn finish_connect(
     conn: &Arc<Conn>,
     socket: &Arc<Socket>,
     verdict: Result<(), crate::ConnectError>,
-    restored: Option<RestoredSession>,
+    resumption: Option<Resumption>,
 ) {
     let nsp = socket.nsp().to_owned();
     let v2 = conn.protocol() == ProtocolVersion::V3;
@@ -241,32 +291,44 @@ fn finish_connect(
         return;
     }
     let namespace = socket.namespace().clone();
-    namespace.insert_socket(socket);
-    if let Some(session) = &restored {
-        namespace.adapter().add_all(socket.id(), &session.rooms);
-    }
-    if !socket.mark_connected() {
-        // The connection closed while the middlewares ran.
-        namespace.remove_socket(socket);
-        return;
-    }
-    socket.track_session();
-    let reply = if v2 {
-        Packet::connect(nsp.as_str(), None)
-    } else {
-        Packet::connect_reply(
-            nsp.as_str(),
-            socket.id().as_str(),
-            socket.pid().map(|pid| &**pid),
-        )
-    };
-    let _ = Outgoing::encode(&reply).send_to(conn);
-    if let Some(session) = restored {
-        for data in session.missed {
-            let _ = Outgoing::encode(&Packet::event(nsp.as_str(), data, None)).send_to(conn);
+    // Registers the socket, then queues the CONNECT reply and the replay: for a resumed
+    // session this runs with the recovery log locked, so no packet is recorded meanwhile, and
+    // a live packet reaches the socket after its replay (or not at all if it is in it).
+    let enter = |replay: &[PacketData], replayed_through: u64| -> bool {
+        socket.set_replayed_through(replayed_through);
+        namespace.insert_socket(socket);
+        if let Some(session) = &resumption {
+            namespace.adapter().add_all(socket.id(), &session.rooms);
         }
+        if !socket.mark_connected() {
+            // The connection closed while the middlewares ran.
+            namespace.remove_socket(socket);
+            return false;
+        }
+        let reply = if v2 {
+            Packet::connect(nsp.as_str(), None)
+        } else {
+            Packet::connect_reply(
+                nsp.as_str(),
+                socket.id().as_str(),
+                socket.pid().map(|pid| &**pid),
+            )
+        };
+        let _ = Outgoing::encode(&reply).send_to(conn);
+        for data in replay {
+            let packet = Packet::event(nsp.as_str(), data.clone(), None);
+            let _ = Outgoing::encode(&packet).send_to(conn);
+        }
+        true
+    };
+    let connected = match (&resumption, namespace.recovery()) {
+        (Some(session), Some(log)) => log.resume(session, enter),
+        _ => enter(&[], 0),
+    };
+    if connected {
+        socket.track_session();
+        namespace.run_connect_handler(socket);
     }
-    namespace.run_connect_handler(socket);
 }
 
 /// `token=abc&x=1` as `{"token":"abc","x":"1"}`: how socket.io-client v2 sends its auth.

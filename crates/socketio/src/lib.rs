@@ -53,7 +53,8 @@ pub use namespace::{ConnectHandler, DynamicNamespace, Middleware, Namespace};
 pub use operators::{BroadcastOperator, DEFAULT_ACK_TIMEOUT};
 pub use outgoing::{BroadcastPacket, Outgoing};
 pub use reason::DisconnectReason;
-pub use recovery::RecoveryConfig;
+pub use recovery::{ExportedPacket, ExportedSession, RecoveryConfig, RemoteSession};
+pub use remote::RemoteOrigin;
 pub use server_emit::{
     ServerAck, ServerEvent, ServerEventHandler, ServerSideEmitError, ServerSideHandlers,
 };

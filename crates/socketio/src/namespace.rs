@@ -12,7 +12,7 @@ use crate::adapter::{Adapter, AdapterFactory};
 use crate::ids::IdMap;
 use crate::limits::SocketLimits;
 use crate::outgoing::{BroadcastPacket, Outgoing};
-use crate::recovery::{RecoveryLog, RecoverySetup};
+use crate::recovery::{RecordSource, RecoveryLog, RecoverySetup};
 use crate::{BroadcastOperator, ConnectError, EmitError, Socket, SocketId};
 
 /// Runs when a socket connects to a namespace: register its event handlers here.
@@ -110,7 +110,10 @@ impl Namespace {
     }
 
     /// Encodes an event for the sockets `opts` targets. With recovery on, an event that asks for
-    /// no acknowledgement and is not volatile gets its offset and is kept for replay.
+    /// no acknowledgement and is not volatile gets its offset and is kept for replay; when it
+    /// is also for the other nodes (`to_cluster`, not `local`, an adapter spanning several
+    /// nodes), the adapter publishes it as it is recorded, with its sequence number
+    /// ([`Adapter::publish_recorded`]), and the returned packet says so.
     pub(crate) fn event_outgoing(
         &self,
         name: &str,
@@ -118,16 +121,34 @@ impl Namespace {
         ack_id: Option<u64>,
         opts: &crate::BroadcastOptions,
         offset: Option<u64>,
+        to_cluster: bool,
     ) -> Result<BroadcastPacket, crate::EmitError> {
         let mut data = crate::socket::event_data(name, payload)?;
+        let mut recorded = None;
+        let mut published = false;
         if let (Some(log), None, false) = (&self.recovery, ack_id, opts.volatile) {
-            log.record(&mut data, opts, offset);
+            let pos = if to_cluster && !opts.local && self.adapter.spans_nodes() {
+                published = true;
+                let publish = |seq: u64, data: &ferrio_socketio_proto::PacketData| {
+                    let packet = ferrio_socketio_proto::Packet::event(
+                        self.name.as_str(),
+                        data.clone(),
+                        None,
+                    );
+                    self.adapter.publish_recorded(&packet, opts, seq, offset);
+                };
+                log.record_from(&mut data, opts, offset, RecordSource::Published(&publish))
+            } else {
+                log.record(&mut data, opts, offset)
+            };
+            recorded = Some(pos);
         }
         Ok(BroadcastPacket::new(ferrio_socketio_proto::Packet::event(
             self.name.as_str(),
             data,
             ack_id,
-        )))
+        ))
+        .with_record(recorded, published))
     }
 
     /// The name, e.g. `/chat`.
@@ -242,6 +263,22 @@ impl Namespace {
 
     /// Queues an encoded packet on each of these local sockets.
     pub fn deliver(&self, ids: &[SocketId], packet: &Outgoing, volatile: bool) {
+        self.deliver_at(ids, packet, None, volatile);
+    }
+
+    /// Queues a broadcast on each of these local sockets, except those that were already
+    /// replayed it by connection state recovery (it was recorded before they resumed).
+    pub fn deliver_broadcast(&self, ids: &[SocketId], packet: &BroadcastPacket, volatile: bool) {
+        self.deliver_at(ids, packet.encoded(), packet.recorded_at(), volatile);
+    }
+
+    fn deliver_at(
+        &self,
+        ids: &[SocketId],
+        packet: &Outgoing,
+        recorded_at: Option<u64>,
+        volatile: bool,
+    ) {
         // Queued under the read lock, without collecting the recipients first (a vector of
         // `Arc`s per broadcast): queuing never blocks. Disconnecting a client whose queue is
         // full is left until the lock is released.
@@ -250,6 +287,9 @@ impl Namespace {
             let sockets = self.read_sockets();
             for id in ids {
                 if let Some(socket) = sockets.get(id) {
+                    if recorded_at.is_some_and(|pos| pos <= socket.replayed_through()) {
+                        continue;
+                    }
                     if let Err(EmitError::QueueFull { max }) = socket.queue_outgoing(packet) {
                         full.push((socket.clone(), max));
                     }

@@ -94,9 +94,9 @@ impl BroadcastOperator {
 
     /// Sends event `name` with any arguments to every target.
     pub fn emit_payload(self, name: &str, payload: Payload) -> Result<(), EmitError> {
-        let packet = self
-            .namespace
-            .event_outgoing(name, payload, None, &self.opts, self.offset)?;
+        let packet =
+            self.namespace
+                .event_outgoing(name, payload, None, &self.opts, self.offset, true)?;
         self.namespace.adapter().broadcast(&packet, &self.opts);
         Ok(())
     }
@@ -112,7 +112,7 @@ impl BroadcastOperator {
         let ack_id = self.namespace.next_ack_id();
         let packet =
             self.namespace
-                .event_outgoing(name, payload, Some(ack_id), &self.opts, None)?;
+                .event_outgoing(name, payload, Some(ack_id), &self.opts, None, true)?;
         let timeout = self.timeout.unwrap_or(DEFAULT_ACK_TIMEOUT);
         Ok(self
             .namespace

@@ -47,13 +47,39 @@ impl Outgoing {
 pub struct BroadcastPacket {
     packet: Packet,
     encoded: Outgoing,
+    /// Its position in the namespace's recovery log, when it was recorded there.
+    recorded_at: Option<u64>,
+    /// Whether it was published to the other nodes as it was recorded.
+    published: bool,
 }
 
 impl BroadcastPacket {
     /// Encodes a packet once for every recipient.
     pub fn new(packet: Packet) -> Self {
         let encoded = Outgoing::encode(&packet);
-        Self { packet, encoded }
+        Self {
+            packet,
+            encoded,
+            recorded_at: None,
+            published: false,
+        }
+    }
+
+    pub(crate) fn with_record(mut self, recorded_at: Option<u64>, published: bool) -> Self {
+        self.recorded_at = recorded_at;
+        self.published = published;
+        self
+    }
+
+    pub(crate) fn recorded_at(&self) -> Option<u64> {
+        self.recorded_at
+    }
+
+    /// Whether the packet was already published to the other nodes when it was recorded for
+    /// connection state recovery ([`crate::Adapter::publish_recorded`]): an adapter's
+    /// [`crate::Adapter::broadcast`] then delivers it to this node's sockets only.
+    pub fn is_published(&self) -> bool {
+        self.published
     }
 
     /// The packet (binary attachments in `attachments`, placeholders in the arguments).

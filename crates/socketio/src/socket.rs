@@ -1,7 +1,7 @@
 //! A client's connection to one namespace.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,9 @@ pub struct Socket {
     /// The private id that lets the client recover this socket (recovery on, protocol v5).
     pid: Option<Arc<str>>,
     recovered: bool,
+    /// The recovery log position up to which this recovered socket was replayed what it
+    /// missed: a live delivery of a packet recorded at or before it is a duplicate.
+    replayed_through: AtomicU64,
 }
 
 impl std::fmt::Debug for Socket {
@@ -98,6 +101,7 @@ impl Socket {
             joining: Mutex::new(()),
             pid: None,
             recovered: false,
+            replayed_through: AtomicU64::new(0),
         }
     }
 
@@ -112,6 +116,14 @@ impl Socket {
     /// back, missed packets replayed): `socket.recovered` in Node.
     pub fn recovered(&self) -> bool {
         self.recovered
+    }
+
+    pub(crate) fn replayed_through(&self) -> u64 {
+        self.replayed_through.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_replayed_through(&self, pos: u64) {
+        self.replayed_through.store(pos, Ordering::Release);
     }
 
     pub(crate) fn pid(&self) -> Option<&Arc<str>> {
@@ -242,7 +254,7 @@ impl Socket {
         };
         let packet = self
             .namespace
-            .event_outgoing(name, payload, None, &own_room, None)?;
+            .event_outgoing(name, payload, None, &own_room, None, false)?;
         self.send_outgoing(packet.encoded(), false)
     }
 

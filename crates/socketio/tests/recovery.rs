@@ -249,3 +249,66 @@ async fn recovery_skips_the_middlewares_only_when_configured_to() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_packet_sent_while_a_recovered_sessions_middleware_runs_is_replayed_once() {
+    let server = TestServer::start_with(SocketIoConfig {
+        recovery: Some(RecoveryConfig {
+            skip_middlewares: false,
+            ..RecoveryConfig::default()
+        }),
+        ..SocketIoConfig::default()
+    })
+    .await;
+    let (handler, mut seen) = recorder();
+    server.io.ns("/", handler);
+    // The middleware holds a CONNECT that asks for it until the test lets it go.
+    let entered = std::sync::Arc::new(tokio::sync::Notify::new());
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    {
+        let (entered, release) = (entered.clone(), release.clone());
+        server.io.of("/").use_middleware(move |socket| {
+            let (entered, release) = (entered.clone(), release.clone());
+            async move {
+                if socket.auth()["hold"] == json!(true) {
+                    entered.notify_one();
+                    release.notified().await;
+                }
+                Ok(())
+            }
+        });
+    }
+    let mut client = server.ws().await;
+    let (sid, pid) = join(&mut client, None).await;
+    let socket = seen.sockets.next().await;
+    socket.join("room1");
+    server.io.to("room1").emit("m", "seen").expect("emitted");
+    let (_, offset) = event(&mut client).await;
+    socket.abort_transport();
+    seen.disconnects.next().await;
+    server.io.to("room1").emit("m", "before").expect("emitted");
+
+    let mut back = server.ws().await;
+    let auth = json!({ "pid": pid, "offset": offset, "hold": true });
+    let joining = tokio::spawn(async move {
+        let ids = join(&mut back, Some(auth)).await;
+        (back, ids)
+    });
+    tokio::time::timeout(common::WAIT, entered.notified())
+        .await
+        .expect("the middleware runs");
+    server.io.to("room1").emit("m", "during").expect("emitted");
+    release.notify_one();
+    let (mut back, (again, _)) = tokio::time::timeout(common::WAIT, joining)
+        .await
+        .expect("joined in time")
+        .expect("task");
+    assert_eq!(again, sid);
+    for expected in ["before", "during"] {
+        let (args, _) = event(&mut back).await;
+        assert_eq!(args, vec![json!("m"), json!(expected)]);
+    }
+    server.io.to("room1").emit("m", "after").expect("emitted");
+    let (args, _) = event(&mut back).await;
+    assert_eq!(args, vec![json!("m"), json!("after")], "nothing twice");
+}

@@ -713,9 +713,9 @@ fn cluster(config: &Config, out: &mut Vec<Lint>) {
         out.push(lint(
             "cluster-recovery-per-node",
             Severity::Warning,
-            "recovery.enabled with cluster.adapter = \"redis\": missed events are kept by the \
-             node a client was on, so a client recovers its session only when it reconnects to \
-             that node"
+            "recovery.enabled with cluster.adapter = \"redis\": a session is held by the node \
+             the client was on; the client recovers it through any node while that node is up, \
+             and starts a new session once it is gone for good"
                 .to_owned(),
             "keep sessions sticky so clients come back to their node (deploy/nginx.conf, \
              docs/cluster.md)",

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ferrio_redis_adapter::{RedisAdapterConfig, RedisNode};
-use ferrio_socketio::{SocketId, SocketIo, SocketIoConfig};
+use ferrio_socketio::{RecoveryConfig, SocketId, SocketIo, SocketIoConfig};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
@@ -233,6 +233,19 @@ impl Node {
         redis_url: &str,
         on_connection: impl Fn(&std::sync::Arc<ferrio_socketio::Socket>) + Send + Sync + 'static,
     ) -> Self {
+        Self::start_full(redis_url, None, on_connection).await
+    }
+
+    /// A node with connection state recovery on (the reference's defaults).
+    pub(crate) async fn start_recovering(redis_url: &str) -> Self {
+        Self::start_full(redis_url, Some(RecoveryConfig::default()), |_| {}).await
+    }
+
+    async fn start_full(
+        redis_url: &str,
+        recovery: Option<RecoveryConfig>,
+        on_connection: impl Fn(&std::sync::Arc<ferrio_socketio::Socket>) + Send + Sync + 'static,
+    ) -> Self {
         let redis = RedisNode::new(RedisAdapterConfig {
             requests_timeout: Duration::from_secs(3),
             min_reconnect_delay: Duration::from_millis(50),
@@ -245,6 +258,7 @@ impl Node {
         .expect("a Redis node");
         let (service, io) = SocketIo::new(SocketIoConfig {
             adapter: redis.factory(),
+            recovery,
             ..SocketIoConfig::default()
         });
         io.ns("/", on_connection);
@@ -331,7 +345,16 @@ impl WsClient {
 
     /// Connects to `/` and keeps the socket id.
     pub(crate) async fn join(&mut self) {
-        self.send("40").await;
+        self.join_with(None).await;
+    }
+
+    /// Connects to `/` with `auth` (a recovery `{pid, offset}`), keeps the socket id and
+    /// returns the CONNECT reply's data (`sid`, and `pid` with recovery on).
+    pub(crate) async fn join_with(&mut self, auth: Option<Value>) -> Value {
+        match auth {
+            Some(auth) => self.send(&format!("40{auth}")).await,
+            None => self.send("40").await,
+        }
         let reply = self.recv().await;
         let data: Value = serde_json::from_str(
             reply
@@ -340,6 +363,7 @@ impl WsClient {
         )
         .expect("JSON");
         self.sid = data["sid"].as_str().expect("a sid").to_owned();
+        data
     }
 
     /// The next frame, pings answered and skipped.
