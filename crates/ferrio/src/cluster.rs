@@ -38,7 +38,10 @@ pub(crate) struct ClusterLink {
 impl ClusterLink {
     /// Starts the Redis link the configuration asks for, or `None` for a single node. Returns
     /// at once: Redis may come up later. Must run within the Tokio runtime.
-    pub(crate) fn start(cluster: &Cluster) -> anyhow::Result<Option<Self>> {
+    ///
+    /// `history_shared`: whether history offsets come from the cluster's one store
+    /// (`history.store = "redis"`), so a durable message keeps its offset on every node.
+    pub(crate) fn start(cluster: &Cluster, history_shared: bool) -> anyhow::Result<Option<Self>> {
         if cluster.adapter == AdapterKind::Local {
             return Ok(None);
         }
@@ -49,6 +52,7 @@ impl ClusterLink {
         let config = RedisAdapterConfig {
             key: cluster.redis_key.clone(),
             requests_timeout: cluster.request_timeout,
+            share_assigned_offsets: history_shared,
             ..RedisAdapterConfig::new(cluster.redis_url.clone())
         };
         let node = RedisNode::new(config).context("cluster.redis_url")?;
@@ -152,13 +156,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_local_adapter_starts_no_link_and_an_invalid_url_is_refused() {
-        assert!(ClusterLink::start(&Cluster::default()).unwrap().is_none());
+        assert!(ClusterLink::start(&Cluster::default(), false)
+            .unwrap()
+            .is_none());
         let bad = Cluster {
             adapter: AdapterKind::Redis,
             redis_url: "http://127.0.0.1:6379".to_owned(),
             ..Cluster::default()
         };
-        let error = format!("{:#}", ClusterLink::start(&bad).unwrap_err());
+        let error = format!("{:#}", ClusterLink::start(&bad, false).unwrap_err());
         assert!(
             error.starts_with("cluster.redis_url: invalid Redis URL: "),
             "{error}"

@@ -74,7 +74,9 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         None
     };
     let mut io_config: SocketIoConfig = socketio_config(&config).map_err(anyhow::Error::msg)?;
-    let cluster = crate::cluster::ClusterLink::start(&config.cluster)?;
+    let history_shared = config.history.enabled
+        && config.history.store == crate::config::model::HistoryStoreKind::Redis;
+    let cluster = crate::cluster::ClusterLink::start(&config.cluster, history_shared)?;
     if let Some(link) = &cluster {
         link.install(&mut io_config);
     }

@@ -904,6 +904,9 @@ impl Adapter for RedisAdapter {
         let Some(ident) = self.inner.ident() else {
             return;
         };
+        // Another node's store could hand out the same number for a packet of its own,
+        // unless offsets come from one store every node shares.
+        let offset = offset.filter(|_| self.inner.shared.config.share_assigned_offsets);
         let recorded = Recorded { seq, offset };
         if let Some(message) =
             encode_broadcast(&self.inner.shared.uid, packet, opts, false, Some(recorded))

@@ -25,6 +25,13 @@ pub struct RedisAdapterConfig {
     /// Most messages waiting to be published. Past it, broadcasts to other nodes are dropped
     /// (local delivery is unaffected) and counted. 65 536.
     pub max_queued_publishes: usize,
+    /// Whether an event recorded for connection state recovery under an assigned offset
+    /// ([`ferrio_socketio::BroadcastOperator::with_offset`]) carries that offset to the other
+    /// nodes, which then record it under the same one. Turn it on only when assigned offsets
+    /// are unique across the cluster (they come from one store every node shares, such as
+    /// [`crate::history::RedisHistory`]): a node's own store could hand out another node's
+    /// offset for a packet of its own. Off: every node records it under an offset of its own.
+    pub share_assigned_offsets: bool,
 }
 
 impl RedisAdapterConfig {
@@ -49,6 +56,7 @@ impl Default for RedisAdapterConfig {
             max_reconnect_delay: Duration::from_secs(2),
             ping_interval: Duration::from_secs(5),
             max_queued_publishes: 65_536,
+            share_assigned_offsets: false,
         }
     }
 }

@@ -242,9 +242,13 @@ async fn a_session_no_node_holds_starts_afresh_without_waiting_for_the_timeout()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_assigned_offset_is_the_same_on_every_node() {
+async fn an_assigned_offset_is_the_same_on_every_node_when_offsets_are_shared() {
     let redis = redis_or_skip!();
-    let nodes = cluster(&redis, 2).await;
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        nodes.push(Node::start_recovering_sharing_offsets(&redis.url()).await);
+    }
+    redis.wait_nodes(2).await;
     let mut b = nodes[1].client().await;
     nodes[1].join(&b.sid, "r");
     nodes[0]
@@ -453,4 +457,26 @@ async fn the_official_client_recovers_through_another_node_with_racing_events_on
     assert_eq!(client.next().await["args"][0], "A:100");
     assert_eq!(client.next_within(QUIET).await, None);
     client.send("exit").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assigned_offset_stays_on_its_node_unless_offsets_are_shared() {
+    let redis = redis_or_skip!();
+    let nodes = cluster(&redis, 2).await;
+    let mut b = nodes[1].client().await;
+    nodes[1].join(&b.sid, "r");
+    nodes[0]
+        .io
+        .to("r")
+        .with_offset(42)
+        .emit("durable", "x")
+        .expect("emit");
+    // Node 1's own store could hand out 42 for a packet of its own: it numbers this one itself.
+    let (name, args, offset) = event(&b.recv().await);
+    assert_eq!((name.as_str(), args), ("durable", vec![json!("x")]));
+    assert!(
+        offset.parse::<u64>().is_err(),
+        "a node-local offset: {offset}"
+    );
+    b.expect_nothing(QUIET).await;
 }

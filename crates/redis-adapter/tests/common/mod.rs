@@ -233,17 +233,25 @@ impl Node {
         redis_url: &str,
         on_connection: impl Fn(&std::sync::Arc<ferrio_socketio::Socket>) + Send + Sync + 'static,
     ) -> Self {
-        Self::start_full(redis_url, None, on_connection).await
+        Self::start_full(redis_url, None, false, on_connection).await
     }
 
     /// A node with connection state recovery on (the reference's defaults).
     pub(crate) async fn start_recovering(redis_url: &str) -> Self {
-        Self::start_full(redis_url, Some(RecoveryConfig::default()), |_| {}).await
+        Self::start_full(redis_url, Some(RecoveryConfig::default()), false, |_| {}).await
+    }
+
+    /// A recovering node whose assigned offsets travel to the other nodes
+    /// (`share_assigned_offsets`, as with history in one shared store).
+    #[allow(dead_code)] // Not every test file uses it.
+    pub(crate) async fn start_recovering_sharing_offsets(redis_url: &str) -> Self {
+        Self::start_full(redis_url, Some(RecoveryConfig::default()), true, |_| {}).await
     }
 
     async fn start_full(
         redis_url: &str,
         recovery: Option<RecoveryConfig>,
+        share_assigned_offsets: bool,
         on_connection: impl Fn(&std::sync::Arc<ferrio_socketio::Socket>) + Send + Sync + 'static,
     ) -> Self {
         let redis = RedisNode::new(RedisAdapterConfig {
@@ -253,6 +261,7 @@ impl Node {
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
             ping_interval: Duration::from_millis(200),
+            share_assigned_offsets,
             ..RedisAdapterConfig::new(redis_url)
         })
         .expect("a Redis node");
