@@ -91,15 +91,18 @@ pub(crate) enum Outcome {
     TimedOut(usize),
 }
 
-/// Starts the shutdown and waits, within `timeout` in all, until every connection is gone and
-/// then until `webhooks` (when set) have no call under way: the disconnect notices the
-/// shutdown itself causes reach the backend before the process exits.
+/// Starts the shutdown and waits, within `timeout` in all, until every connection is gone,
+/// then until `webhooks` (when set) have no call under way (the disconnect notices the
+/// shutdown itself causes reach the backend before the process exits), then, when
+/// `hands_over_sessions` (a cluster with connection state recovery), until other nodes have
+/// claimed every recovery session the shutdown left (the clients come back through them).
 /// Cancel-safe: dropping the future only stops the waiting.
 pub(crate) async fn drain(
     io: &SocketIo,
     draining: &Draining,
     timeout: Duration,
     webhooks: Option<&Webhooks>,
+    hands_over_sessions: bool,
 ) -> Outcome {
     // Readiness probes see it before the clients are told to go.
     draining.start();
@@ -136,6 +139,30 @@ pub(crate) async fn drain(
                 calls = webhooks.calls_under_way(),
                 "server.shutdown_timeout passed with webhook calls under way: exiting anyway"
             );
+        }
+    }
+    if hands_over_sessions {
+        // The clients sent away reconnect through other nodes, which ask this one for their
+        // sessions: it stays to hand them over.
+        let claimed = async {
+            while io.recovery_sessions_held() > 0 {
+                tokio::time::sleep(POLL).await;
+            }
+        };
+        let held = io.recovery_sessions_held();
+        if held > 0 {
+            tracing::info!(
+                sessions = held,
+                "waiting for other nodes to claim the sessions"
+            );
+        }
+        if tokio::time::timeout_at(deadline, claimed).await.is_err() {
+            tracing::warn!(
+                sessions = io.recovery_sessions_held(),
+                "server.shutdown_timeout passed with recovery sessions no node claimed:                  their clients start new sessions"
+            );
+        } else if held > 0 {
+            tracing::info!("every session claimed");
         }
     }
     Outcome::Drained

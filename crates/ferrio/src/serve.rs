@@ -181,6 +181,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
                     &shutting_down,
                     config.server.shutdown_timeout,
                     gateway.webhooks().map(|hooks| hooks.as_ref()),
+                    cluster.is_some() && config.recovery.enabled,
                 ) => {}
             }
             server.abort();

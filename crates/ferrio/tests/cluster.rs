@@ -446,3 +446,54 @@ async fn ferrio_serve_and_a_node_socket_io_server_share_one_cluster() {
     on_ferrio.expect_nothing(QUIET).await;
     assert_eq!(on_node.text_within(QUIET).await, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_node_stays_until_another_node_claimed_the_sessions_it_sent_away() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let env = [
+        ("FERRIO_RECOVERY_ENABLED", "true"),
+        ("FERRIO_SERVER_SHUTDOWN_TIMEOUT", "15s"),
+    ];
+    let a = FerrioNode::start(&redis.url(), &env);
+    let mut b = FerrioNode::start(&redis.url(), &env);
+    a.wait_cluster_size(2).await;
+    b.wait_cluster_size(2).await;
+
+    let mut x = RawSocket::connect(b.port, None).await;
+    let (sid, pid) = (x.connected["sid"].clone(), x.connected["pid"].clone());
+    x.send(r#"421["join",{"room":"lobby"}]"#).await;
+    assert_eq!(x.text().await, r#"431[{"ok":true,"room":"lobby"}]"#);
+    let publisher = Member::connect(&a).await;
+    publisher.publish("lobby", "news", json!("before")).await;
+    let offset = x.event("news").await[1].clone();
+
+    // b drains: x is told to go (the Engine.IO close), and comes back a moment later through a,
+    // as a client behind a load balancer does. Meanwhile b must stay to hand its session over.
+    b.terminate();
+    assert_eq!(x.text().await, "1", "the close packet");
+    drop(x);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    publisher.publish("lobby", "news", json!("missed")).await;
+    let mut back = RawSocket::connect(a.port, Some(json!({ "pid": pid, "offset": offset }))).await;
+    assert_eq!(
+        back.connected["sid"],
+        sid,
+        "{}\n{}",
+        back.connected,
+        b.log()
+    );
+    assert_eq!(back.event("news").await[0], "missed");
+
+    // Once it is claimed, b has nothing left to wait for: it exits long before its deadline.
+    let exit = tokio::task::spawn_blocking(move || {
+        let exit = b.wait_exit(Duration::from_secs(5));
+        (b, exit)
+    })
+    .await
+    .expect("join");
+    let (b, exit) = exit;
+    assert!(exit.is_some_and(|s| s.success()), "{exit:?}\n{}", b.log());
+    assert!(b.log().contains("every session claimed"), "{}", b.log());
+}

@@ -266,6 +266,15 @@ impl SocketIo {
         self.inner.namespace_for(&normalize_namespace(name))
     }
 
+    /// How many disconnected sessions this node holds for connection state recovery, in every
+    /// namespace ([`Namespace::recovery_sessions_held`]).
+    pub fn recovery_sessions_held(&self) -> usize {
+        self.namespaces()
+            .iter()
+            .map(|namespace| namespace.recovery_sessions_held())
+            .sum()
+    }
+
     /// Every namespace.
     pub fn namespaces(&self) -> Vec<Arc<Namespace>> {
         self.inner.read_namespaces().values().cloned().collect()

@@ -189,6 +189,13 @@ impl Namespace {
         self.read_sockets().values().cloned().collect()
     }
 
+    /// How many disconnected sessions this node holds for connection state recovery, waiting
+    /// for their clients (0 with recovery off). In a cluster, a client may claim its session
+    /// through another node, which asks this one for it.
+    pub fn recovery_sessions_held(&self) -> usize {
+        self.recovery.as_ref().map_or(0, RecoveryLog::held_sessions)
+    }
+
     /// How many sockets are connected here, on this node.
     pub fn socket_count(&self) -> usize {
         self.read_sockets().len()

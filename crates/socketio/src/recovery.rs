@@ -398,6 +398,13 @@ impl RecoveryLog {
         state.last_pos
     }
 
+    /// How many disconnected sessions are held for their clients (expired ones forgotten).
+    pub(crate) fn held_sessions(&self) -> usize {
+        let mut state = self.lock();
+        self.prune(&mut state, Instant::now());
+        state.sessions.len()
+    }
+
     /// Keeps a disconnected socket's session.
     pub(crate) fn persist(&self, sid: SocketId, pid: Arc<str>, rooms: Vec<Room>) {
         let now = Instant::now();

@@ -229,6 +229,16 @@ impl FerrioNode {
         .await;
     }
 
+    /// Sends SIGTERM: the node drains.
+    pub(crate) fn terminate(&self) {
+        self.process.terminate();
+    }
+
+    /// Waits (at most `limit`) for the process to exit: its status, or `None` if it did not.
+    pub(crate) fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        self.process.wait_exit(limit)
+    }
+
     /// Kills the process with SIGKILL: no goodbye to Redis or to its clients.
     pub(crate) fn kill(self) {
         self.process.kill();
