@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
+use crate::ids::BuildIdHasher;
 use crate::{AckError, EmitError, Payload, Socket, SocketId};
 
 /// Answers the client's acknowledgement request of one event. Dropping it unanswered sends
@@ -44,13 +45,15 @@ pub struct AckResponse {
 /// The acknowledgements a socket waits for, by packet id.
 #[derive(Debug, Default)]
 pub(crate) struct PendingAcks {
-    waiting: Mutex<HashMap<u64, oneshot::Sender<Result<Payload, AckError>>>>,
+    waiting: Mutex<AckMap>,
 }
 
+/// Waits by packet id. The ids are the server's own counter, so the hasher need not resist
+/// chosen keys, and it keeps no state in every socket.
+type AckMap = HashMap<u64, oneshot::Sender<Result<Payload, AckError>>, BuildIdHasher>;
+
 impl PendingAcks {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Result<Payload, AckError>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, AckMap> {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -1,6 +1,6 @@
 //! A client's connection to one namespace.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -40,9 +40,31 @@ pub type DisconnectHandler = Arc<dyn Fn(&Arc<Socket>, DisconnectReason) + Send +
 
 #[derive(Default)]
 struct Handlers {
-    events: HashMap<String, EventHandler>,
+    /// By event name. A list, not a map: a socket has a few handlers, found faster by a scan
+    /// than by hashing the name, and an idle socket keeps every byte for the connection's life
+    /// (a map's hasher state and spare buckets were ~100 B of it).
+    events: Vec<(Box<str>, EventHandler)>,
     any: Option<EventHandler>,
     disconnect: Vec<DisconnectHandler>,
+}
+
+impl Handlers {
+    /// Sets the handler of `name`, replacing an earlier one.
+    fn set(&mut self, name: String, handler: EventHandler) {
+        match self.events.iter_mut().find(|(n, _)| **n == *name) {
+            Some(entry) => entry.1 = handler,
+            None => self.events.push((name.into_boxed_str(), handler)),
+        }
+    }
+
+    /// The handler of `name`, or the catch-all one.
+    fn of(&self, name: &str) -> Option<&EventHandler> {
+        self.events
+            .iter()
+            .find(|(n, _)| **n == *name)
+            .map(|(_, handler)| handler)
+            .or(self.any.as_ref())
+    }
 }
 
 const CONNECTING: u8 = 0;
@@ -54,13 +76,15 @@ pub struct Socket {
     id: SocketId,
     namespace: Arc<Namespace>,
     conn: Arc<Conn>,
-    auth: Value,
+    /// The CONNECT's auth payload; `None` for the usual empty object (no room taken for it).
+    auth: Option<Box<Value>>,
     state: AtomicU8,
     handlers: RwLock<Handlers>,
     acks: PendingAcks,
     extensions: Mutex<http::Extensions>,
-    /// The token bucket of the event rate limit (unused when there is none).
-    events: Mutex<EventBudget>,
+    /// The token bucket of the event rate limit; `None` when the namespace has none (most
+    /// sockets: no room taken for it).
+    events: Option<Box<Mutex<EventBudget>>>,
     /// Held while a join is checked against the room limit and applied, so two joins at once
     /// cannot both take the last place.
     joining: Mutex<()>,
@@ -88,16 +112,24 @@ impl Socket {
         conn: Arc<Conn>,
         auth: Value,
     ) -> Self {
+        let events = namespace
+            .limits()
+            .event_rate
+            .as_ref()
+            .map(|_| Box::new(Mutex::new(EventBudget::default())));
         Self {
             id,
             namespace,
             conn,
-            auth,
+            auth: match &auth {
+                Value::Object(map) if map.is_empty() => None,
+                _ => Some(Box::new(auth)),
+            },
             state: AtomicU8::new(CONNECTING),
             handlers: RwLock::new(Handlers::default()),
             acks: PendingAcks::default(),
             extensions: Mutex::new(http::Extensions::new()),
-            events: Mutex::new(EventBudget::default()),
+            events,
             joining: Mutex::new(()),
             pid: None,
             recovered: false,
@@ -148,7 +180,11 @@ impl Socket {
     /// The auth payload of the client's CONNECT (`{}` when none; for socket.io-client v2, the
     /// query parameters it sent with the namespace).
     pub fn auth(&self) -> &Value {
-        &self.auth
+        static EMPTY: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+        match &self.auth {
+            Some(auth) => auth,
+            None => EMPTY.get_or_init(|| Value::Object(serde_json::Map::new())),
+        }
     }
 
     /// The HTTP request that opened the underlying connection: headers, query, address, time.
@@ -194,9 +230,7 @@ impl Socket {
     where
         F: Fn(&Arc<Socket>, Event) + Send + Sync + 'static,
     {
-        self.write_handlers()
-            .events
-            .insert(name.into(), Arc::new(handler));
+        self.write_handlers().set(name.into(), Arc::new(handler));
     }
 
     /// Handles event `name` with its first argument deserialized as `T`
@@ -501,11 +535,11 @@ impl Socket {
     /// Applies the event rate limit to one event from the client: whether to handle it. An
     /// event over the limit is refused as [`crate::EventRateLimit`] says.
     pub(crate) fn admit_event(self: &Arc<Self>) -> bool {
-        let Some(config) = &self.namespace.limits().event_rate else {
+        let (Some(config), Some(events)) = (&self.namespace.limits().event_rate, &self.events)
+        else {
             return true;
         };
-        let verdict = self
-            .events
+        let verdict = events
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .admit(&config.limit, Instant::now());
@@ -558,11 +592,7 @@ impl Socket {
         };
         let handler = {
             let handlers = self.handlers.read().unwrap_or_else(|p| p.into_inner());
-            handlers
-                .events
-                .get(&name)
-                .or(handlers.any.as_ref())
-                .cloned()
+            handlers.of(&name).cloned()
         };
         let Some(handler) = handler else {
             return;
