@@ -18,7 +18,9 @@ pub(crate) enum SmallSet<T, S> {
     Empty,
     /// One element, inline.
     One(T),
-    /// Two or more (or fewer, after removals: a set never shrinks back inline).
+    /// Two or more (or fewer, after removals: a set never shrinks back inline). Boxed on
+    /// purpose, see above: one more allocation for a shared room, 24 B less in every slot.
+    #[allow(clippy::box_collection)]
     Many(Box<HashSet<T, S>>),
 }
 
