@@ -23,6 +23,7 @@ pub mod adapter;
 mod client;
 mod connect_timeout;
 mod errors;
+mod handlers;
 mod ids;
 mod io;
 mod limits;

@@ -9,11 +9,12 @@ use serde_json::Value;
 
 use crate::ack::{wait_for_ack, AckResponse};
 use crate::adapter::{Adapter, AdapterFactory};
+use crate::handlers::EventTable;
 use crate::ids::IdMap;
 use crate::limits::SocketLimits;
 use crate::outgoing::{BroadcastPacket, Outgoing};
 use crate::recovery::{RecordSource, RecoveryLog, RecoverySetup};
-use crate::{BroadcastOperator, ConnectError, EmitError, Socket, SocketId};
+use crate::{BroadcastOperator, ConnectError, EmitError, Event, EventHandler, Socket, SocketId};
 
 /// Runs when a socket connects to a namespace: register its event handlers here.
 pub type ConnectHandler = Arc<dyn Fn(&Arc<Socket>) + Send + Sync>;
@@ -28,9 +29,26 @@ pub type Middleware =
 pub(crate) struct NamespaceSetup {
     middlewares: RwLock<Vec<Middleware>>,
     on_connection: RwLock<Option<ConnectHandler>>,
+    /// Event handlers every socket of the namespace shares ([`Namespace::on`]).
+    events: RwLock<EventTable>,
 }
 
 impl NamespaceSetup {
+    pub(crate) fn set_event_handler(&self, name: String, handler: EventHandler) {
+        self.events
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .set(name, handler);
+    }
+
+    fn event_handler(&self, name: &str) -> Option<EventHandler> {
+        self.events
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
     pub(crate) fn add_middleware(&self, middleware: Middleware) {
         self.middlewares
             .write()
@@ -177,6 +195,26 @@ impl Namespace {
     {
         self.setup
             .add_middleware(Arc::new(move |socket| Box::pin(middleware(socket))));
+    }
+
+    /// Handles event `name` for every socket of this namespace, with one handler shared by all
+    /// (replacing an earlier shared handler of the same name). A socket's own handler
+    /// ([`Socket::on`]) for the name comes first; [`Socket::on_any`] only catches the events
+    /// neither handles.
+    ///
+    /// The same as calling `socket.on(name, ...)` in the connection handler, without the
+    /// handler's place in every socket: for a handler that is the same for every socket, the
+    /// cheaper choice on a server holding many idle connections.
+    pub fn on<F>(&self, name: impl Into<String>, handler: F)
+    where
+        F: Fn(&Arc<Socket>, Event) + Send + Sync + 'static,
+    {
+        self.setup.set_event_handler(name.into(), Arc::new(handler));
+    }
+
+    /// The shared handler of event `name`, if one was set.
+    pub(crate) fn shared_handler(&self, name: &str) -> Option<EventHandler> {
+        self.setup.event_handler(name)
     }
 
     /// The local socket with this id.
@@ -372,6 +410,14 @@ impl DynamicNamespace {
     {
         self.setup
             .add_middleware(Arc::new(move |socket| Box::pin(middleware(socket))));
+    }
+
+    /// Handles event `name` for every socket of every child namespace, as [`Namespace::on`].
+    pub fn on<F>(&self, name: impl Into<String>, handler: F)
+    where
+        F: Fn(&Arc<Socket>, Event) + Send + Sync + 'static,
+    {
+        self.setup.set_event_handler(name.into(), Arc::new(handler));
     }
 }
 

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::ack::{wait_for_ack, PendingAcks};
 use crate::client::Conn;
+use crate::handlers::EventTable;
 use crate::limits::{EventBudget, OverLimit, Verdict};
 use crate::namespace::Namespace;
 use crate::outgoing::Outgoing;
@@ -40,31 +41,9 @@ pub type DisconnectHandler = Arc<dyn Fn(&Arc<Socket>, DisconnectReason) + Send +
 
 #[derive(Default)]
 struct Handlers {
-    /// By event name. A list, not a map: a socket has a few handlers, found faster by a scan
-    /// than by hashing the name, and an idle socket keeps every byte for the connection's life
-    /// (a map's hasher state and spare buckets were ~100 B of it).
-    events: Vec<(Box<str>, EventHandler)>,
+    events: EventTable,
     any: Option<EventHandler>,
     disconnect: Vec<DisconnectHandler>,
-}
-
-impl Handlers {
-    /// Sets the handler of `name`, replacing an earlier one.
-    fn set(&mut self, name: String, handler: EventHandler) {
-        match self.events.iter_mut().find(|(n, _)| **n == *name) {
-            Some(entry) => entry.1 = handler,
-            None => self.events.push((name.into_boxed_str(), handler)),
-        }
-    }
-
-    /// The handler of `name`, or the catch-all one.
-    fn of(&self, name: &str) -> Option<&EventHandler> {
-        self.events
-            .iter()
-            .find(|(n, _)| **n == *name)
-            .map(|(_, handler)| handler)
-            .or(self.any.as_ref())
-    }
 }
 
 const CONNECTING: u8 = 0;
@@ -230,7 +209,9 @@ impl Socket {
     where
         F: Fn(&Arc<Socket>, Event) + Send + Sync + 'static,
     {
-        self.write_handlers().set(name.into(), Arc::new(handler));
+        self.write_handlers()
+            .events
+            .set(name.into(), Arc::new(handler));
     }
 
     /// Handles event `name` with its first argument deserialized as `T`
@@ -590,10 +571,15 @@ impl Socket {
             Value::String(name) => name,
             other => other.to_string(),
         };
-        let handler = {
+        // The socket's own handler, else the namespace's shared one, else the catch-all.
+        let (own, any) = {
             let handlers = self.handlers.read().unwrap_or_else(|p| p.into_inner());
-            handlers.of(&name).cloned()
+            match handlers.events.get(&name) {
+                Some(handler) => (Some(handler.clone()), None),
+                None => (None, handlers.any.clone()),
+            }
         };
+        let handler = own.or_else(|| self.namespace.shared_handler(&name)).or(any);
         let Some(handler) = handler else {
             return;
         };

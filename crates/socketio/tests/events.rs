@@ -429,3 +429,63 @@ async fn reserved_event_names_are_refused_by_every_emit() {
     socket.emit("Connect", 1).expect("not reserved");
     client.expect(r#"42["Connect",1]"#).await;
 }
+
+#[tokio::test]
+async fn namespace_handlers_serve_every_socket_after_its_own_and_before_its_catch_all() {
+    let server = TestServer::start().await;
+    let (heard, mut inbox) = inbox::<(String, String)>();
+    let root = server.io.of("/");
+    let shared = heard.clone();
+    root.on("hello", move |socket, event| {
+        let _ = shared.send(("shared".to_owned(), socket.id().to_string()));
+        if let Some(ack) = event.ack {
+            let _ = ack.send_json(json!("from the namespace"));
+        }
+    });
+    let own = heard.clone();
+    root.on_connection(move |socket| {
+        // The first socket to connect has a handler of its own for `hello`, and every socket
+        // a catch-all.
+        if socket.auth().get("own").is_some() {
+            let own = own.clone();
+            socket.on("hello", move |socket, _| {
+                let _ = own.send(("own".to_owned(), socket.id().to_string()));
+            });
+        }
+        let any = own.clone();
+        socket.on_any(move |_, event| {
+            let _ = any.send(("any".to_owned(), event.name));
+        });
+    });
+    let dynamic = server
+        .io
+        .dynamic_namespace(|name| name.starts_with("/team-"));
+    let team = heard.clone();
+    dynamic.on("hello", move |socket, _| {
+        let _ = team.send(("team".to_owned(), socket.nsp().to_owned()));
+    });
+
+    let mut plain = server.ws().await;
+    let plain_id = plain.join("/", None).await;
+    let mut special = server.ws().await;
+    let special_id = special.join("/", Some(r#"{"own":true}"#)).await;
+
+    plain.send(r#"421["hello"]"#).await;
+    plain.expect(r#"431["from the namespace"]"#).await;
+    assert_eq!(inbox.next().await, ("shared".to_owned(), plain_id));
+    special.send(r#"42["hello"]"#).await;
+    assert_eq!(inbox.next().await, ("own".to_owned(), special_id));
+    // An event nobody handles by name reaches the catch-all.
+    plain.send(r#"42["other"]"#).await;
+    assert_eq!(inbox.next().await, ("any".to_owned(), "other".to_owned()));
+
+    // A dynamic namespace's handler serves each child's sockets.
+    let mut member = server.ws().await;
+    member.join("/team-a", None).await;
+    member.send(r#"42/team-a,["hello"]"#).await;
+    assert_eq!(
+        inbox.next().await,
+        ("team".to_owned(), "/team-a".to_owned())
+    );
+    inbox.assert_empty();
+}
