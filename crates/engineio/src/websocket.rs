@@ -4,29 +4,21 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use ferrio_engineio_proto::wsframe::{
+    encode_frame, encode_header, header_len, CloseCode, Event, FrameError, OpCode,
+};
 use ferrio_engineio_proto::{ws, OpenPacket, Packet, ProtocolVersion};
-use futures_util::{SinkExt, StreamExt};
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use hyper::upgrade::{OnUpgrade, Upgraded};
-use hyper_util::rt::TokioIo;
-use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
+use hyper::upgrade::OnUpgrade;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data as OpData, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame};
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::WebSocketStream;
 
 use crate::body::ResponseBody;
 use crate::errors::ErrorCode;
 use crate::refusal::count_refusal;
 use crate::socket::{Farewell, TransportKind};
 use crate::telemetry::{count_upgrade, Flow};
+use crate::wsconn::{Connection, ReadError};
 use crate::{DisconnectReason, Engine, EngineHandler, Socket};
-
-type Stream = WebSocketStream<TokioIo<Upgraded>>;
 
 /// Checks the RFC 6455 opening handshake and prepares the 101 answer.
 pub(crate) fn accept<B>(
@@ -64,35 +56,23 @@ pub(crate) fn accept<B>(
     Ok((response, on_upgrade))
 }
 
-/// How many bytes of frames a batch gathers before writing them out early.
+/// How many bytes of frames a batch gathers before writing them out early. A payload this large
+/// or larger is written from its own buffer rather than copied into the batch.
 const WRITE_BUFFER_SIZE: usize = 16 * 1024;
 
-fn ws_config<H: EngineHandler>(engine: &Engine<H>) -> WebSocketConfig {
-    let config = engine.config();
-    let max = usize::try_from(config.max_payload).unwrap_or(usize::MAX);
-    WebSocketConfig::default()
-        .read_buffer_size(config.ws_read_buffer_size)
-        // Frames written in one batch go to the socket in one write at the flush (a write per
-        // frame cost a syscall per packet under fan-out); a batch larger than this is written
-        // as it goes. The buffer keeps the capacity of the largest batch.
-        .write_buffer_size(WRITE_BUFFER_SIZE)
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max))
-}
-
-async fn into_stream<H: EngineHandler>(
+async fn into_connection<H: EngineHandler>(
     engine: &Engine<H>,
     on_upgrade: OnUpgrade,
-) -> Option<Stream> {
+) -> Option<Connection> {
     match on_upgrade.await {
-        Ok(upgraded) => Some(
-            WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(ws_config(engine)),
-            )
-            .await,
-        ),
+        Ok(upgraded) => {
+            let config = engine.config();
+            Some(Connection::new(
+                upgraded,
+                config.max_payload,
+                config.ws_read_buffer_size,
+            ))
+        }
         Err(error) => {
             tracing::debug!(%error, "websocket upgrade failed");
             None
@@ -107,27 +87,28 @@ pub(crate) fn spawn_direct<H: EngineHandler>(
     on_upgrade: OnUpgrade,
 ) {
     tokio::spawn(async move {
-        let Some(mut stream) = into_stream(&engine, on_upgrade).await else {
+        let Some(mut conn) = into_connection(&engine, on_upgrade).await else {
             socket.close_with(DisconnectReason::TransportError, Farewell::None);
             return;
         };
-        let open = open_message(&engine, &socket);
-        engine.traffic().websocket_out.count(1, payload_len(&open));
-        if stream.send(open).await.is_err() {
+        if greet(&engine, &socket, &mut conn).await.is_err() {
             socket.close_with(DisconnectReason::TransportError, Farewell::None);
             return;
         }
         engine.announce(&socket);
-        run(&engine, &socket, &mut stream).await;
+        run(&engine, &socket, &mut conn).await;
     });
 }
 
-/// The open packet of a direct WebSocket session, as a frame.
+/// Sends the open packet of a direct WebSocket session.
 ///
-/// Built outside the session's future on purpose: a local of that future lives till the end of
-/// its scope, so the packet built there kept its room in the task for the connection's whole
-/// life (the future was 992 B with it, 904 B without).
-fn open_message<H: EngineHandler>(engine: &Engine<H>, socket: &Socket<H::Data>) -> WsMessage {
+/// A function of its own on purpose: a local of the session's future lives till the end of its
+/// scope, so a frame built there would keep its room in the task for the connection's whole life.
+async fn greet<H: EngineHandler>(
+    engine: &Engine<H>,
+    socket: &Socket<H::Data>,
+    conn: &mut Connection,
+) -> std::io::Result<()> {
     let config = engine.config();
     let open = OpenPacket {
         sid: socket.id(),
@@ -136,16 +117,22 @@ fn open_message<H: EngineHandler>(engine: &Engine<H>, socket: &Socket<H::Data>) 
         ping_timeout: config.ping_timeout,
         max_payload: config.max_payload,
     };
-    to_ws(&open.to_packet(), socket.protocol())
+    let mut batch = VecDeque::from([open.to_packet()]);
+    write_batch(
+        conn,
+        &mut batch,
+        socket.protocol(),
+        &engine.traffic().websocket_out,
+    )
+    .await
 }
 
 /// A WebSocket that cannot join its session: opened, then closed at once.
 pub(crate) fn spawn_refusal(on_upgrade: OnUpgrade) {
     tokio::spawn(async move {
         if let Ok(upgraded) = on_upgrade.await {
-            let mut stream =
-                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-            let _ = stream.close(None).await;
+            let mut conn = Connection::new(upgraded, 0, 1);
+            conn.close(Some((CloseCode::NO_STATUS, ""))).await;
         }
     });
 }
@@ -158,12 +145,12 @@ pub(crate) fn spawn_upgrade<H: EngineHandler>(
 ) {
     tokio::spawn(async move {
         let upgraded = async {
-            let mut stream = into_stream(&engine, on_upgrade).await?;
+            let mut conn = into_connection(&engine, on_upgrade).await?;
             let probed =
-                tokio::time::timeout(engine.config().upgrade_timeout, probe(&socket, &mut stream));
+                tokio::time::timeout(engine.config().upgrade_timeout, probe(&socket, &mut conn));
             tokio::select! {
                 result = probed => match result {
-                    Ok(true) => Some(stream),
+                    Ok(true) => Some(conn),
                     _ => None,
                 },
                 () = socket.closing() => None,
@@ -171,14 +158,14 @@ pub(crate) fn spawn_upgrade<H: EngineHandler>(
         }
         .await;
         match upgraded {
-            Some(stream) => {
+            Some(conn) => {
                 count_upgrade();
                 socket.set_transport(TransportKind::WebSocket);
                 socket.upgrading.store(false, Ordering::Release);
                 socket.upgraded.notify_waiters();
                 tracing::debug!(sid = %socket.id(), "upgraded to websocket");
-                let mut stream = stream;
-                run(&engine, &socket, &mut stream).await;
+                let mut conn = conn;
+                run(&engine, &socket, &mut conn).await;
             }
             None => {
                 // The session goes on over polling; the client may try again.
@@ -195,23 +182,22 @@ pub(crate) fn spawn_upgrade<H: EngineHandler>(
 /// releases any poll in progress. As in the reference server, that check runs every 100 ms
 /// rather than at once: a client that sends `2probe` and `5` together then has its upgrade done
 /// before a poll sent right after is looked at.
-async fn probe<D>(socket: &Socket<D>, stream: &mut Stream) -> bool {
-    match next_packet(socket, stream).await {
+async fn probe<D>(socket: &Socket<D>, conn: &mut Connection) -> bool {
+    match next_packet(socket, conn).await {
         Some(packet @ Packet::Ping(_)) if packet.is_probe() => {}
         _ => return false,
     }
-    if stream
-        .send(to_ws(&Packet::pong_probe(), socket.protocol()))
-        .await
-        .is_err()
-    {
+    let mut pong = Vec::new();
+    let frame = ws::encode(&Packet::pong_probe(), socket.protocol());
+    encode_frame(&mut pong, frame_opcode(&frame), frame_payload(&frame));
+    if conn.write(&pong).await.is_err() {
         return false;
     }
     let mut release_poll = tokio::time::interval(std::time::Duration::from_millis(100));
     release_poll.tick().await;
     loop {
         tokio::select! {
-            packet = next_packet(socket, stream) => return packet == Some(Packet::Upgrade),
+            packet = next_packet(socket, conn) => return packet == Some(Packet::Upgrade),
             _ = release_poll.tick() => {
                 if socket.writer.try_lock().is_err() {
                     let _ = socket.send_packet(Packet::Noop);
@@ -221,13 +207,93 @@ async fn probe<D>(socket: &Socket<D>, stream: &mut Stream) -> bool {
     }
 }
 
-/// The next packet from the stream, skipping control frames; `None` when it ends or fails to
-/// decode.
-async fn next_packet<D>(socket: &Socket<D>, stream: &mut Stream) -> Option<Packet> {
+/// The next packet from the connection, answering pings on the way; `None` when it ends, fails
+/// or carries something that does not decode.
+///
+/// Cancel-safe while it waits for bytes; a pong being written when it is dropped may be cut,
+/// which ends the probe anyway.
+async fn next_packet<D>(socket: &Socket<D>, conn: &mut Connection) -> Option<Packet> {
     loop {
-        let message = stream.next().await?.ok()?;
-        if let Some(frame) = from_ws(message) {
-            return ws::decode(frame, socket.protocol()).ok();
+        match conn.next_event().await.ok()? {
+            Event::Text(text) => return ws::decode(ws::Frame::Text(text), socket.protocol()).ok(),
+            Event::Binary(data) => {
+                return ws::decode(ws::Frame::Binary(data), socket.protocol()).ok()
+            }
+            Event::Ping(payload) => conn.write(&pong(&payload)).await.ok()?,
+            Event::Pong => {}
+            Event::Close(_) => return None,
+        }
+    }
+}
+
+/// A pong frame answering a ping with this payload.
+fn pong(payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(header_len(payload.len()) + payload.len());
+    encode_frame(&mut frame, OpCode::Pong, payload);
+    frame
+}
+
+/// What a read from the client comes to, for the frame loop.
+enum Incoming {
+    /// A data frame's packet (or why it did not decode), and the frame's payload length.
+    Packet(Result<Packet, ferrio_engineio_proto::DecodeError>, usize),
+    /// A ping, to answer with this pong frame.
+    Pong(Vec<u8>),
+    /// Nothing to do (a pong).
+    Nothing,
+    /// The connection ends: the reason, and the close frame to send first, if any.
+    End(DisconnectReason, Option<(CloseCode, String)>),
+}
+
+/// Turns one read result into what the frame loop does with it. Kept out of the loop's future:
+/// its locals (the close reason, the error) would otherwise take room in the session's task.
+fn incoming<D>(event: Result<Event, ReadError>, socket: &Socket<D>, max_payload: u64) -> Incoming {
+    match event {
+        Ok(Event::Text(text)) => {
+            let len = text.len();
+            Incoming::Packet(ws::decode(ws::Frame::Text(text), socket.protocol()), len)
+        }
+        Ok(Event::Binary(data)) => {
+            let len = data.len();
+            Incoming::Packet(ws::decode(ws::Frame::Binary(data), socket.protocol()), len)
+        }
+        Ok(Event::Ping(payload)) => Incoming::Pong(pong(&payload)),
+        Ok(Event::Pong) => Incoming::Nothing,
+        // The close frame is echoed, with its code (none if it had none).
+        Ok(Event::Close(code)) => Incoming::End(
+            DisconnectReason::TransportClose,
+            Some((code, String::new())),
+        ),
+        // The client closed the TCP connection without a close frame (a process that exited, a
+        // tab that was killed): it closed the connection, as the reference server reports it.
+        Err(ReadError::Eof) => Incoming::End(DisconnectReason::TransportClose, None),
+        Err(ReadError::Frame(FrameError::MessageTooLong { size, max })) => {
+            // A frame or message over `max_payload`: refused as soon as its header says so,
+            // before it is buffered. The client gets close code 1009.
+            tracing::info!(
+                reason = "payload_too_large",
+                sid = %socket.id(),
+                "refused: message of {size} bytes (max {max_payload} bytes)"
+            );
+            count_refusal("payload_too_large");
+            Incoming::End(
+                DisconnectReason::TransportError,
+                Some((
+                    CloseCode::TOO_BIG,
+                    format!("Message too big (max {max} bytes)"),
+                )),
+            )
+        }
+        Err(ReadError::Frame(error)) => {
+            tracing::debug!(sid = %socket.id(), %error, "websocket protocol error");
+            Incoming::End(
+                DisconnectReason::TransportError,
+                Some((error.close_code(), String::new())),
+            )
+        }
+        Err(ReadError::Io(error)) => {
+            tracing::debug!(sid = %socket.id(), %error, "websocket read failed");
+            Incoming::End(DisconnectReason::TransportError, None)
         }
     }
 }
@@ -237,65 +303,44 @@ async fn next_packet<D>(socket: &Socket<D>, stream: &mut Stream) -> Option<Packe
 async fn run<H: EngineHandler>(
     engine: &Engine<H>,
     socket: &Arc<Socket<H::Data>>,
-    // Borrowed, not moved: a stream moved into this future would be stored twice in the
-    // session's task, once in the caller's state and once in this one (~0.5 KiB per connection).
-    stream: &mut Stream,
+    // Borrowed, not moved: a connection moved into this future would be stored twice in the
+    // session's task, once in the caller's state and once in this one.
+    conn: &mut Connection,
 ) {
     // After an upgrade a last poll may still be writing; its answer goes first.
     let _writer = socket.writer.lock().await;
     loop {
         tokio::select! {
             biased;
-            incoming = stream.next() => {
-                let mut close_frame = None;
-                let reason = match incoming {
-                    Some(Ok(WsMessage::Close(_))) | None => DisconnectReason::TransportClose,
-                    // The client closed the TCP connection without a close frame (a process that
-                    // exited, a tab that was killed): it closed the connection, as the reference
-                    // server reports it.
-                    Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
-                        DisconnectReason::TransportClose
-                    }
-                    Some(Err(WsError::Capacity(error))) => {
-                        // A frame or message over `max_payload`: refused as soon as its header
-                        // says so, before it is buffered. The client gets close code 1009.
-                        let max = engine.config().max_payload;
-                        tracing::info!(
-                            reason = "payload_too_large",
-                            sid = %socket.id(),
-                            "refused: {error} (max {max} bytes)"
-                        );
-                        count_refusal("payload_too_large");
-                        close_frame = Some(CloseFrame {
-                            code: CloseCode::Size,
-                            reason: format!("Message too big (max {max} bytes)").into(),
-                        });
-                        DisconnectReason::TransportError
-                    }
-                    Some(Err(error)) => {
-                        tracing::debug!(sid = %socket.id(), %error, "websocket read failed");
-                        DisconnectReason::TransportError
-                    }
-                    Some(Ok(message)) => {
-                        let Some(frame) = from_ws(message) else { continue };
-                        engine.traffic().websocket_in.count(1, frame_len(&frame));
-                        match ws::decode(frame, socket.protocol()) {
+            event = conn.next_event() => {
+                let (reason, close) = match incoming(event, socket, engine.config().max_payload) {
+                    Incoming::Packet(decoded, len) => {
+                        engine.traffic().websocket_in.count(1, len);
+                        match decoded {
                             Ok(packet) => {
                                 engine.handle_packet(socket, packet);
                                 continue;
                             }
                             Err(error) => {
                                 tracing::debug!(sid = %socket.id(), %error, "undecodable websocket frame");
-                                DisconnectReason::ParseError
+                                (DisconnectReason::ParseError, Some((CloseCode::NO_STATUS, String::new())))
                             }
                         }
+                    }
+                    Incoming::Nothing => continue,
+                    Incoming::End(reason, close) => (reason, close),
+                    Incoming::Pong(pong) => {
+                        if conn.write(&pong).await.is_ok() {
+                            continue;
+                        }
+                        (DisconnectReason::TransportError, None)
                     }
                 };
                 socket.close_with(reason, Farewell::None);
                 // If the session was already closing (the client sent a close packet, then its
                 // close frame), nobody else will complete the close: this transport is gone.
                 socket.finish_close();
-                let _ = stream.close(close_frame).await;
+                conn.close(close.as_ref().map(|(code, reason)| (*code, reason.as_str()))).await;
                 return;
             }
             () = socket.outbox.ready() => {
@@ -303,12 +348,12 @@ async fn run<H: EngineHandler>(
                 // The whole queue is taken, so an idle session keeps no queue allocation.
                 let mut batch = socket.outbox.take_all();
                 if farewell == Some(Farewell::Abort) {
-                    // Dropping the stream cuts the TCP connection without a close frame.
+                    // Dropping the connection cuts it without a close frame.
                     socket.finish_close();
                     return;
                 }
                 let written = write_batch(
-                    stream,
+                    conn,
                     &mut batch,
                     socket.protocol(),
                     &engine.traffic().websocket_out,
@@ -316,7 +361,7 @@ async fn run<H: EngineHandler>(
                 .await;
                 if farewell.is_some() || written.is_err() {
                     if written.is_ok() {
-                        let _ = stream.close(None).await;
+                        conn.close(Some((CloseCode::NO_STATUS, ""))).await;
                     } else {
                         socket.close_with(DisconnectReason::TransportError, Farewell::None);
                     }
@@ -328,57 +373,55 @@ async fn run<H: EngineHandler>(
     }
 }
 
-/// Writes every packet of the batch, then flushes once. The batch is counted in `sent` once,
-/// when the stream has taken it all.
+/// Writes every packet of the batch as frames gathered in one buffer, so that a batch leaves in
+/// one write (a batch over [`WRITE_BUFFER_SIZE`] in several). The buffer is the batch's own and
+/// freed after it: an idle session keeps none. The batch is counted in `sent` once written.
 async fn write_batch(
-    stream: &mut Stream,
+    conn: &mut Connection,
     batch: &mut VecDeque<Packet>,
     protocol: ProtocolVersion,
     sent: &Flow,
-) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+) -> std::io::Result<()> {
     let packets = batch.len();
     let mut bytes = 0;
+    let mut out = Vec::new();
     for packet in batch.drain(..) {
-        let message = to_ws(&packet, protocol);
-        bytes += payload_len(&message);
-        stream.feed(message).await?;
+        let frame = ws::encode(&packet, protocol);
+        let payload = frame_payload(&frame);
+        bytes += payload.len();
+        let size = header_len(payload.len()) + payload.len();
+        if !out.is_empty() && out.len() + size > WRITE_BUFFER_SIZE {
+            conn.write(&out).await?;
+            out.clear();
+        }
+        if payload.len() >= WRITE_BUFFER_SIZE {
+            // A large payload goes out from its own buffer, after its header: no copy.
+            encode_header(&mut out, frame_opcode(&frame), payload.len());
+            conn.write(&out).await?;
+            conn.write(payload).await?;
+            out.clear();
+            continue;
+        }
+        encode_frame(&mut out, frame_opcode(&frame), payload);
+    }
+    if !out.is_empty() {
+        conn.write(&out).await?;
     }
     sent.count(packets, bytes);
-    stream.flush().await
+    Ok(())
 }
 
-/// The payload length of an outgoing message, frame header excluded.
-fn payload_len(message: &WsMessage) -> usize {
-    match message {
-        WsMessage::Frame(frame) => frame.payload().len(),
-        other => other.len(),
-    }
-}
-
-/// The payload length of a frame.
-fn frame_len(frame: &ws::Frame) -> usize {
+/// The opcode of the frame carrying this payload.
+fn frame_opcode(frame: &ws::Frame) -> OpCode {
     match frame {
-        ws::Frame::Text(bytes) | ws::Frame::Binary(bytes) => bytes.len(),
+        ws::Frame::Text(_) => OpCode::Text,
+        ws::Frame::Binary(_) => OpCode::Binary,
     }
 }
 
-fn to_ws(packet: &Packet, protocol: ProtocolVersion) -> WsMessage {
-    match ws::encode(packet, protocol) {
-        // Text packets are UTF-8 by construction (`Text` checked it once, when the packet was
-        // made): a raw text frame skips the check `Message::Text` would run again for every
-        // recipient of a broadcast.
-        ws::Frame::Text(bytes) => {
-            WsMessage::Frame(Frame::message(bytes, OpCode::Data(OpData::Text), true))
-        }
-        ws::Frame::Binary(bytes) => WsMessage::Binary(bytes),
-    }
-}
-
-fn from_ws(message: WsMessage) -> Option<ws::Frame> {
-    match message {
-        WsMessage::Text(text) => Some(ws::Frame::Text(Bytes::from(text))),
-        WsMessage::Binary(data) => Some(ws::Frame::Binary(data)),
-        // Control frames are answered by the WebSocket layer itself.
-        WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Close(_) | WsMessage::Frame(_) => None,
+/// The payload of a frame.
+fn frame_payload(frame: &ws::Frame) -> &[u8] {
+    match frame {
+        ws::Frame::Text(bytes) | ws::Frame::Binary(bytes) => bytes,
     }
 }

@@ -1,0 +1,94 @@
+//! An upgraded connection speaking RFC 6455 as the server: reads client frames through the
+//! sans-IO [`Decoder`], writes whole server frames.
+//!
+//! The connection keeps no read buffer: each read lands in a scratch array on the stack of the
+//! poll that makes it, and only the bytes of a frame still incomplete are kept (by the decoder)
+//! until the frame completes. An idle connection therefore costs the struct alone.
+
+use std::future::poll_fn;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use ferrio_engineio_proto::wsframe::{encode_close, CloseCode, Decoder, Event, FrameError};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+
+/// The most bytes one read call takes; the scratch array is this large.
+pub(crate) const MAX_READ_CHUNK: usize = 16 * 1024;
+
+/// Why no further event can be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    /// The client closed the TCP connection without a close frame.
+    #[error("connection closed without a close frame")]
+    Eof,
+    /// The connection failed.
+    #[error("read failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The client broke a framing rule.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+}
+
+/// One upgraded WebSocket connection, server side.
+pub(crate) struct Connection {
+    io: TokioIo<Upgraded>,
+    decoder: Decoder,
+    /// Bytes taken per read call, at most [`MAX_READ_CHUNK`].
+    read_chunk: usize,
+}
+
+impl Connection {
+    /// Wraps an upgraded connection; messages over `max_message` bytes are refused.
+    pub(crate) fn new(upgraded: Upgraded, max_message: u64, read_chunk: usize) -> Self {
+        Self {
+            io: TokioIo::new(upgraded),
+            decoder: Decoder::new(max_message),
+            read_chunk: read_chunk.clamp(1, MAX_READ_CHUNK),
+        }
+    }
+
+    /// The next message or control frame from the client. Cancel-safe: bytes already read stay
+    /// in the decoder.
+    pub(crate) async fn next_event(&mut self) -> Result<Event, ReadError> {
+        poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, ReadError>> {
+        loop {
+            if let Some(event) = self.decoder.poll_event()? {
+                return Poll::Ready(Ok(event));
+            }
+            // On this poll's stack, not in the session's future: nothing is held while waiting.
+            let mut scratch = [MaybeUninit::<u8>::uninit(); MAX_READ_CHUNK];
+            let mut buf = ReadBuf::uninit(&mut scratch[..self.read_chunk]);
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
+            if buf.filled().is_empty() {
+                return Poll::Ready(Err(ReadError::Eof));
+            }
+            self.decoder.handle_bytes(buf.filled());
+        }
+    }
+
+    /// Writes bytes holding whole frames, and flushes them. Not cancel-safe (a frame may be cut),
+    /// so it is never raced against anything.
+    pub(crate) async fn write(&mut self, frames: &[u8]) -> std::io::Result<()> {
+        self.io.write_all(frames).await?;
+        self.io.flush().await
+    }
+
+    /// Ends the connection: a close frame with this code (none when `None`), then the end of
+    /// the TCP stream. Errors are ignored: the connection is going away either way.
+    pub(crate) async fn close(&mut self, code: Option<(CloseCode, &str)>) {
+        if let Some((code, reason)) = code {
+            let mut frame = Vec::with_capacity(2 + 125);
+            encode_close(&mut frame, code, reason);
+            if self.write(&frame).await.is_err() {
+                return;
+            }
+        }
+        let _ = self.io.shutdown().await;
+    }
+}
