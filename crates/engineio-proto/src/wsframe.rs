@@ -190,12 +190,19 @@ enum Kind {
 pub struct Decoder {
     /// Bytes received that do not make a whole frame yet. Empty (no allocation) between frames.
     pending: BytesMut,
-    /// The unmasked payload of a fragmented message so far.
-    message: BytesMut,
-    /// The kind of the fragmented message in progress, if one is.
-    kind: Option<Kind>,
+    /// The fragmented message in progress, if one is. Boxed: fragmented messages are rare, and
+    /// the decoder lives in every connection's task.
+    message: Option<Box<Fragmented>>,
     /// The largest message accepted, in bytes.
     max_message: u64,
+}
+
+/// A fragmented message being reassembled.
+#[derive(Debug)]
+struct Fragmented {
+    kind: Kind,
+    /// The unmasked payload so far.
+    payload: BytesMut,
 }
 
 impl Decoder {
@@ -214,7 +221,7 @@ impl Decoder {
 
     /// Whether the decoder holds no bytes: no partial frame and no partial message.
     pub fn is_empty(&self) -> bool {
-        self.pending.is_empty() && self.kind.is_none()
+        self.pending.is_empty() && self.message.is_none()
     }
 
     /// The next whole message or control frame, `Ok(None)` when more bytes are needed.
@@ -225,7 +232,11 @@ impl Decoder {
                 return Ok(None);
             };
             if !header.opcode.is_control() {
-                let size = self.message.len() as u64 + header.payload_len;
+                let so_far = self
+                    .message
+                    .as_ref()
+                    .map_or(0, |message| message.payload.len());
+                let size = so_far as u64 + header.payload_len;
                 if size > self.max_message {
                     return Err(FrameError::MessageTooLong {
                         size,
@@ -265,30 +276,30 @@ impl Decoder {
             OpCode::Ping => return Ok(Some(Event::Ping(payload.freeze()))),
             OpCode::Pong => return Ok(Some(Event::Pong)),
             OpCode::Close => return close_event(&payload).map(Some),
-            OpCode::Text | OpCode::Binary if self.kind.is_some() => {
+            OpCode::Text | OpCode::Binary if self.message.is_some() => {
                 return Err(FrameError::UnfinishedMessage)
             }
             OpCode::Text => Kind::Text,
             OpCode::Binary => Kind::Binary,
             OpCode::Continuation => {
-                let Some(kind) = self.kind else {
+                let Some(message) = self.message.as_mut() else {
                     return Err(FrameError::UnexpectedContinuation);
                 };
-                self.message.extend_from_slice(&payload);
+                message.payload.extend_from_slice(&payload);
                 if !header.fin {
                     return Ok(None);
                 }
-                self.kind = None;
-                let message = std::mem::take(&mut self.message);
-                return message_event(kind, message).map(Some);
+                return match self.message.take() {
+                    Some(message) => message_event(message.kind, message.payload).map(Some),
+                    None => Ok(None),
+                };
             }
         };
         if header.fin {
             return message_event(kind, payload).map(Some);
         }
         // The first fragment: its buffer becomes the message's.
-        self.kind = Some(kind);
-        self.message = payload;
+        self.message = Some(Box::new(Fragmented { kind, payload }));
         Ok(None)
     }
 }

@@ -376,6 +376,9 @@ async fn run<H: EngineHandler>(
 /// Writes every packet of the batch as frames gathered in one buffer, so that a batch leaves in
 /// one write (a batch over [`WRITE_BUFFER_SIZE`] in several). The buffer is the batch's own and
 /// freed after it: an idle session keeps none. The batch is counted in `sent` once written.
+///
+/// The frames are built by [`gather`], a plain function, so that this future (part of every
+/// session's task) holds only the buffer and the write in progress.
 async fn write_batch(
     conn: &mut Connection,
     batch: &mut VecDeque<Packet>,
@@ -385,30 +388,48 @@ async fn write_batch(
     let packets = batch.len();
     let mut bytes = 0;
     let mut out = Vec::new();
-    for packet in batch.drain(..) {
-        let frame = ws::encode(&packet, protocol);
-        let payload = frame_payload(&frame);
-        bytes += payload.len();
-        let size = header_len(payload.len()) + payload.len();
-        if !out.is_empty() && out.len() + size > WRITE_BUFFER_SIZE {
-            conn.write(&out).await?;
-            out.clear();
-        }
-        if payload.len() >= WRITE_BUFFER_SIZE {
-            // A large payload goes out from its own buffer, after its header: no copy.
-            encode_header(&mut out, frame_opcode(&frame), payload.len());
-            conn.write(&out).await?;
-            conn.write(payload).await?;
-            out.clear();
-            continue;
-        }
-        encode_frame(&mut out, frame_opcode(&frame), payload);
-    }
-    if !out.is_empty() {
+    while !batch.is_empty() {
+        let large = gather(&mut out, batch, protocol, &mut bytes);
         conn.write(&out).await?;
+        out.clear();
+        if let Some(payload) = large {
+            conn.write(&payload).await?;
+        }
     }
     sent.count(packets, bytes);
     Ok(())
+}
+
+/// Moves packets from the front of the batch into `out`, as frames, until the next one would
+/// take it past [`WRITE_BUFFER_SIZE`]. A payload that large on its own ends the gathering: its
+/// header is appended and the payload returned, to be written from its own buffer (no copy).
+/// Adds the payload bytes taken to `bytes`.
+fn gather(
+    out: &mut Vec<u8>,
+    batch: &mut VecDeque<Packet>,
+    protocol: ProtocolVersion,
+    bytes: &mut usize,
+) -> Option<bytes::Bytes> {
+    while let Some(packet) = batch.front() {
+        let frame = ws::encode(packet, protocol);
+        let payload = frame_payload(&frame);
+        let len = payload.len();
+        if len >= WRITE_BUFFER_SIZE {
+            batch.pop_front();
+            *bytes += len;
+            encode_header(out, frame_opcode(&frame), len);
+            return Some(match frame {
+                ws::Frame::Text(payload) | ws::Frame::Binary(payload) => payload,
+            });
+        }
+        if !out.is_empty() && out.len() + header_len(len) + len > WRITE_BUFFER_SIZE {
+            return None;
+        }
+        batch.pop_front();
+        *bytes += len;
+        encode_frame(out, frame_opcode(&frame), payload);
+    }
+    None
 }
 
 /// The opcode of the frame carrying this payload.
