@@ -95,9 +95,10 @@ impl Outbox {
         std::mem::take(&mut *self.lock())
     }
 
-    /// Waits until a packet may have been queued since the last drain. Cancel-safe.
-    pub(crate) async fn ready(&self) {
-        self.ready.notified().await;
+    /// Waits until a packet may have been queued since the last drain. Cancel-safe: a wake-up
+    /// taken by a wait that is dropped unfinished is stored again.
+    pub(crate) fn ready(&self) -> tokio::sync::futures::Notified<'_> {
+        self.ready.notified()
     }
 
     /// Wakes the reader without queuing anything (the session is closing).

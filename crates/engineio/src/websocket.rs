@@ -1,13 +1,22 @@
 //! The WebSocket transport: direct sessions, the upgrade from polling, and the frame loop.
 
+// The futures that live in every session's task are `async` blocks returned by plain functions,
+// not `async fn`s: an `async fn` copies its arguments into locals, so each was stored twice in
+// the task (measured with `-Zprint-type-sizes`).
+#![allow(clippy::manual_async_fn)]
+
 use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 
 use ferrio_engineio_proto::wsframe::{
     encode_frame, encode_header, header_len, CloseCode, Event, FrameError, OpCode,
 };
 use ferrio_engineio_proto::{ws, OpenPacket, Packet, ProtocolVersion};
+use futures_util::future::Either;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -81,6 +90,9 @@ async fn into_connection<H: EngineHandler>(
 }
 
 /// A WebSocket session opened without polling first.
+///
+/// Two tasks: a short one waits for the upgrade, then spawns the session's own task with the
+/// connection moved in, so that the long-lived task keeps no room for the upgrade's state.
 pub(crate) fn spawn_direct<H: EngineHandler>(
     engine: Arc<Engine<H>>,
     socket: Arc<Socket<H::Data>>,
@@ -91,24 +103,26 @@ pub(crate) fn spawn_direct<H: EngineHandler>(
             socket.close_with(DisconnectReason::TransportError, Farewell::None);
             return;
         };
-        if greet(&engine, &socket, &mut conn).await.is_err() {
-            socket.close_with(DisconnectReason::TransportError, Farewell::None);
-            return;
-        }
-        engine.announce(&socket);
-        run(&engine, &socket, &mut conn).await;
+        tokio::spawn(async move {
+            if greet(&engine, &socket, &mut conn).await.is_err() {
+                socket.close_with(DisconnectReason::TransportError, Farewell::None);
+                return;
+            }
+            engine.announce(&socket);
+            run(&engine, &socket, &mut conn).await;
+        });
     });
 }
 
 /// Sends the open packet of a direct WebSocket session.
 ///
-/// A function of its own on purpose: a local of the session's future lives till the end of its
-/// scope, so a frame built there would keep its room in the task for the connection's whole life.
-async fn greet<H: EngineHandler>(
-    engine: &Engine<H>,
-    socket: &Socket<H::Data>,
-    conn: &mut Connection,
-) -> std::io::Result<()> {
+/// The frame is built before the future is made, so the future holds only the write: the
+/// session's task is as large as its largest state, and this one comes first.
+fn greet<'a, H: EngineHandler>(
+    engine: &'a Engine<H>,
+    socket: &'a Socket<H::Data>,
+    conn: &'a mut Connection,
+) -> impl Future<Output = std::io::Result<()>> + 'a {
     let config = engine.config();
     let open = OpenPacket {
         sid: socket.id(),
@@ -117,14 +131,12 @@ async fn greet<H: EngineHandler>(
         ping_timeout: config.ping_timeout,
         max_payload: config.max_payload,
     };
-    let mut batch = VecDeque::from([open.to_packet()]);
-    write_batch(
-        conn,
-        &mut batch,
-        socket.protocol(),
-        &engine.traffic().websocket_out,
-    )
-    .await
+    let frame = ws::encode(&open.to_packet(), socket.protocol());
+    let payload = frame_payload(&frame);
+    engine.traffic().websocket_out.count(1, payload.len());
+    let mut out = Vec::with_capacity(header_len(payload.len()) + payload.len());
+    encode_frame(&mut out, frame_opcode(&frame), payload);
+    async move { conn.write(&out).await }
 }
 
 /// A WebSocket that cannot join its session: opened, then closed at once.
@@ -233,143 +245,219 @@ fn pong(payload: &[u8]) -> Vec<u8> {
     frame
 }
 
-/// What a read from the client comes to, for the frame loop.
-enum Incoming {
-    /// A data frame's packet (or why it did not decode), and the frame's payload length.
-    Packet(Result<Packet, ferrio_engineio_proto::DecodeError>, usize),
-    /// A ping, to answer with this pong frame.
+/// What is left to do after a read from the client, once its packet (if any) is handled.
+enum Action {
+    /// Nothing: read on.
+    Continue,
+    /// Answer a ping with this pong frame.
     Pong(Vec<u8>),
-    /// Nothing to do (a pong).
-    Nothing,
-    /// The connection ends: the reason, and the close frame to send first, if any.
-    End(DisconnectReason, Option<(CloseCode, String)>),
+    /// The connection ends, for this reason, with this close frame first.
+    End(DisconnectReason, Close),
 }
 
-/// Turns one read result into what the frame loop does with it. Kept out of the loop's future:
-/// its locals (the close reason, the error) would otherwise take room in the session's task.
-fn incoming<D>(event: Result<Event, ReadError>, socket: &Socket<D>, max_payload: u64) -> Incoming {
-    match event {
-        Ok(Event::Text(text)) => {
-            let len = text.len();
-            Incoming::Packet(ws::decode(ws::Frame::Text(text), socket.protocol()), len)
-        }
-        Ok(Event::Binary(data)) => {
-            let len = data.len();
-            Incoming::Packet(ws::decode(ws::Frame::Binary(data), socket.protocol()), len)
-        }
-        Ok(Event::Ping(payload)) => Incoming::Pong(pong(&payload)),
-        Ok(Event::Pong) => Incoming::Nothing,
+/// The close frame a connection ends with.
+#[derive(Clone, Copy)]
+enum Close {
+    /// None: the connection is cut (the client is gone, or the read failed).
+    None,
+    /// A close frame with this code and no reason ([`CloseCode::NO_STATUS`]: no code either).
+    Code(CloseCode),
+    /// 1009, naming the largest message accepted.
+    TooBig(u64),
+}
+
+/// Handles one read from the client: a packet goes to the engine at once; what needs a write
+/// is returned. A plain function, so that the event and its handling take no room in the
+/// session's task.
+fn react<H: EngineHandler>(
+    engine: &Engine<H>,
+    socket: &Arc<Socket<H::Data>>,
+    event: Result<Event, ReadError>,
+) -> Action {
+    let frame = match event {
+        Ok(Event::Text(text)) => ws::Frame::Text(text),
+        Ok(Event::Binary(data)) => ws::Frame::Binary(data),
+        Ok(Event::Ping(payload)) => return Action::Pong(pong(&payload)),
+        Ok(Event::Pong) => return Action::Continue,
         // The close frame is echoed, with its code (none if it had none).
-        Ok(Event::Close(code)) => Incoming::End(
-            DisconnectReason::TransportClose,
-            Some((code, String::new())),
-        ),
+        Ok(Event::Close(code)) => {
+            return Action::End(DisconnectReason::TransportClose, Close::Code(code))
+        }
         // The client closed the TCP connection without a close frame (a process that exited, a
         // tab that was killed): it closed the connection, as the reference server reports it.
-        Err(ReadError::Eof) => Incoming::End(DisconnectReason::TransportClose, None),
+        Err(ReadError::Eof) => return Action::End(DisconnectReason::TransportClose, Close::None),
         Err(ReadError::Frame(FrameError::MessageTooLong { size, max })) => {
             // A frame or message over `max_payload`: refused as soon as its header says so,
             // before it is buffered. The client gets close code 1009.
             tracing::info!(
                 reason = "payload_too_large",
                 sid = %socket.id(),
-                "refused: message of {size} bytes (max {max_payload} bytes)"
+                "refused: message of {size} bytes (max {max} bytes)"
             );
             count_refusal("payload_too_large");
-            Incoming::End(
-                DisconnectReason::TransportError,
-                Some((
-                    CloseCode::TOO_BIG,
-                    format!("Message too big (max {max} bytes)"),
-                )),
-            )
+            return Action::End(DisconnectReason::TransportError, Close::TooBig(max));
         }
         Err(ReadError::Frame(error)) => {
             tracing::debug!(sid = %socket.id(), %error, "websocket protocol error");
-            Incoming::End(
+            return Action::End(
                 DisconnectReason::TransportError,
-                Some((error.close_code(), String::new())),
-            )
+                Close::Code(error.close_code()),
+            );
         }
         Err(ReadError::Io(error)) => {
             tracing::debug!(sid = %socket.id(), %error, "websocket read failed");
-            Incoming::End(DisconnectReason::TransportError, None)
+            return Action::End(DisconnectReason::TransportError, Close::None);
+        }
+    };
+    engine
+        .traffic()
+        .websocket_in
+        .count(1, frame_payload(&frame).len());
+    match ws::decode(frame, socket.protocol()) {
+        Ok(packet) => {
+            engine.handle_packet(socket, packet);
+            Action::Continue
+        }
+        Err(error) => {
+            tracing::debug!(sid = %socket.id(), %error, "undecodable websocket frame");
+            Action::End(
+                DisconnectReason::ParseError,
+                Close::Code(CloseCode::NO_STATUS),
+            )
         }
     }
 }
 
 /// The frame loop of an established WebSocket session: reads client packets and writes queued
 /// ones until either side closes.
-async fn run<H: EngineHandler>(
-    engine: &Engine<H>,
-    socket: &Arc<Socket<H::Data>>,
+///
+/// Each step is a future of its own ([`on_event`], [`on_ready`]): their states then share one
+/// place in the session's task, where locals of one loop body kept apart for each await.
+fn run<'a, H: EngineHandler>(
+    engine: &'a Engine<H>,
+    socket: &'a Arc<Socket<H::Data>>,
     // Borrowed, not moved: a connection moved into this future would be stored twice in the
     // session's task, once in the caller's state and once in this one.
-    conn: &mut Connection,
-) {
-    // After an upgrade a last poll may still be writing; its answer goes first.
-    let _writer = socket.writer.lock().await;
-    loop {
-        tokio::select! {
-            biased;
-            event = conn.next_event() => {
-                let (reason, close) = match incoming(event, socket, engine.config().max_payload) {
-                    Incoming::Packet(decoded, len) => {
-                        engine.traffic().websocket_in.count(1, len);
-                        match decoded {
-                            Ok(packet) => {
-                                engine.handle_packet(socket, packet);
-                                continue;
-                            }
-                            Err(error) => {
-                                tracing::debug!(sid = %socket.id(), %error, "undecodable websocket frame");
-                                (DisconnectReason::ParseError, Some((CloseCode::NO_STATUS, String::new())))
-                            }
-                        }
-                    }
-                    Incoming::Nothing => continue,
-                    Incoming::End(reason, close) => (reason, close),
-                    Incoming::Pong(pong) => {
-                        if conn.write(&pong).await.is_ok() {
-                            continue;
-                        }
-                        (DisconnectReason::TransportError, None)
-                    }
-                };
-                socket.close_with(reason, Farewell::None);
-                // If the session was already closing (the client sent a close packet, then its
-                // close frame), nobody else will complete the close: this transport is gone.
-                socket.finish_close();
-                conn.close(close.as_ref().map(|(code, reason)| (*code, reason.as_str()))).await;
+    conn: &'a mut Connection,
+) -> impl Future<Output = ()> + 'a {
+    async move {
+        // After an upgrade a last poll may still be writing; its answer goes first.
+        let _writer = socket.writer.lock().await;
+        loop {
+            // The step's result moves straight into `dispatch`: kept in a local, it would take
+            // room in the task beside the step's future.
+            let step = dispatch(next_step(socket, conn).await, engine, socket, conn).await;
+            if step.is_break() {
                 return;
             }
-            () = socket.outbox.ready() => {
-                let farewell = socket.farewell();
-                // The whole queue is taken, so an idle session keeps no queue allocation.
-                let mut batch = socket.outbox.take_all();
-                if farewell == Some(Farewell::Abort) {
-                    // Dropping the connection cuts it without a close frame.
-                    socket.finish_close();
-                    return;
+        }
+    }
+}
+
+/// Waits for the client's next event (`Some`) or for the outbox to be ready (`None`), the
+/// client's side first. Cancel-safe.
+///
+/// A hand-written select, in a future of its own: `tokio::select!` keeps two copies of its
+/// futures in the task (~0.2 KiB here), and a wait kept in the loop's body would sit beside the
+/// steps' futures instead of sharing their place.
+fn next_step<'a, D>(
+    socket: &'a Socket<D>,
+    conn: &'a mut Connection,
+) -> impl Future<Output = Option<Result<Event, ReadError>>> + 'a {
+    async move {
+        let mut ready = std::pin::pin!(socket.outbox.ready());
+        poll_fn(|cx| {
+            if let Poll::Ready(event) = conn.poll_event(cx) {
+                return Poll::Ready(Some(event));
+            }
+            ready.as_mut().poll(cx).map(|()| None)
+        })
+        .await
+    }
+}
+
+/// The step for what [`next_step`] found: the client's event, or (`None`) the outbox ready.
+fn dispatch<'a, H: EngineHandler>(
+    next: Option<Result<Event, ReadError>>,
+    engine: &'a Engine<H>,
+    socket: &'a Arc<Socket<H::Data>>,
+    conn: &'a mut Connection,
+) -> impl Future<Output = ControlFlow<()>> + 'a {
+    match next {
+        Some(event) => Either::Left(on_event(engine, socket, conn, event)),
+        None => Either::Right(on_ready(engine, socket, conn)),
+    }
+}
+
+/// Handles what the client sent: a packet goes to the engine, a ping gets its pong, anything
+/// else ends the session (with a close frame when one is due).
+fn on_event<'a, H: EngineHandler>(
+    engine: &'a Engine<H>,
+    socket: &'a Arc<Socket<H::Data>>,
+    conn: &'a mut Connection,
+    event: Result<Event, ReadError>,
+) -> impl Future<Output = ControlFlow<()>> + 'a {
+    // Handled before the future is made: the future keeps only what it still has to write.
+    let action = react(engine, socket, event);
+    async move {
+        let (reason, close) = match action {
+            Action::Continue => return ControlFlow::Continue(()),
+            Action::End(reason, close) => (reason, close),
+            Action::Pong(pong) => {
+                if conn.write(&pong).await.is_ok() {
+                    return ControlFlow::Continue(());
                 }
-                let written = write_batch(
-                    conn,
-                    &mut batch,
-                    socket.protocol(),
-                    &engine.traffic().websocket_out,
-                )
-                .await;
-                if farewell.is_some() || written.is_err() {
-                    if written.is_ok() {
-                        conn.close(Some((CloseCode::NO_STATUS, ""))).await;
-                    } else {
-                        socket.close_with(DisconnectReason::TransportError, Farewell::None);
-                    }
-                    socket.finish_close();
-                    return;
-                }
+                (DisconnectReason::TransportError, Close::None)
+            }
+        };
+        socket.close_with(reason, Farewell::None);
+        // If the session was already closing (the client sent a close packet, then its close
+        // frame), nobody else will complete the close: this transport is gone.
+        socket.finish_close();
+        match close {
+            Close::None => conn.close(None).await,
+            Close::Code(code) => conn.close(Some((code, ""))).await,
+            Close::TooBig(max) => {
+                let reason = format!("Message too big (max {max} bytes)");
+                conn.close(Some((CloseCode::TOO_BIG, &reason))).await;
             }
         }
+        ControlFlow::Break(())
+    }
+}
+
+/// Writes what the outbox holds, and ends the session when it is closing.
+fn on_ready<'a, H: EngineHandler>(
+    engine: &'a Engine<H>,
+    socket: &'a Arc<Socket<H::Data>>,
+    conn: &'a mut Connection,
+) -> impl Future<Output = ControlFlow<()>> + 'a {
+    async move {
+        let farewell = socket.farewell();
+        // The whole queue is taken, so an idle session keeps no queue allocation.
+        let mut batch = socket.outbox.take_all();
+        if farewell == Some(Farewell::Abort) {
+            // Dropping the connection cuts it without a close frame.
+            socket.finish_close();
+            return ControlFlow::Break(());
+        }
+        let written = write_batch(
+            conn,
+            &mut batch,
+            socket.protocol(),
+            &engine.traffic().websocket_out,
+        )
+        .await;
+        if farewell.is_none() && written.is_ok() {
+            return ControlFlow::Continue(());
+        }
+        if written.is_ok() {
+            conn.close(Some((CloseCode::NO_STATUS, ""))).await;
+        } else {
+            socket.close_with(DisconnectReason::TransportError, Farewell::None);
+        }
+        socket.finish_close();
+        ControlFlow::Break(())
     }
 }
 
@@ -379,25 +467,27 @@ async fn run<H: EngineHandler>(
 ///
 /// The frames are built by [`gather`], a plain function, so that this future (part of every
 /// session's task) holds only the buffer and the write in progress.
-async fn write_batch(
-    conn: &mut Connection,
-    batch: &mut VecDeque<Packet>,
+fn write_batch<'a>(
+    conn: &'a mut Connection,
+    batch: &'a mut VecDeque<Packet>,
     protocol: ProtocolVersion,
-    sent: &Flow,
-) -> std::io::Result<()> {
-    let packets = batch.len();
-    let mut bytes = 0;
-    let mut out = Vec::new();
-    while !batch.is_empty() {
-        let large = gather(&mut out, batch, protocol, &mut bytes);
-        conn.write(&out).await?;
-        out.clear();
-        if let Some(payload) = large {
-            conn.write(&payload).await?;
+    sent: &'a Flow,
+) -> impl Future<Output = std::io::Result<()>> + 'a {
+    async move {
+        let packets = batch.len();
+        let mut bytes = 0;
+        let mut out = Vec::new();
+        while !batch.is_empty() {
+            let large = gather(&mut out, batch, protocol, &mut bytes);
+            conn.write(&out).await?;
+            out.clear();
+            if let Some(payload) = &large {
+                conn.write(payload).await?;
+            }
         }
+        sent.count(packets, bytes);
+        Ok(())
     }
-    sent.count(packets, bytes);
-    Ok(())
 }
 
 /// Moves packets from the front of the batch into `out`, as frames, until the next one would
