@@ -174,7 +174,7 @@ pub(crate) fn spawn_upgrade<H: EngineHandler>(
                 count_upgrade();
                 socket.set_transport(TransportKind::WebSocket);
                 socket.upgrading.store(false, Ordering::Release);
-                socket.upgraded.notify_waiters();
+                socket.changed.notify_waiters();
                 tracing::debug!(sid = %socket.id(), "upgraded to websocket");
                 let mut conn = conn;
                 run(&engine, &socket, &mut conn).await;
