@@ -18,7 +18,8 @@ use std::task::{ready, Context, Poll};
 use ferrio_engineio_proto::wsframe::{encode_close, CloseCode, Decoder, Event, FrameError};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
 
 /// The most bytes one read call takes; the scratch array is this large.
 pub(crate) const MAX_READ_CHUNK: usize = 16 * 1024;
@@ -37,9 +38,58 @@ pub(crate) enum ReadError {
     Frame(#[from] FrameError),
 }
 
+/// The byte stream under a WebSocket.
+enum Io {
+    /// A plain TCP connection accepted by [`crate::serve`], held inline.
+    Tcp(TcpStream),
+    /// Any other upgraded connection (TLS, or a server of the application's own). Boxed: it is
+    /// larger, rarer, and every connection's task has room for the largest variant.
+    Upgraded(Box<TokioIo<Upgraded>>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(stream) => Pin::new(stream).poll_read(cx, buf),
+            Self::Upgraded(io) => Pin::new(io.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(stream) => Pin::new(stream).poll_write(cx, buf),
+            Self::Upgraded(io) => Pin::new(io.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(stream) => Pin::new(stream).poll_flush(cx),
+            Self::Upgraded(io) => Pin::new(io.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(stream) => Pin::new(stream).poll_shutdown(cx),
+            Self::Upgraded(io) => Pin::new(io.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// One upgraded WebSocket connection, server side.
 pub(crate) struct Connection {
-    io: TokioIo<Upgraded>,
+    io: Io,
     decoder: Decoder,
     /// Bytes taken per read call, at most [`MAX_READ_CHUNK`].
     read_chunk: usize,
@@ -48,9 +98,18 @@ pub(crate) struct Connection {
 impl Connection {
     /// Wraps an upgraded connection; messages over `max_message` bytes are refused.
     pub(crate) fn new(upgraded: Upgraded, max_message: u64, read_chunk: usize) -> Self {
+        let mut decoder = Decoder::new(max_message);
+        let io = match crate::serve::into_tcp(upgraded) {
+            Ok((stream, read_past)) => {
+                // What a client sent right behind its request already belongs to the WebSocket.
+                decoder.handle_bytes(&read_past);
+                Io::Tcp(stream)
+            }
+            Err(upgraded) => Io::Upgraded(Box::new(TokioIo::new(upgraded))),
+        };
         Self {
-            io: TokioIo::new(upgraded),
-            decoder: Decoder::new(max_message),
+            io,
+            decoder,
             read_chunk: read_chunk.clamp(1, MAX_READ_CHUNK),
         }
     }
