@@ -70,6 +70,11 @@ struct RawWs {
 impl RawWs {
     /// Opens a direct v4 WebSocket session and reads its open packet.
     async fn open(server: &mut TestServer) -> Self {
+        Self::open_sending(server, &[]).await
+    }
+
+    /// [`RawWs::open`], with `early` written in the same write as the request.
+    async fn open_sending(server: &mut TestServer, early: &[u8]) -> Self {
         let mut stream = connect_from(None, server.addr).await;
         let request = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
@@ -77,7 +82,9 @@ impl RawWs {
             TestServer::target("EIO=4&transport=websocket"),
             server.addr
         );
-        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut bytes = request.into_bytes();
+        bytes.extend_from_slice(early);
+        stream.write_all(&bytes).await.expect("write");
         // The answer's head, byte by byte so that no frame byte after it is taken.
         let mut head = Vec::new();
         while !head.ends_with(b"\r\n\r\n") {
@@ -229,4 +236,16 @@ async fn broken_frames_close_with_the_code_for_the_rule() {
         Read::Frame(0x81, b"4still here".to_vec())
     );
     assert!(!server.has_disconnected(bystander.sid));
+}
+
+#[tokio::test]
+async fn frames_sent_with_the_request_are_not_lost() {
+    let mut server = TestServer::start(config()).await;
+    // The HTTP parser reads them with the request; they belong to the WebSocket.
+    let mut early = frame(0x89, b"early");
+    early.extend(frame(0x81, b"4first"));
+    let mut ws = RawWs::open_sending(&mut server, &early).await;
+    assert_eq!(ws.read().await, Read::Frame(0x8a, b"early".to_vec()));
+    assert_eq!(server.message(ws.sid).await, Message::from("first"));
+    assert_eq!(ws.read().await, Read::Frame(0x81, b"4first".to_vec()));
 }
