@@ -207,9 +207,13 @@ async fn probe<D>(socket: &Socket<D>, conn: &mut Connection) -> bool {
     }
     let mut release_poll = tokio::time::interval(std::time::Duration::from_millis(100));
     release_poll.tick().await;
+    // One wait for the next packet across the ticks: dropped by a tick, it could cut a pong
+    // being written.
+    let next = next_packet(socket, conn);
+    tokio::pin!(next);
     loop {
         tokio::select! {
-            packet = next_packet(socket, conn) => return packet == Some(Packet::Upgrade),
+            packet = &mut next => return packet == Some(Packet::Upgrade),
             _ = release_poll.tick() => {
                 if socket.writer.try_lock().is_err() {
                     let _ = socket.send_packet(Packet::Noop);
@@ -222,8 +226,7 @@ async fn probe<D>(socket: &Socket<D>, conn: &mut Connection) -> bool {
 /// The next packet from the connection, answering pings on the way; `None` when it ends, fails
 /// or carries something that does not decode.
 ///
-/// Cancel-safe while it waits for bytes; a pong being written when it is dropped may be cut,
-/// which ends the probe anyway.
+/// Cancel-safe while it waits for bytes, not while it writes a pong (which may then be cut).
 async fn next_packet<D>(socket: &Socket<D>, conn: &mut Connection) -> Option<Packet> {
     loop {
         match conn.next_event().await.ok()? {
