@@ -5,7 +5,6 @@
 // the task (measured with `-Zprint-type-sizes`).
 #![allow(clippy::manual_async_fn)]
 
-use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
@@ -13,9 +12,9 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use ferrio_engineio_proto::wsframe::{
-    encode_frame, encode_header, header_len, CloseCode, Event, FrameError, OpCode,
+    encode_frame, header_len, CloseCode, Event, FrameError, OpCode,
 };
-use ferrio_engineio_proto::{ws, OpenPacket, Packet, ProtocolVersion};
+use ferrio_engineio_proto::{ws, OpenPacket, Packet};
 use futures_util::future::Either;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
@@ -25,8 +24,8 @@ use crate::body::ResponseBody;
 use crate::errors::ErrorCode;
 use crate::refusal::count_refusal;
 use crate::socket::{Farewell, TransportKind};
-use crate::telemetry::{count_upgrade, Flow};
-use crate::wsconn::{Connection, ReadError};
+use crate::telemetry::count_upgrade;
+use crate::wsconn::{close_frame, Connection, ReadError, CLOSE_WITHOUT_CODE};
 use crate::{DisconnectReason, Engine, EngineHandler, Socket};
 
 /// Checks the RFC 6455 opening handshake and prepares the 101 answer.
@@ -65,8 +64,8 @@ pub(crate) fn accept<B>(
     Ok((response, on_upgrade))
 }
 
-/// How many bytes of frames a batch gathers before writing them out early. A payload this large
-/// or larger is written from its own buffer rather than copied into the batch.
+/// How many bytes of frames one write gathers: a batch stops taking packets once it holds
+/// this much, and the rest waits for the next turn of the frame loop.
 const WRITE_BUFFER_SIZE: usize = 16 * 1024;
 
 async fn into_connection<H: EngineHandler>(
@@ -108,6 +107,10 @@ pub(crate) fn spawn_direct<H: EngineHandler>(
                 socket.close_with(DisconnectReason::TransportError, Farewell::None);
                 return;
             }
+            // Nobody else writes a direct WebSocket session (a poll for it is refused before
+            // it takes the lock). Awaited here rather than in the frame loop, whose future
+            // would otherwise keep room for the wait.
+            let _writer = socket.writer.lock().await;
             engine.announce(&socket);
             run(&engine, &socket, &mut conn).await;
         });
@@ -144,7 +147,7 @@ pub(crate) fn spawn_refusal(on_upgrade: OnUpgrade) {
     tokio::spawn(async move {
         if let Ok(upgraded) = on_upgrade.await {
             let mut conn = Connection::new(upgraded, 0, 1);
-            conn.close(Some((CloseCode::NO_STATUS, ""))).await;
+            conn.close(CLOSE_WITHOUT_CODE).await;
         }
     });
 }
@@ -177,6 +180,8 @@ pub(crate) fn spawn_upgrade<H: EngineHandler>(
                 socket.changed.notify_waiters();
                 tracing::debug!(sid = %socket.id(), "upgraded to websocket");
                 let mut conn = conn;
+                // A last poll may still be writing; its answer goes first.
+                let _writer = socket.writer.lock().await;
                 run(&engine, &socket, &mut conn).await;
             }
             None => {
@@ -332,7 +337,7 @@ fn react<H: EngineHandler>(
 }
 
 /// The frame loop of an established WebSocket session: reads client packets and writes queued
-/// ones until either side closes.
+/// ones until either side closes. The caller holds the session's writer lock.
 ///
 /// Each step is a future of its own ([`on_event`], [`on_ready`]): their states then share one
 /// place in the session's task, where locals of one loop body kept apart for each await.
@@ -344,8 +349,6 @@ fn run<'a, H: EngineHandler>(
     conn: &'a mut Connection,
 ) -> impl Future<Output = ()> + 'a {
     async move {
-        // After an upgrade a last poll may still be writing; its answer goes first.
-        let _writer = socket.writer.lock().await;
         loop {
             // The step's result moves straight into `dispatch`: kept in a local, it would take
             // room in the task beside the step's future.
@@ -400,129 +403,98 @@ fn on_event<'a, H: EngineHandler>(
     conn: &'a mut Connection,
     event: Result<Event, ReadError>,
 ) -> impl Future<Output = ControlFlow<()>> + 'a {
-    // Handled before the future is made: the future keeps only what it still has to write.
-    let action = react(engine, socket, event);
-    async move {
-        let (reason, close) = match action {
-            Action::Continue => return ControlFlow::Continue(()),
-            Action::End(reason, close) => (reason, close),
-            Action::Pong(pong) => {
-                if conn.write(&pong).await.is_ok() {
-                    return ControlFlow::Continue(());
-                }
-                (DisconnectReason::TransportError, Close::None)
-            }
-        };
-        socket.close_with(reason, Farewell::None);
-        // If the session was already closing (the client sent a close packet, then its close
-        // frame), nobody else will complete the close: this transport is gone.
-        socket.finish_close();
-        match close {
-            Close::None => conn.close(None).await,
-            Close::Code(code) => conn.close(Some((code, ""))).await,
-            Close::TooBig(max) => {
-                let reason = format!("Message too big (max {max} bytes)");
-                conn.close(Some((CloseCode::TOO_BIG, &reason))).await;
-            }
+    // Handled before the future is made: the future keeps only the frame it has to write.
+    let (frame, last) = match react(engine, socket, event) {
+        Action::Continue => (Vec::new(), false),
+        Action::Pong(pong) => (pong, false),
+        Action::End(reason, close) => {
+            socket.close_with(reason, Farewell::None);
+            // If the session was already closing (the client sent a close packet, then its
+            // close frame), nobody else will complete the close: this transport is gone.
+            socket.finish_close();
+            let frame = match close {
+                Close::None => Vec::new(),
+                Close::Code(code) => close_frame(code, ""),
+                Close::TooBig(max) => close_frame(
+                    CloseCode::TOO_BIG,
+                    &format!("Message too big (max {max} bytes)"),
+                ),
+            };
+            (frame, true)
         }
+    };
+    async move {
+        if last {
+            conn.close(&frame).await;
+            return ControlFlow::Break(());
+        }
+        if frame.is_empty() || conn.write(&frame).await.is_ok() {
+            return ControlFlow::Continue(());
+        }
+        socket.close_with(DisconnectReason::TransportError, Farewell::None);
+        socket.finish_close();
+        conn.close(&[]).await;
         ControlFlow::Break(())
     }
 }
 
-/// Writes what the outbox holds, and ends the session when it is closing.
+/// Writes what the outbox holds, and ends the session once it has written its farewell.
+///
+/// The frames are gathered before the future is made, straight from the outbox, up to
+/// [`WRITE_BUFFER_SIZE`] (past it by one packet at most): the future holds only that buffer
+/// and the write. What is left stays queued, and the outbox's wake-up is stored again, so that
+/// the loop comes back for it after looking at the client's side.
 fn on_ready<'a, H: EngineHandler>(
     engine: &'a Engine<H>,
     socket: &'a Arc<Socket<H::Data>>,
     conn: &'a mut Connection,
 ) -> impl Future<Output = ControlFlow<()>> + 'a {
+    // Read before taking packets: if it is set, its packet is already queued.
+    let farewell = socket.farewell();
+    let abort = farewell == Some(Farewell::Abort);
+    let mut out = Vec::new();
+    let mut more = false;
+    if abort {
+        // Dropping the connection cuts it without a close frame.
+        socket.finish_close();
+    } else {
+        let protocol = socket.protocol();
+        let (mut packets, mut bytes) = (0, 0);
+        more = socket.outbox.take_while(|packet| {
+            if out.len() >= WRITE_BUFFER_SIZE {
+                return false;
+            }
+            let frame = ws::encode(packet, protocol);
+            let payload = frame_payload(&frame);
+            packets += 1;
+            bytes += payload.len();
+            out.reserve(header_len(payload.len()) + payload.len());
+            encode_frame(&mut out, frame_opcode(&frame), payload);
+            true
+        });
+        if more {
+            socket.outbox.wake();
+        }
+        // Counted as handed to the connection: a write that fails ends the session.
+        engine.traffic().websocket_out.count(packets, bytes);
+    }
+    let last = farewell.is_some() && !more;
     async move {
-        let farewell = socket.farewell();
-        // The whole queue is taken, so an idle session keeps no queue allocation.
-        let mut batch = socket.outbox.take_all();
-        if farewell == Some(Farewell::Abort) {
-            // Dropping the connection cuts it without a close frame.
-            socket.finish_close();
+        if abort {
             return ControlFlow::Break(());
         }
-        let written = write_batch(
-            conn,
-            &mut batch,
-            socket.protocol(),
-            &engine.traffic().websocket_out,
-        )
-        .await;
-        if farewell.is_none() && written.is_ok() {
+        let written = out.is_empty() || conn.write(&out).await.is_ok();
+        if written && !last {
             return ControlFlow::Continue(());
         }
-        if written.is_ok() {
-            conn.close(Some((CloseCode::NO_STATUS, ""))).await;
+        if written {
+            conn.close(CLOSE_WITHOUT_CODE).await;
         } else {
             socket.close_with(DisconnectReason::TransportError, Farewell::None);
         }
         socket.finish_close();
         ControlFlow::Break(())
     }
-}
-
-/// Writes every packet of the batch as frames gathered in one buffer, so that a batch leaves in
-/// one write (a batch over [`WRITE_BUFFER_SIZE`] in several). The buffer is the batch's own and
-/// freed after it: an idle session keeps none. The batch is counted in `sent` once written.
-///
-/// The frames are built by [`gather`], a plain function, so that this future (part of every
-/// session's task) holds only the buffer and the write in progress.
-fn write_batch<'a>(
-    conn: &'a mut Connection,
-    batch: &'a mut VecDeque<Packet>,
-    protocol: ProtocolVersion,
-    sent: &'a Flow,
-) -> impl Future<Output = std::io::Result<()>> + 'a {
-    async move {
-        let packets = batch.len();
-        let mut bytes = 0;
-        let mut out = Vec::new();
-        while !batch.is_empty() {
-            let large = gather(&mut out, batch, protocol, &mut bytes);
-            conn.write(&out).await?;
-            out.clear();
-            if let Some(payload) = &large {
-                conn.write(payload).await?;
-            }
-        }
-        sent.count(packets, bytes);
-        Ok(())
-    }
-}
-
-/// Moves packets from the front of the batch into `out`, as frames, until the next one would
-/// take it past [`WRITE_BUFFER_SIZE`]. A payload that large on its own ends the gathering: its
-/// header is appended and the payload returned, to be written from its own buffer (no copy).
-/// Adds the payload bytes taken to `bytes`.
-fn gather(
-    out: &mut Vec<u8>,
-    batch: &mut VecDeque<Packet>,
-    protocol: ProtocolVersion,
-    bytes: &mut usize,
-) -> Option<bytes::Bytes> {
-    while let Some(packet) = batch.front() {
-        let frame = ws::encode(packet, protocol);
-        let payload = frame_payload(&frame);
-        let len = payload.len();
-        if len >= WRITE_BUFFER_SIZE {
-            batch.pop_front();
-            *bytes += len;
-            encode_header(out, frame_opcode(&frame), len);
-            return Some(match frame {
-                ws::Frame::Text(payload) | ws::Frame::Binary(payload) => payload,
-            });
-        }
-        if !out.is_empty() && out.len() + header_len(len) + len > WRITE_BUFFER_SIZE {
-            return None;
-        }
-        batch.pop_front();
-        *bytes += len;
-        encode_frame(out, frame_opcode(&frame), payload);
-    }
-    None
 }
 
 /// The opcode of the frame carrying this payload.

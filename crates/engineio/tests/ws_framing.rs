@@ -249,3 +249,27 @@ async fn frames_sent_with_the_request_are_not_lost() {
     assert_eq!(server.message(ws.sid).await, Message::from("first"));
     assert_eq!(ws.read().await, Read::Frame(0x81, b"4first".to_vec()));
 }
+
+#[tokio::test]
+async fn a_queue_larger_than_one_write_arrives_whole_and_in_order() {
+    let mut server = TestServer::start(config()).await;
+    let mut ws = RawWs::open(&mut server).await;
+    // 40 KiB queued at once: written in several turns of the frame loop, 16 KiB each.
+    let messages: Vec<Message> = (0..40u8)
+        .map(|i| Message::from(format!("{i:02}{}", "x".repeat(1022)).as_str()))
+        .collect();
+    server
+        .socket(ws.sid)
+        .send_many(messages.clone())
+        .expect("queued");
+    for message in messages {
+        let Message::Text(text) = message else {
+            unreachable!("text messages")
+        };
+        let expected = format!("4{}", text.as_str());
+        assert_eq!(ws.read().await, Read::Frame(0x81, expected.into_bytes()));
+    }
+    // The client's side is still heard.
+    ws.send(&frame(0x89, b"after")).await;
+    assert_eq!(ws.read().await, Read::Frame(0x8a, b"after".to_vec()));
+}
