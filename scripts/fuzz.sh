@@ -13,7 +13,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TARGETS=(engineio_packet engineio_payload_v3 engineio_payload_v4 socketio_packet)
+TARGETS=(engineio_packet engineio_payload_v3 engineio_payload_v4 engineio_wsframe socketio_packet)
 export RUSTC_BOOTSTRAP=1
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

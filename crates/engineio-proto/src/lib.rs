@@ -7,6 +7,7 @@
 //! - [`Packet`] and [`Message`]: one Engine.IO packet and the application data it carries.
 //! - [`payload`]: the long-polling body codecs (v4 `\x1e`-separated, v3 length-prefixed).
 //! - [`ws`]: one packet per WebSocket frame.
+//! - [`wsframe`]: RFC 6455 framing for the server end of a WebSocket.
 //! - [`Heartbeat`]: the ping/pong state machine for both revisions.
 //! - [`OpenPacket`]: the handshake a server sends; [`OpenData`]: the handshake as a client reads it.
 
@@ -20,6 +21,7 @@ mod text;
 mod transport;
 mod version;
 pub mod ws;
+pub mod wsframe;
 
 pub use error::DecodeError;
 pub use heartbeat::{Heartbeat, HeartbeatAction};

@@ -128,10 +128,11 @@ pub struct EngineConfig {
     pub cookie: Option<CookieConfig>,
     /// A check run on every handshake; a refusal answers 403 `{"code":4,...}`.
     pub allow_request: Option<AllowRequest>,
-    /// Read buffer of each WebSocket connection, in bytes. It is allocated (and zeroed) for the
-    /// connection's whole life, so it is small by default: most messages are small and an idle
-    /// connection should cost little. A longer message grows the buffer to its size as it
-    /// arrives, so this bounds the bytes taken per read call, not the message size.
+    /// Most bytes a WebSocket connection takes per read call (at most 16 KiB), 8 KiB by default.
+    /// Reads land in a scratch array on the stack, not in a buffer kept with the connection: only
+    /// the bytes of a frame still incomplete are kept, until it completes, so an idle connection
+    /// holds no read buffer whatever this is. It bounds the bytes per read call, not the message
+    /// size ([`EngineConfig::max_payload`] does).
     pub ws_read_buffer_size: usize,
     /// Most sessions open at once; a handshake beyond it is answered 503
     /// `{"code":6,"message":"Too many connections (max N)"}`. `None` (the default): no limit
@@ -184,7 +185,7 @@ impl Default for EngineConfig {
             cors: None,
             cookie: None,
             allow_request: None,
-            ws_read_buffer_size: 512,
+            ws_read_buffer_size: 8 * 1024,
             max_connections: None,
             max_connections_per_ip: None,
             handshake_rate_per_ip: None,

@@ -149,10 +149,11 @@ impl<H: EngineHandler> Engine<H> {
         supports_binary: bool,
     ) -> Result<Arc<Socket<H::Data>>, Refusal> {
         let owner: Weak<dyn SessionOwner<H::Data>> = self.this.clone();
-        // `Handshake::new` copies the header bytes into one buffer of the session's own: the
-        // parser's values are slices of its 8 KiB read buffer, which a clone would keep alive.
+        // `Handshake::new` copies the URI and the header bytes into one buffer of the session's
+        // own: the parser's values are slices of its 8 KiB read buffer, which a clone kept for
+        // the session's life would keep alive (this clone is dropped once copied).
         let handshake = Handshake::new(
-            detached_uri(&parts.uri),
+            parts.uri.clone(),
             &parts.headers,
             parts.extensions.get::<SocketAddr>().copied(),
             SystemTime::now(),
@@ -260,15 +261,6 @@ impl<H: EngineHandler> SessionOwner<H::Data> for Engine<H> {
         count_disconnect(reason);
         self.handler.on_disconnect(socket, reason);
     }
-}
-
-/// A copy of the request's URI that shares nothing with the request.
-///
-/// The HTTP parser hands out parts of the request as slices of its read buffer (8 KiB): a plain
-/// clone kept that whole buffer alive for as long as the session lasted.
-fn detached_uri(uri: &http::Uri) -> http::Uri {
-    // Re-parsing what `Display` wrote gives the same URI in an allocation of its own.
-    uri.to_string().parse().unwrap_or_else(|_| uri.clone())
 }
 
 /// A new session id from the operating system's CSPRNG.

@@ -62,6 +62,7 @@ mod timers;
 #[cfg(feature = "tls")]
 mod tls;
 mod websocket;
+mod wsconn;
 
 pub use body::{BodyAborted, ResponseBody};
 pub use config::{

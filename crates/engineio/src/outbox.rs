@@ -90,14 +90,28 @@ impl Outbox {
         count
     }
 
-    /// Takes every queued packet, leaving an empty queue that holds no allocation.
-    pub(crate) fn take_all(&self) -> VecDeque<Packet> {
-        std::mem::take(&mut *self.lock())
+    /// Takes packets from the front while `take` accepts them (it sees each one first, and
+    /// returns whether to take it; a packet it refuses stays queued). Returns whether packets
+    /// remain. A queue left empty holds no allocation.
+    pub(crate) fn take_while(&self, mut take: impl FnMut(&Packet) -> bool) -> bool {
+        let mut queue = self.lock();
+        while let Some(packet) = queue.front() {
+            if !take(packet) {
+                break;
+            }
+            queue.pop_front();
+        }
+        if queue.is_empty() {
+            *queue = VecDeque::new();
+            return false;
+        }
+        true
     }
 
-    /// Waits until a packet may have been queued since the last drain. Cancel-safe.
-    pub(crate) async fn ready(&self) {
-        self.ready.notified().await;
+    /// Waits until a packet may have been queued since the last drain. Cancel-safe: a wake-up
+    /// taken by a wait that is dropped unfinished is stored again.
+    pub(crate) fn ready(&self) -> tokio::sync::futures::Notified<'_> {
+        self.ready.notified()
     }
 
     /// Wakes the reader without queuing anything (the session is closing).
@@ -131,5 +145,21 @@ mod tests {
         outbox.ready().await;
         let mut out = Vec::new();
         assert_eq!(outbox.drain_into(&mut out), 1);
+    }
+
+    #[test]
+    fn take_while_stops_where_told_and_frees_an_emptied_queue() {
+        let outbox = Outbox::new(8);
+        for _ in 0..3 {
+            assert_eq!(outbox.push(Packet::Noop), Ok(()));
+        }
+        let mut taken = 0;
+        assert!(outbox.take_while(|_| {
+            taken += 1;
+            taken <= 2
+        }));
+        assert_eq!(taken, 3, "the third was seen, not taken");
+        assert!(!outbox.take_while(|_| true));
+        assert_eq!(outbox.lock().capacity(), 0);
     }
 }

@@ -115,19 +115,19 @@ async fn wait_and_answer<D>(socket: Arc<Socket<D>>, sent: &Flow) -> Response<Res
             }
             None if !packets.is_empty() => break,
             None => {
-                let upgraded = socket.upgraded.notified();
-                tokio::pin!(upgraded);
-                upgraded.as_mut().enable();
-                // Checked after subscribing, so an upgrade completing now is not missed.
+                let changed = socket.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                // Checked after subscribing, so an upgrade completing now is not missed: the
+                // client completed an upgrade while this poll waited, which is now obsolete.
                 if socket.transport() != TransportKind::Polling {
                     return error_response(ErrorCode::BadRequest, None);
                 }
+                // Either way the loop looks again: woken by an upgrade, the check above answers;
+                // by a close, the farewell does.
                 tokio::select! {
                     () = socket.outbox.ready() => {}
-                    () = upgraded => {
-                        // The client completed an upgrade while this poll waited: it is obsolete.
-                        return error_response(ErrorCode::BadRequest, None);
-                    }
+                    () = changed => {}
                 }
             }
         }

@@ -33,17 +33,16 @@ fn transport_from_u8(value: u8) -> TransportKind {
 
 /// What the server saw of the request that opened a session.
 ///
-/// The request headers are kept as one compact buffer and turned back into a [`HeaderMap`] only
-/// when asked for ([`Handshake::headers`]): a `HeaderMap` held for the session's whole life cost
-/// some 0.6 KiB per connection, most of it index and bucket space, while few applications read
-/// the headers after the connection is established.
+/// The request URI and headers are kept as one compact buffer and turned back into a [`Uri`]
+/// and a [`HeaderMap`] only when asked for ([`Handshake::uri`], [`Handshake::headers`]): a
+/// `HeaderMap` held for the session's whole life cost some 0.6 KiB per connection, most of it
+/// index and bucket space, and a `Uri` 88 bytes plus an allocation of its own, while few
+/// applications read either after the connection is established.
 #[derive(Clone)]
 pub struct Handshake {
-    /// The request URI, with its query string.
-    pub uri: Uri,
-    /// The request headers, each as `name \n value \n` (neither a header name nor a valid value
-    /// can hold a line feed).
-    headers: Box<[u8]>,
+    /// The request URI, then each header as `name \n value \n`, all after `uri \n` (neither a
+    /// URI, nor a header name, nor a valid value can hold a line feed).
+    raw: Box<[u8]>,
     /// The peer's address, when the server put a [`SocketAddr`] in the request's extensions
     /// (as [`crate::serve`] does).
     pub remote_addr: Option<SocketAddr>,
@@ -52,18 +51,23 @@ pub struct Handshake {
 }
 
 impl Handshake {
-    /// A handshake record holding a copy of `headers`.
+    /// A handshake record holding a copy of `uri` and `headers`.
     pub fn new(
         uri: Uri,
         headers: &HeaderMap,
         remote_addr: Option<SocketAddr>,
         issued_at: SystemTime,
     ) -> Self {
-        let size = headers
-            .iter()
-            .map(|(name, value)| name.as_str().len() + value.len() + 2)
-            .sum();
+        let uri = uri.to_string();
+        let size = uri.len()
+            + 1
+            + headers
+                .iter()
+                .map(|(name, value)| name.as_str().len() + value.len() + 2)
+                .sum::<usize>();
         let mut raw = Vec::with_capacity(size);
+        raw.extend_from_slice(uri.as_bytes());
+        raw.push(b'\n');
         for (name, value) in headers {
             raw.extend_from_slice(name.as_str().as_bytes());
             raw.push(b'\n');
@@ -71,11 +75,25 @@ impl Handshake {
             raw.push(b'\n');
         }
         Self {
-            uri,
-            headers: raw.into_boxed_slice(),
+            raw: raw.into_boxed_slice(),
             remote_addr,
             issued_at,
         }
+    }
+
+    /// The request URI as received, and the headers' part of the buffer.
+    fn split(&self) -> (&[u8], &[u8]) {
+        match self.raw.iter().position(|&byte| byte == b'\n') {
+            Some(end) => (&self.raw[..end], &self.raw[end + 1..]),
+            None => (&self.raw[..], &[]),
+        }
+    }
+
+    /// The request URI, with its query string. Built anew at each call.
+    pub fn uri(&self) -> Uri {
+        // It was a valid URI when copied in; one that fails to parse cannot occur, and is
+        // replaced by `/` rather than trusted.
+        Uri::try_from(self.split().0).unwrap_or_default()
     }
 
     /// The request headers, in the order received. Built anew at each call: keep the map if
@@ -85,7 +103,7 @@ impl Handshake {
     /// that debug output does not show them.
     pub fn headers(&self) -> HeaderMap {
         let mut map = HeaderMap::new();
-        let mut parts = self.headers.split(|&byte| byte == b'\n');
+        let mut parts = self.split().1.split(|&byte| byte == b'\n');
         while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
             // Both were valid when copied in; a pair that fails to parse cannot occur, and is
             // skipped rather than trusted.
@@ -107,14 +125,18 @@ impl Handshake {
 
     /// The value of a query parameter, percent-decoded.
     pub fn query_param(&self, name: &str) -> Option<String> {
-        crate::query::find_param(self.uri.query().unwrap_or(""), name)
+        let uri = std::str::from_utf8(self.split().0).ok()?;
+        let query = uri.split_once('?').map_or("", |(_, query)| query);
+        // A fragment never reaches a server, but is not part of the query if it did.
+        let query = query.split_once('#').map_or(query, |(query, _)| query);
+        crate::query::find_param(query, name)
     }
 }
 
 impl std::fmt::Debug for Handshake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handshake")
-            .field("uri", &self.uri)
+            .field("uri", &self.uri())
             .field("headers", &self.headers())
             .field("remote_addr", &self.remote_addr)
             .field("issued_at", &self.issued_at)
@@ -174,9 +196,10 @@ pub struct Socket<D> {
     /// WebSocket after an upgrade): two polls at once are a protocol violation.
     pub(crate) writer: tokio::sync::Mutex<()>,
     pub(crate) heartbeat: Mutex<Heartbeat>,
-    closed: Notify,
-    /// Woken when an upgrade completes, so that a poll still waiting learns it is obsolete.
-    pub(crate) upgraded: Notify,
+    /// Woken when the session starts or finishes closing, and when an upgrade completes (so
+    /// that a poll still waiting learns it is obsolete). One wait list for both: waiters check
+    /// what they wait for when woken, and each `Notify` is 32 bytes in every session.
+    pub(crate) changed: Notify,
     handshake: Handshake,
     /// The client address this session counts against, when a per-address limit is set.
     counted_ip: Option<IpAddr>,
@@ -223,8 +246,7 @@ impl<D> Socket<D> {
             outbox: Outbox::new(parts.max_buffered_packets),
             writer: tokio::sync::Mutex::new(()),
             heartbeat: Mutex::new(parts.heartbeat),
-            closed: Notify::new(),
-            upgraded: Notify::new(),
+            changed: Notify::new(),
             handshake: parts.handshake,
             counted_ip: parts.counted_ip,
             owner: parts.owner,
@@ -340,7 +362,7 @@ impl<D> Socket<D> {
                 Farewell::None | Farewell::Abort => self.outbox.wake(),
             }
         }
-        self.closed.notify_waiters();
+        self.changed.notify_waiters();
         if matches!(farewell, Farewell::None | Farewell::Abort) {
             // Nothing to flush: the session is gone now, and a later request with its id gets
             // 400. An abort's pending poll or WebSocket still sees the farewell and cuts itself.
@@ -371,7 +393,7 @@ impl<D> Socket<D> {
         {
             return;
         }
-        self.closed.notify_waiters();
+        self.changed.notify_waiters();
         self.outbox.wake();
         let reason = self
             .lock_reason()
@@ -389,7 +411,7 @@ impl<D> Socket<D> {
     /// Waits until the session starts closing. Cancel-safe.
     pub(crate) async fn closing(&self) {
         loop {
-            let notified = self.closed.notified();
+            let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if !self.is_open() {
@@ -450,6 +472,7 @@ mod tests {
         );
         let back = handshake.headers();
         assert_eq!(back, headers);
+        assert_eq!(handshake.uri(), "/?EIO=4");
         let forwarded: Vec<_> = back.get_all("x-forwarded-for").iter().collect();
         assert_eq!(forwarded, ["10.0.0.1", "10.0.0.2"]);
         assert!(back[header::COOKIE].is_sensitive());
@@ -466,5 +489,21 @@ mod tests {
             SystemTime::now(),
         );
         assert!(handshake.headers().is_empty());
+        assert_eq!(handshake.uri(), "/");
+    }
+
+    #[test]
+    fn the_uri_and_its_query_come_back() {
+        let handshake = Handshake::new(
+            Uri::from_static("/socket.io/?EIO=4&transport=websocket&token=a%20b"),
+            &HeaderMap::new(),
+            None,
+            SystemTime::now(),
+        );
+        assert_eq!(handshake.uri().path(), "/socket.io/");
+        assert_eq!(handshake.query_param("token").as_deref(), Some("a b"));
+        assert_eq!(handshake.query_param("EIO").as_deref(), Some("4"));
+        assert_eq!(handshake.query_param("sid"), None);
+        assert!(format!("{handshake:?}").contains("transport=websocket"));
     }
 }

@@ -1,32 +1,32 @@
 //! The WebSocket transport: direct sessions, the upgrade from polling, and the frame loop.
 
-use std::collections::VecDeque;
+// The futures that live in every session's task are `async` blocks returned by plain functions,
+// not `async fn`s: an `async fn` copies its arguments into locals, so each was stored twice in
+// the task (measured with `-Zprint-type-sizes`).
+#![allow(clippy::manual_async_fn)]
+
+use std::future::{poll_fn, Future};
+use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 
-use bytes::Bytes;
-use ferrio_engineio_proto::{ws, OpenPacket, Packet, ProtocolVersion};
-use futures_util::{SinkExt, StreamExt};
+use ferrio_engineio_proto::wsframe::{
+    encode_frame, header_len, CloseCode, Event, FrameError, OpCode,
+};
+use ferrio_engineio_proto::{ws, OpenPacket, Packet};
+use futures_util::future::Either;
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use hyper::upgrade::{OnUpgrade, Upgraded};
-use hyper_util::rt::TokioIo;
-use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
+use hyper::upgrade::OnUpgrade;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data as OpData, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame};
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::WebSocketStream;
 
 use crate::body::ResponseBody;
 use crate::errors::ErrorCode;
 use crate::refusal::count_refusal;
 use crate::socket::{Farewell, TransportKind};
-use crate::telemetry::{count_upgrade, Flow};
+use crate::telemetry::count_upgrade;
+use crate::wsconn::{close_frame, Connection, ReadError, CLOSE_WITHOUT_CODE};
 use crate::{DisconnectReason, Engine, EngineHandler, Socket};
-
-type Stream = WebSocketStream<TokioIo<Upgraded>>;
 
 /// Checks the RFC 6455 opening handshake and prepares the 101 answer.
 pub(crate) fn accept<B>(
@@ -64,35 +64,23 @@ pub(crate) fn accept<B>(
     Ok((response, on_upgrade))
 }
 
-/// How many bytes of frames a batch gathers before writing them out early.
+/// How many bytes of frames one write gathers: a batch stops taking packets once it holds
+/// this much, and the rest waits for the next turn of the frame loop.
 const WRITE_BUFFER_SIZE: usize = 16 * 1024;
 
-fn ws_config<H: EngineHandler>(engine: &Engine<H>) -> WebSocketConfig {
-    let config = engine.config();
-    let max = usize::try_from(config.max_payload).unwrap_or(usize::MAX);
-    WebSocketConfig::default()
-        .read_buffer_size(config.ws_read_buffer_size)
-        // Frames written in one batch go to the socket in one write at the flush (a write per
-        // frame cost a syscall per packet under fan-out); a batch larger than this is written
-        // as it goes. The buffer keeps the capacity of the largest batch.
-        .write_buffer_size(WRITE_BUFFER_SIZE)
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max))
-}
-
-async fn into_stream<H: EngineHandler>(
+async fn into_connection<H: EngineHandler>(
     engine: &Engine<H>,
     on_upgrade: OnUpgrade,
-) -> Option<Stream> {
+) -> Option<Connection> {
     match on_upgrade.await {
-        Ok(upgraded) => Some(
-            WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(ws_config(engine)),
-            )
-            .await,
-        ),
+        Ok(upgraded) => {
+            let config = engine.config();
+            Some(Connection::new(
+                upgraded,
+                config.max_payload,
+                config.ws_read_buffer_size,
+            ))
+        }
         Err(error) => {
             tracing::debug!(%error, "websocket upgrade failed");
             None
@@ -101,33 +89,43 @@ async fn into_stream<H: EngineHandler>(
 }
 
 /// A WebSocket session opened without polling first.
+///
+/// Two tasks: a short one waits for the upgrade, then spawns the session's own task with the
+/// connection moved in, so that the long-lived task keeps no room for the upgrade's state.
 pub(crate) fn spawn_direct<H: EngineHandler>(
     engine: Arc<Engine<H>>,
     socket: Arc<Socket<H::Data>>,
     on_upgrade: OnUpgrade,
 ) {
     tokio::spawn(async move {
-        let Some(mut stream) = into_stream(&engine, on_upgrade).await else {
+        let Some(mut conn) = into_connection(&engine, on_upgrade).await else {
             socket.close_with(DisconnectReason::TransportError, Farewell::None);
             return;
         };
-        let open = open_message(&engine, &socket);
-        engine.traffic().websocket_out.count(1, payload_len(&open));
-        if stream.send(open).await.is_err() {
-            socket.close_with(DisconnectReason::TransportError, Farewell::None);
-            return;
-        }
-        engine.announce(&socket);
-        run(&engine, &socket, &mut stream).await;
+        tokio::spawn(async move {
+            if greet(&engine, &socket, &mut conn).await.is_err() {
+                socket.close_with(DisconnectReason::TransportError, Farewell::None);
+                return;
+            }
+            // Nobody else writes a direct WebSocket session (a poll for it is refused before
+            // it takes the lock). Awaited here rather than in the frame loop, whose future
+            // would otherwise keep room for the wait.
+            let _writer = socket.writer.lock().await;
+            engine.announce(&socket);
+            run(&engine, &socket, &mut conn).await;
+        });
     });
 }
 
-/// The open packet of a direct WebSocket session, as a frame.
+/// Sends the open packet of a direct WebSocket session.
 ///
-/// Built outside the session's future on purpose: a local of that future lives till the end of
-/// its scope, so the packet built there kept its room in the task for the connection's whole
-/// life (the future was 992 B with it, 904 B without).
-fn open_message<H: EngineHandler>(engine: &Engine<H>, socket: &Socket<H::Data>) -> WsMessage {
+/// The frame is built before the future is made, so the future holds only the write: the
+/// session's task is as large as its largest state, and this one comes first.
+fn greet<'a, H: EngineHandler>(
+    engine: &'a Engine<H>,
+    socket: &'a Socket<H::Data>,
+    conn: &'a mut Connection,
+) -> impl Future<Output = std::io::Result<()>> + 'a {
     let config = engine.config();
     let open = OpenPacket {
         sid: socket.id(),
@@ -136,16 +134,20 @@ fn open_message<H: EngineHandler>(engine: &Engine<H>, socket: &Socket<H::Data>) 
         ping_timeout: config.ping_timeout,
         max_payload: config.max_payload,
     };
-    to_ws(&open.to_packet(), socket.protocol())
+    let frame = ws::encode(&open.to_packet(), socket.protocol());
+    let payload = frame_payload(&frame);
+    engine.traffic().websocket_out.count(1, payload.len());
+    let mut out = Vec::with_capacity(header_len(payload.len()) + payload.len());
+    encode_frame(&mut out, frame_opcode(&frame), payload);
+    async move { conn.write(&out).await }
 }
 
 /// A WebSocket that cannot join its session: opened, then closed at once.
 pub(crate) fn spawn_refusal(on_upgrade: OnUpgrade) {
     tokio::spawn(async move {
         if let Ok(upgraded) = on_upgrade.await {
-            let mut stream =
-                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-            let _ = stream.close(None).await;
+            let mut conn = Connection::new(upgraded, 0, 1);
+            conn.close(CLOSE_WITHOUT_CODE).await;
         }
     });
 }
@@ -158,12 +160,12 @@ pub(crate) fn spawn_upgrade<H: EngineHandler>(
 ) {
     tokio::spawn(async move {
         let upgraded = async {
-            let mut stream = into_stream(&engine, on_upgrade).await?;
+            let mut conn = into_connection(&engine, on_upgrade).await?;
             let probed =
-                tokio::time::timeout(engine.config().upgrade_timeout, probe(&socket, &mut stream));
+                tokio::time::timeout(engine.config().upgrade_timeout, probe(&socket, &mut conn));
             tokio::select! {
                 result = probed => match result {
-                    Ok(true) => Some(stream),
+                    Ok(true) => Some(conn),
                     _ => None,
                 },
                 () = socket.closing() => None,
@@ -171,14 +173,16 @@ pub(crate) fn spawn_upgrade<H: EngineHandler>(
         }
         .await;
         match upgraded {
-            Some(stream) => {
+            Some(conn) => {
                 count_upgrade();
                 socket.set_transport(TransportKind::WebSocket);
                 socket.upgrading.store(false, Ordering::Release);
-                socket.upgraded.notify_waiters();
+                socket.changed.notify_waiters();
                 tracing::debug!(sid = %socket.id(), "upgraded to websocket");
-                let mut stream = stream;
-                run(&engine, &socket, &mut stream).await;
+                let mut conn = conn;
+                // A last poll may still be writing; its answer goes first.
+                let _writer = socket.writer.lock().await;
+                run(&engine, &socket, &mut conn).await;
             }
             None => {
                 // The session goes on over polling; the client may try again.
@@ -195,23 +199,26 @@ pub(crate) fn spawn_upgrade<H: EngineHandler>(
 /// releases any poll in progress. As in the reference server, that check runs every 100 ms
 /// rather than at once: a client that sends `2probe` and `5` together then has its upgrade done
 /// before a poll sent right after is looked at.
-async fn probe<D>(socket: &Socket<D>, stream: &mut Stream) -> bool {
-    match next_packet(socket, stream).await {
+async fn probe<D>(socket: &Socket<D>, conn: &mut Connection) -> bool {
+    match next_packet(socket, conn).await {
         Some(packet @ Packet::Ping(_)) if packet.is_probe() => {}
         _ => return false,
     }
-    if stream
-        .send(to_ws(&Packet::pong_probe(), socket.protocol()))
-        .await
-        .is_err()
-    {
+    let mut pong = Vec::new();
+    let frame = ws::encode(&Packet::pong_probe(), socket.protocol());
+    encode_frame(&mut pong, frame_opcode(&frame), frame_payload(&frame));
+    if conn.write(&pong).await.is_err() {
         return false;
     }
     let mut release_poll = tokio::time::interval(std::time::Duration::from_millis(100));
     release_poll.tick().await;
+    // One wait for the next packet across the ticks: dropped by a tick, it could cut a pong
+    // being written.
+    let next = next_packet(socket, conn);
+    tokio::pin!(next);
     loop {
         tokio::select! {
-            packet = next_packet(socket, stream) => return packet == Some(Packet::Upgrade),
+            packet = &mut next => return packet == Some(Packet::Upgrade),
             _ = release_poll.tick() => {
                 if socket.writer.try_lock().is_err() {
                     let _ = socket.send_packet(Packet::Noop);
@@ -221,164 +228,286 @@ async fn probe<D>(socket: &Socket<D>, stream: &mut Stream) -> bool {
     }
 }
 
-/// The next packet from the stream, skipping control frames; `None` when it ends or fails to
-/// decode.
-async fn next_packet<D>(socket: &Socket<D>, stream: &mut Stream) -> Option<Packet> {
+/// The next packet from the connection, answering pings on the way; `None` when it ends, fails
+/// or carries something that does not decode.
+///
+/// Cancel-safe while it waits for bytes, not while it writes a pong (which may then be cut).
+async fn next_packet<D>(socket: &Socket<D>, conn: &mut Connection) -> Option<Packet> {
     loop {
-        let message = stream.next().await?.ok()?;
-        if let Some(frame) = from_ws(message) {
-            return ws::decode(frame, socket.protocol()).ok();
+        match conn.next_event().await.ok()? {
+            Event::Text(text) => return ws::decode(ws::Frame::Text(text), socket.protocol()).ok(),
+            Event::Binary(data) => {
+                return ws::decode(ws::Frame::Binary(data), socket.protocol()).ok()
+            }
+            Event::Ping(payload) => conn.write(&pong(&payload)).await.ok()?,
+            Event::Pong => {}
+            Event::Close(_) => return None,
+        }
+    }
+}
+
+/// A pong frame answering a ping with this payload.
+fn pong(payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(header_len(payload.len()) + payload.len());
+    encode_frame(&mut frame, OpCode::Pong, payload);
+    frame
+}
+
+/// What is left to do after a read from the client, once its packet (if any) is handled.
+enum Action {
+    /// Nothing: read on.
+    Continue,
+    /// Answer a ping with this pong frame.
+    Pong(Vec<u8>),
+    /// The connection ends, for this reason, with this close frame first.
+    End(DisconnectReason, Close),
+}
+
+/// The close frame a connection ends with.
+#[derive(Clone, Copy)]
+enum Close {
+    /// None: the connection is cut (the client is gone, or the read failed).
+    None,
+    /// A close frame with this code and no reason ([`CloseCode::NO_STATUS`]: no code either).
+    Code(CloseCode),
+    /// 1009, naming the largest message accepted.
+    TooBig(u64),
+}
+
+/// Handles one read from the client: a packet goes to the engine at once; what needs a write
+/// is returned. A plain function, so that the event and its handling take no room in the
+/// session's task.
+fn react<H: EngineHandler>(
+    engine: &Engine<H>,
+    socket: &Arc<Socket<H::Data>>,
+    event: Result<Event, ReadError>,
+) -> Action {
+    let frame = match event {
+        Ok(Event::Text(text)) => ws::Frame::Text(text),
+        Ok(Event::Binary(data)) => ws::Frame::Binary(data),
+        Ok(Event::Ping(payload)) => return Action::Pong(pong(&payload)),
+        Ok(Event::Pong) => return Action::Continue,
+        // The close frame is echoed, with its code (none if it had none).
+        Ok(Event::Close(code)) => {
+            return Action::End(DisconnectReason::TransportClose, Close::Code(code))
+        }
+        // The client closed the TCP connection without a close frame (a process that exited, a
+        // tab that was killed): it closed the connection, as the reference server reports it.
+        Err(ReadError::Eof) => return Action::End(DisconnectReason::TransportClose, Close::None),
+        Err(ReadError::Frame(FrameError::MessageTooLong { size, max })) => {
+            // A frame or message over `max_payload`: refused as soon as its header says so,
+            // before it is buffered. The client gets close code 1009.
+            tracing::info!(
+                reason = "payload_too_large",
+                sid = %socket.id(),
+                "refused: message of {size} bytes (max {max} bytes)"
+            );
+            count_refusal("payload_too_large");
+            return Action::End(DisconnectReason::TransportError, Close::TooBig(max));
+        }
+        Err(ReadError::Frame(error)) => {
+            tracing::debug!(sid = %socket.id(), %error, "websocket protocol error");
+            return Action::End(
+                DisconnectReason::TransportError,
+                Close::Code(error.close_code()),
+            );
+        }
+        Err(ReadError::Io(error)) => {
+            tracing::debug!(sid = %socket.id(), %error, "websocket read failed");
+            return Action::End(DisconnectReason::TransportError, Close::None);
+        }
+    };
+    engine
+        .traffic()
+        .websocket_in
+        .count(1, frame_payload(&frame).len());
+    match ws::decode(frame, socket.protocol()) {
+        Ok(packet) => {
+            engine.handle_packet(socket, packet);
+            Action::Continue
+        }
+        Err(error) => {
+            tracing::debug!(sid = %socket.id(), %error, "undecodable websocket frame");
+            Action::End(
+                DisconnectReason::ParseError,
+                Close::Code(CloseCode::NO_STATUS),
+            )
         }
     }
 }
 
 /// The frame loop of an established WebSocket session: reads client packets and writes queued
-/// ones until either side closes.
-async fn run<H: EngineHandler>(
-    engine: &Engine<H>,
-    socket: &Arc<Socket<H::Data>>,
-    // Borrowed, not moved: a stream moved into this future would be stored twice in the
-    // session's task, once in the caller's state and once in this one (~0.5 KiB per connection).
-    stream: &mut Stream,
-) {
-    // After an upgrade a last poll may still be writing; its answer goes first.
-    let _writer = socket.writer.lock().await;
-    loop {
-        tokio::select! {
-            biased;
-            incoming = stream.next() => {
-                let mut close_frame = None;
-                let reason = match incoming {
-                    Some(Ok(WsMessage::Close(_))) | None => DisconnectReason::TransportClose,
-                    // The client closed the TCP connection without a close frame (a process that
-                    // exited, a tab that was killed): it closed the connection, as the reference
-                    // server reports it.
-                    Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
-                        DisconnectReason::TransportClose
-                    }
-                    Some(Err(WsError::Capacity(error))) => {
-                        // A frame or message over `max_payload`: refused as soon as its header
-                        // says so, before it is buffered. The client gets close code 1009.
-                        let max = engine.config().max_payload;
-                        tracing::info!(
-                            reason = "payload_too_large",
-                            sid = %socket.id(),
-                            "refused: {error} (max {max} bytes)"
-                        );
-                        count_refusal("payload_too_large");
-                        close_frame = Some(CloseFrame {
-                            code: CloseCode::Size,
-                            reason: format!("Message too big (max {max} bytes)").into(),
-                        });
-                        DisconnectReason::TransportError
-                    }
-                    Some(Err(error)) => {
-                        tracing::debug!(sid = %socket.id(), %error, "websocket read failed");
-                        DisconnectReason::TransportError
-                    }
-                    Some(Ok(message)) => {
-                        let Some(frame) = from_ws(message) else { continue };
-                        engine.traffic().websocket_in.count(1, frame_len(&frame));
-                        match ws::decode(frame, socket.protocol()) {
-                            Ok(packet) => {
-                                engine.handle_packet(socket, packet);
-                                continue;
-                            }
-                            Err(error) => {
-                                tracing::debug!(sid = %socket.id(), %error, "undecodable websocket frame");
-                                DisconnectReason::ParseError
-                            }
-                        }
-                    }
-                };
-                socket.close_with(reason, Farewell::None);
-                // If the session was already closing (the client sent a close packet, then its
-                // close frame), nobody else will complete the close: this transport is gone.
-                socket.finish_close();
-                let _ = stream.close(close_frame).await;
+/// ones until either side closes. The caller holds the session's writer lock.
+///
+/// Each step is a future of its own ([`on_event`], [`on_ready`]): their states then share one
+/// place in the session's task, where locals of one loop body kept apart for each await.
+fn run<'a, H: EngineHandler>(
+    engine: &'a Engine<H>,
+    socket: &'a Arc<Socket<H::Data>>,
+    // Borrowed, not moved: a connection moved into this future would be stored twice in the
+    // session's task, once in the caller's state and once in this one.
+    conn: &'a mut Connection,
+) -> impl Future<Output = ()> + 'a {
+    async move {
+        loop {
+            // The step's result moves straight into `dispatch`: kept in a local, it would take
+            // room in the task beside the step's future.
+            let step = dispatch(next_step(socket, conn).await, engine, socket, conn).await;
+            if step.is_break() {
                 return;
             }
-            () = socket.outbox.ready() => {
-                let farewell = socket.farewell();
-                // The whole queue is taken, so an idle session keeps no queue allocation.
-                let mut batch = socket.outbox.take_all();
-                if farewell == Some(Farewell::Abort) {
-                    // Dropping the stream cuts the TCP connection without a close frame.
-                    socket.finish_close();
-                    return;
-                }
-                let written = write_batch(
-                    stream,
-                    &mut batch,
-                    socket.protocol(),
-                    &engine.traffic().websocket_out,
-                )
-                .await;
-                if farewell.is_some() || written.is_err() {
-                    if written.is_ok() {
-                        let _ = stream.close(None).await;
-                    } else {
-                        socket.close_with(DisconnectReason::TransportError, Farewell::None);
-                    }
-                    socket.finish_close();
-                    return;
-                }
+        }
+    }
+}
+
+/// Waits for the client's next event (`Some`) or for the outbox to be ready (`None`), the
+/// client's side first. Cancel-safe.
+///
+/// A hand-written select, in a future of its own: `tokio::select!` keeps two copies of its
+/// futures in the task (~0.2 KiB here), and a wait kept in the loop's body would sit beside the
+/// steps' futures instead of sharing their place.
+fn next_step<'a, D>(
+    socket: &'a Socket<D>,
+    conn: &'a mut Connection,
+) -> impl Future<Output = Option<Result<Event, ReadError>>> + 'a {
+    async move {
+        let mut ready = std::pin::pin!(socket.outbox.ready());
+        poll_fn(|cx| {
+            if let Poll::Ready(event) = conn.poll_event(cx) {
+                return Poll::Ready(Some(event));
             }
+            ready.as_mut().poll(cx).map(|()| None)
+        })
+        .await
+    }
+}
+
+/// The step for what [`next_step`] found: the client's event, or (`None`) the outbox ready.
+fn dispatch<'a, H: EngineHandler>(
+    next: Option<Result<Event, ReadError>>,
+    engine: &'a Engine<H>,
+    socket: &'a Arc<Socket<H::Data>>,
+    conn: &'a mut Connection,
+) -> impl Future<Output = ControlFlow<()>> + 'a {
+    match next {
+        Some(event) => Either::Left(on_event(engine, socket, conn, event)),
+        None => Either::Right(on_ready(engine, socket, conn)),
+    }
+}
+
+/// Handles what the client sent: a packet goes to the engine, a ping gets its pong, anything
+/// else ends the session (with a close frame when one is due).
+fn on_event<'a, H: EngineHandler>(
+    engine: &'a Engine<H>,
+    socket: &'a Arc<Socket<H::Data>>,
+    conn: &'a mut Connection,
+    event: Result<Event, ReadError>,
+) -> impl Future<Output = ControlFlow<()>> + 'a {
+    // Handled before the future is made: the future keeps only the frame it has to write.
+    let (frame, last) = match react(engine, socket, event) {
+        Action::Continue => (Vec::new(), false),
+        Action::Pong(pong) => (pong, false),
+        Action::End(reason, close) => {
+            socket.close_with(reason, Farewell::None);
+            // If the session was already closing (the client sent a close packet, then its
+            // close frame), nobody else will complete the close: this transport is gone.
+            socket.finish_close();
+            let frame = match close {
+                Close::None => Vec::new(),
+                Close::Code(code) => close_frame(code, ""),
+                Close::TooBig(max) => close_frame(
+                    CloseCode::TOO_BIG,
+                    &format!("Message too big (max {max} bytes)"),
+                ),
+            };
+            (frame, true)
         }
+    };
+    async move {
+        if last {
+            conn.close(&frame).await;
+            return ControlFlow::Break(());
+        }
+        if frame.is_empty() || conn.write(&frame).await.is_ok() {
+            return ControlFlow::Continue(());
+        }
+        socket.close_with(DisconnectReason::TransportError, Farewell::None);
+        socket.finish_close();
+        conn.close(&[]).await;
+        ControlFlow::Break(())
     }
 }
 
-/// Writes every packet of the batch, then flushes once. The batch is counted in `sent` once,
-/// when the stream has taken it all.
-async fn write_batch(
-    stream: &mut Stream,
-    batch: &mut VecDeque<Packet>,
-    protocol: ProtocolVersion,
-    sent: &Flow,
-) -> Result<(), tokio_tungstenite::tungstenite::Error> {
-    let packets = batch.len();
-    let mut bytes = 0;
-    for packet in batch.drain(..) {
-        let message = to_ws(&packet, protocol);
-        bytes += payload_len(&message);
-        stream.feed(message).await?;
+/// Writes what the outbox holds, and ends the session once it has written its farewell.
+///
+/// The frames are gathered before the future is made, straight from the outbox, up to
+/// [`WRITE_BUFFER_SIZE`] (past it by one packet at most): the future holds only that buffer
+/// and the write. What is left stays queued, and the outbox's wake-up is stored again, so that
+/// the loop comes back for it after looking at the client's side.
+fn on_ready<'a, H: EngineHandler>(
+    engine: &'a Engine<H>,
+    socket: &'a Arc<Socket<H::Data>>,
+    conn: &'a mut Connection,
+) -> impl Future<Output = ControlFlow<()>> + 'a {
+    // Read before taking packets: if it is set, its packet is already queued.
+    let farewell = socket.farewell();
+    let abort = farewell == Some(Farewell::Abort);
+    let mut out = Vec::new();
+    let mut more = false;
+    if abort {
+        // Dropping the connection cuts it without a close frame.
+        socket.finish_close();
+    } else {
+        let protocol = socket.protocol();
+        let (mut packets, mut bytes) = (0, 0);
+        more = socket.outbox.take_while(|packet| {
+            if out.len() >= WRITE_BUFFER_SIZE {
+                return false;
+            }
+            let frame = ws::encode(packet, protocol);
+            let payload = frame_payload(&frame);
+            packets += 1;
+            bytes += payload.len();
+            out.reserve(header_len(payload.len()) + payload.len());
+            encode_frame(&mut out, frame_opcode(&frame), payload);
+            true
+        });
+        if more {
+            socket.outbox.wake();
+        }
+        // Counted as handed to the connection: a write that fails ends the session.
+        engine.traffic().websocket_out.count(packets, bytes);
     }
-    sent.count(packets, bytes);
-    stream.flush().await
+    let last = farewell.is_some() && !more;
+    async move {
+        if abort {
+            return ControlFlow::Break(());
+        }
+        let written = out.is_empty() || conn.write(&out).await.is_ok();
+        if written && !last {
+            return ControlFlow::Continue(());
+        }
+        if written {
+            conn.close(CLOSE_WITHOUT_CODE).await;
+        } else {
+            socket.close_with(DisconnectReason::TransportError, Farewell::None);
+        }
+        socket.finish_close();
+        ControlFlow::Break(())
+    }
 }
 
-/// The payload length of an outgoing message, frame header excluded.
-fn payload_len(message: &WsMessage) -> usize {
-    match message {
-        WsMessage::Frame(frame) => frame.payload().len(),
-        other => other.len(),
-    }
-}
-
-/// The payload length of a frame.
-fn frame_len(frame: &ws::Frame) -> usize {
+/// The opcode of the frame carrying this payload.
+fn frame_opcode(frame: &ws::Frame) -> OpCode {
     match frame {
-        ws::Frame::Text(bytes) | ws::Frame::Binary(bytes) => bytes.len(),
+        ws::Frame::Text(_) => OpCode::Text,
+        ws::Frame::Binary(_) => OpCode::Binary,
     }
 }
 
-fn to_ws(packet: &Packet, protocol: ProtocolVersion) -> WsMessage {
-    match ws::encode(packet, protocol) {
-        // Text packets are UTF-8 by construction (`Text` checked it once, when the packet was
-        // made): a raw text frame skips the check `Message::Text` would run again for every
-        // recipient of a broadcast.
-        ws::Frame::Text(bytes) => {
-            WsMessage::Frame(Frame::message(bytes, OpCode::Data(OpData::Text), true))
-        }
-        ws::Frame::Binary(bytes) => WsMessage::Binary(bytes),
-    }
-}
-
-fn from_ws(message: WsMessage) -> Option<ws::Frame> {
-    match message {
-        WsMessage::Text(text) => Some(ws::Frame::Text(Bytes::from(text))),
-        WsMessage::Binary(data) => Some(ws::Frame::Binary(data)),
-        // Control frames are answered by the WebSocket layer itself.
-        WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Close(_) | WsMessage::Frame(_) => None,
+/// The payload of a frame.
+fn frame_payload(frame: &ws::Frame) -> &[u8] {
+    match frame {
+        ws::Frame::Text(bytes) | ws::Frame::Binary(bytes) => bytes,
     }
 }

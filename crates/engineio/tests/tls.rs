@@ -85,6 +85,41 @@ async fn serve_tls_answers_over_tls_and_drops_silent_and_plain_clients() {
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert!(answer.contains("\r\n\r\n0{\"sid\":\""), "{answer}");
 
+    // A WebSocket over TLS (the session's connection is then hyper's boxed one, not a bare
+    // TCP stream): the open packet, then a masked text frame echoed.
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let mut wss = connector
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+        .expect("TLS handshake");
+    wss.write_all(
+        b"GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: localhost\r\n\
+          Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        assert!(head.len() < 4096, "answer head too long");
+        head.push(wss.read_u8().await.expect("the answer"));
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    let mut frame_head = [0u8; 2];
+    wss.read_exact(&mut frame_head).await.expect("a frame");
+    assert_eq!(frame_head[0], 0x81, "the open packet, a text frame");
+    let mut open = vec![0; usize::from(frame_head[1] & 0x7f)];
+    wss.read_exact(&mut open).await.expect("the open packet");
+    assert!(open.starts_with(b"0{\"sid\":\""), "{open:?}");
+    let key = [1u8, 2, 3, 4];
+    let mut text = vec![0x81, 0x80 | 3];
+    text.extend_from_slice(&key);
+    text.extend(b"4hi".iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    wss.write_all(&text).await.expect("write a frame");
+    let mut echo = [0u8; 5];
+    wss.read_exact(&mut echo).await.expect("the echo");
+    assert_eq!(&echo, b"\x81\x034hi");
+
     // A client that connects and says nothing: closed after the timeout, and counted.
     let mut silent = TcpStream::connect(addr).await.expect("connect");
     assert_eq!(read_to_close(&mut silent).await, b"");
