@@ -11,9 +11,8 @@
 mod cluster_common;
 mod process;
 
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -269,88 +268,9 @@ async fn retention_by_count_holds_for_the_whole_cluster() {
     }
 }
 
-/// A `redis-server` that keeps its data (`appendonly yes`, `appendfsync always`) in a directory
-/// of its own, on a fixed port across restarts; killed when dropped.
-struct DurableRedis {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl DurableRedis {
-    /// Starts it, or `None` (said loudly) when `redis-server` is not installed.
-    fn start() -> Option<Self> {
-        // Its check of the installation, and nothing else.
-        drop(RedisServer::start()?);
-        let mut server = Self {
-            port: free_port(),
-            dir: tempfile::tempdir().expect("temp dir"),
-            child: None,
-        };
-        server.spawn();
-        Some(server)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + WAIT;
-        while !self.answers() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Whether it answers PING (it refuses commands while it loads its data).
-    fn answers(&self) -> bool {
-        use std::io::{Read, Write};
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        let mut answer = [0u8; 7];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut answer).is_ok()
-            && &answer == b"+PONG\r\n"
-    }
-
-    /// SIGKILL: no shutdown, no last write.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for DurableRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_emit_survives_a_sigkill_of_redis_and_of_the_node() {
-    let Some(mut redis) = DurableRedis::start() else {
+    let Some(mut redis) = RedisServer::start_durable() else {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");

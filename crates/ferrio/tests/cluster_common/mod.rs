@@ -58,12 +58,26 @@ pub(crate) struct RedisServer {
     pub(crate) port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// Whether it keeps its data across a kill (`appendonly yes`, `appendfsync always`).
+    durable: bool,
 }
 
 impl RedisServer {
     /// Starts a fresh server without persistence, or `None` (said loudly) when `redis-server`
     /// is not installed.
     pub(crate) fn start() -> Option<Self> {
+        Self::start_with(false)
+    }
+
+    /// Starts a fresh server that writes every command to its append-only file and fsyncs it
+    /// before answering (`appendonly yes`, `appendfsync always`): what it acknowledged survives
+    /// a kill, and a restart finds it.
+    #[allow(dead_code)] // Not every test file uses it.
+    pub(crate) fn start_durable() -> Option<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Option<Self> {
         let installed = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -78,6 +92,7 @@ impl RedisServer {
             port: free_port(),
             child: None,
             dir: tempfile::tempdir().expect("a temporary directory"),
+            durable,
         };
         server.spawn();
         Some(server)
@@ -88,10 +103,20 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
-    fn spawn(&mut self) {
+    /// Starts the process on the server's port (and directory, where a durable server keeps
+    /// its data), and waits until it answers.
+    pub(crate) fn spawn(&mut self) {
+        let persistence: &[&str] = if self.durable {
+            &["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            &["--appendonly", "no"]
+        };
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", ""])
+            .args(persistence)
+            .arg("--dir")
+            .arg(self.dir.path())
             .current_dir(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -124,7 +149,7 @@ impl RedisServer {
         }
     }
 
-    /// Kills it and starts it again, empty, on the same port.
+    /// Kills it and starts it again on the same port: empty, unless it is durable.
     pub(crate) fn restart(&mut self) {
         self.kill();
         self.spawn();
