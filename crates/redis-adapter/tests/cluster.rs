@@ -1,33 +1,16 @@
 //! Several Ferrio nodes sharing rooms through a real `redis-server`.
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{Node, RedisServer, WsClient};
+use common::{cluster, Node, WsClient};
 use ferrio_socketio::Payload;
 
 /// Long enough for a stray duplicate to show up.
 const QUIET: Duration = Duration::from_millis(300);
-
-macro_rules! redis_or_skip {
-    () => {
-        match RedisServer::start().await {
-            Some(redis) => redis,
-            None => return,
-        }
-    };
-}
-
-async fn cluster(redis: &RedisServer, n: usize) -> Vec<Node> {
-    let mut nodes = Vec::new();
-    for _ in 0..n {
-        nodes.push(Node::start(&redis.url()).await);
-    }
-    redis.wait_nodes(n).await;
-    nodes
-}
 
 /// Reads `n` text messages and returns them sorted.
 async fn recv_set(client: &mut WsClient, n: usize) -> BTreeSet<String> {
@@ -42,7 +25,7 @@ async fn recv_set(client: &mut WsClient, n: usize) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broadcast_from_any_node_reaches_every_client_on_every_node_once() {
     let redis = redis_or_skip!();
-    let nodes = cluster(&redis, 3).await;
+    let nodes = cluster(&redis, 3, false).await;
     let mut clients = Vec::new();
     for node in &nodes {
         clients.push(node.client().await);
@@ -63,7 +46,7 @@ async fn a_broadcast_from_any_node_reaches_every_client_on_every_node_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_broadcasts_stay_on_their_node() {
     let redis = redis_or_skip!();
-    let nodes = cluster(&redis, 2).await;
+    let nodes = cluster(&redis, 2, false).await;
     let mut a = nodes[0].client().await;
     let mut b = nodes[1].client().await;
     nodes[0]
@@ -80,7 +63,7 @@ async fn local_broadcasts_stay_on_their_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_and_except_apply_on_every_node() {
     let redis = redis_or_skip!();
-    let nodes = cluster(&redis, 2).await;
+    let nodes = cluster(&redis, 2, false).await;
     let mut a1 = nodes[0].client().await;
     let mut a2 = nodes[0].client().await;
     let mut b1 = nodes[1].client().await;
@@ -134,7 +117,7 @@ async fn rooms_and_except_apply_on_every_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_arguments_cross_nodes() {
     let redis = redis_or_skip!();
-    let nodes = cluster(&redis, 2).await;
+    let nodes = cluster(&redis, 2, false).await;
     let mut b = nodes[1].client().await;
     let mut payload = Payload::new();
     payload
@@ -155,7 +138,7 @@ async fn binary_arguments_cross_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_sockets_join_leave_and_disconnect_span_nodes() {
     let redis = redis_or_skip!();
-    let nodes = cluster(&redis, 3).await;
+    let nodes = cluster(&redis, 3, false).await;
     let a = nodes[0].client().await;
     let mut b = nodes[1].client().await;
     let mut c = nodes[2].client().await;
@@ -216,7 +199,7 @@ async fn fetch_sockets_join_leave_and_disconnect_span_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcast_acknowledgements_come_back_from_every_node() {
     let redis = redis_or_skip!();
-    let nodes = cluster(&redis, 2).await;
+    let nodes = cluster(&redis, 2, false).await;
     let mut a = nodes[0].client().await;
     let mut b = nodes[1].client().await;
     let io = nodes[0].io.clone();
@@ -259,7 +242,7 @@ async fn broadcast_acknowledgements_come_back_from_every_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_dropped_does_not_affect_the_others() {
     let redis = redis_or_skip!();
-    let nodes = cluster(&redis, 3).await;
+    let nodes = cluster(&redis, 3, false).await;
     let mut a = nodes[0].client().await;
     let mut b = nodes[1].client().await;
     let mut c = nodes[2].client().await;
@@ -282,7 +265,7 @@ async fn a_node_dropped_does_not_affect_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_local_delivery_goes_on_and_the_cluster_heals() {
     let mut redis = redis_or_skip!();
-    let nodes = cluster(&redis, 2).await;
+    let nodes = cluster(&redis, 2, false).await;
     let mut a = nodes[0].client().await;
     let mut b = nodes[1].client().await;
     nodes[0].io.emit("before", 1).expect("emit");
@@ -338,7 +321,7 @@ async fn redis_restarted_local_delivery_goes_on_and_the_cluster_heals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_checked_without_being_dropped() {
     let redis = redis_or_skip!();
-    let nodes = cluster(&redis, 1).await;
+    let nodes = cluster(&redis, 1, false).await;
     // Several ping intervals (200 ms in these tests) on an idle cluster.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(nodes[0].redis.is_connected());
@@ -387,7 +370,7 @@ async fn nodes_started_before_redis_join_the_cluster_when_it_comes_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_side_emits_reach_the_other_nodes_and_answers_come_back() {
     let redis = redis_or_skip!();
-    let nodes = cluster(&redis, 3).await;
+    let nodes = cluster(&redis, 3, false).await;
     let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
     for (i, node) in nodes.iter().enumerate() {
         let events = events.clone();

@@ -3,35 +3,18 @@
 //! every event it missed exactly once, in each sender's order, including events racing its
 //! reconnection; a durable message's assigned offset is the same on every node.
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Node, RedisServer, WsClient, WAIT};
+use common::{cluster, Node, WsClient, WAIT};
 use serde_json::{json, Value};
 use tokio::time::{sleep, Instant};
 
 /// Long enough for a stray duplicate to show up.
 const QUIET: Duration = Duration::from_millis(500);
-
-macro_rules! redis_or_skip {
-    () => {
-        match RedisServer::start().await {
-            Some(redis) => redis,
-            None => return,
-        }
-    };
-}
-
-async fn cluster(redis: &RedisServer, n: usize) -> Vec<Node> {
-    let mut nodes = Vec::new();
-    for _ in 0..n {
-        nodes.push(Node::start_recovering(&redis.url()).await);
-    }
-    redis.wait_nodes(n).await;
-    nodes
-}
 
 /// An event as the client saw it: its name, its arguments before the offset, and the offset.
 fn event(text: &str) -> (String, Vec<Value>, String) {
@@ -114,7 +97,7 @@ async fn client_gone_from(node: &Node) -> (String, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_back_through_another_node_gets_its_session_and_every_missed_event_once() {
     let redis = redis_or_skip!();
-    let nodes = cluster(&redis, 3).await;
+    let nodes = cluster(&redis, 3, true).await;
     let (sid, pid, offset) = client_gone_from(&nodes[0]).await;
 
     // Missed: from the node it was on, from the node it comes back through, from a third.
@@ -167,7 +150,7 @@ async fn a_client_back_through_another_node_gets_its_session_and_every_missed_ev
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_racing_a_reconnection_through_another_node_are_neither_lost_nor_doubled() {
     let redis = redis_or_skip!();
-    let nodes = std::sync::Arc::new(cluster(&redis, 3).await);
+    let nodes = std::sync::Arc::new(cluster(&redis, 3, true).await);
     for round in 0..3 {
         let (sid, pid, offset) = client_gone_from(&nodes[round % 3]).await;
         let through = (round + 1) % 3;
@@ -210,7 +193,7 @@ async fn events_racing_a_reconnection_through_another_node_are_neither_lost_nor_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_no_node_holds_starts_afresh_without_waiting_for_the_timeout() {
     let redis = redis_or_skip!();
-    let nodes = cluster(&redis, 2).await;
+    let nodes = cluster(&redis, 2, true).await;
     let started = Instant::now();
     let mut client = WsClient::connect(nodes[1].addr).await;
     let connected = client
@@ -372,7 +355,7 @@ async fn the_official_client_recovers_through_another_node_with_racing_events_on
         return;
     }
     let redis = redis_or_skip!();
-    let nodes = std::sync::Arc::new(cluster(&redis, 3).await);
+    let nodes = std::sync::Arc::new(cluster(&redis, 3, true).await);
     let url = |node: &Node| format!("http://{}", node.addr);
     let mut client = official::Client::start(&url(&nodes[0]));
     let connected = client.next().await;
@@ -462,7 +445,7 @@ async fn the_official_client_recovers_through_another_node_with_racing_events_on
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_assigned_offset_stays_on_its_node_unless_offsets_are_shared() {
     let redis = redis_or_skip!();
-    let nodes = cluster(&redis, 2).await;
+    let nodes = cluster(&redis, 2, true).await;
     let mut b = nodes[1].client().await;
     nodes[1].join(&b.sid, "r");
     nodes[0]

@@ -429,3 +429,30 @@ impl WsClient {
             .expect("sent");
     }
 }
+
+/// A fresh `redis-server` for the test, or return from it (said loudly) when none is installed.
+#[allow(unused_macros)] // Not every test file uses it.
+macro_rules! redis_or_skip {
+    () => {
+        match common::RedisServer::start().await {
+            Some(redis) => redis,
+            None => return,
+        }
+    };
+}
+
+/// `n` nodes on `redis`, with connection state recovery on when `recovering`, once each counts
+/// them all.
+#[allow(dead_code)] // Not every test file uses it.
+pub(crate) async fn cluster(redis: &RedisServer, n: usize, recovering: bool) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        nodes.push(if recovering {
+            Node::start_recovering(&redis.url()).await
+        } else {
+            Node::start(&redis.url()).await
+        });
+    }
+    redis.wait_nodes(n).await;
+    nodes
+}
