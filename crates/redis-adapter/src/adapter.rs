@@ -275,13 +275,7 @@ impl AdapterInner {
         let Some(mark) = self.namespace.upgrade().and_then(|n| n.recovery_mark()) else {
             return;
         };
-        let sender = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned();
-        if let Some(sender) = sender {
+        if let Some(sender) = self.waiting_request(id) {
             let _ = sender.send((json!({ ECHO_MARK: mark }), Vec::new()));
         }
     }
@@ -311,20 +305,8 @@ impl AdapterInner {
             return None;
         }
         let subscription = self.shared.subscription();
-        let id = random_id();
         let mut request = restore::request(&pid, &offset);
-        request["uid"] = Value::from(self.shared.uid.as_str());
-        request["requestId"] = Value::from(id.as_str());
-        let (sender, receiver) = mpsc::unbounded_channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), sender);
-        let mut pending = PendingRequest {
-            adapter: self.clone(),
-            id,
-            receiver,
-        };
+        let mut pending = self.register_request(&mut request);
         let namespace = self.namespace.upgrade()?;
         let channel = ident.channels.request.clone();
         let payload = request.to_string().into_bytes();
@@ -375,6 +357,33 @@ impl AdapterInner {
         None
     }
 
+    /// Names `request` as this node's (its `uid` and a fresh `requestId`) and waits for its
+    /// answers: they reach the returned request's receiver until it is dropped.
+    fn register_request(self: &Arc<Self>, request: &mut Value) -> PendingRequest {
+        let id = random_id();
+        request["uid"] = Value::from(self.shared.uid.as_str());
+        request["requestId"] = Value::from(id.as_str());
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), sender);
+        PendingRequest {
+            adapter: self.clone(),
+            id,
+            receiver,
+        }
+    }
+
+    /// Where the answers to this node's request `id` go, while it waits for them.
+    fn waiting_request(&self, id: &str) -> Option<mpsc::UnboundedSender<Response>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
     /// A response to one of this node's requests.
     pub(crate) fn on_response(&self, payload: &[u8]) {
         let Ok((response, attachments)) = decode_control(payload) else {
@@ -383,13 +392,7 @@ impl AdapterInner {
         let Some(id) = response.get("requestId").and_then(Value::as_str) else {
             return;
         };
-        let sender = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned();
-        if let Some(sender) = sender {
+        if let Some(sender) = self.waiting_request(id) {
             let _ = sender.send((response, attachments));
         }
     }
@@ -519,19 +522,7 @@ impl AdapterInner {
         if others == 0 {
             return None;
         }
-        let id = random_id();
-        request["uid"] = Value::from(self.shared.uid.as_str());
-        request["requestId"] = Value::from(id.as_str());
-        let (sender, receiver) = mpsc::unbounded_channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), sender);
-        let pending = PendingRequest {
-            adapter: self.clone(),
-            id,
-            receiver,
-        };
+        let pending = self.register_request(&mut request);
         let payload = match attachments {
             Some(attachments) => encode_control_mp(&request, attachments),
             None => request.to_string().into_bytes(),
