@@ -130,6 +130,35 @@ fn cutoff_arg(retention: &Retention) -> String {
         .unwrap_or_default()
 }
 
+/// A connection for appends, with the digest of the append script loaded on it; or why not.
+///
+/// The script is sent once per connection, then named by its digest: each append is then a
+/// short command, and more of a pipeline fits in one read (and one fsync) of Redis.
+async fn connect(
+    client: &redis::Client,
+    connection_config: &redis::AsyncConnectionConfig,
+    config: &RedisHistoryConfig,
+) -> Result<(redis::aio::MultiplexedConnection, String), String> {
+    let mut connection = tokio::time::timeout(
+        config.connect_timeout,
+        client.get_multiplexed_async_connection_with_config(connection_config),
+    )
+    .await
+    .map_err(|_| "connecting timed out".to_owned())?
+    .map_err(|error| error.to_string())?;
+    let digest = tokio::time::timeout(
+        config.response_timeout,
+        redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(scripts::APPEND)
+            .query_async::<String>(&mut connection),
+    )
+    .await
+    .map_err(|_| "loading the append script timed out".to_owned())?
+    .map_err(|error| error.to_string())?;
+    Ok((connection, digest))
+}
+
 /// Sends the appends in order, pipelining whatever is waiting, until the store is dropped.
 async fn write_appends(
     client: redis::Client,
@@ -164,49 +193,14 @@ async fn write_appends(
             continue;
         }
         if connection.is_none() {
-            let attempt = tokio::time::timeout(
-                config.connect_timeout,
-                client.get_multiplexed_async_connection_with_config(&connection_config),
-            )
-            .await;
-            match attempt {
-                Ok(Ok(mut new)) => {
-                    // The script is sent once per connection, then named by its digest: each
-                    // append is then a short command, and more of a pipeline fits in one read
-                    // (and one fsync) of Redis.
-                    let loaded = tokio::time::timeout(
-                        config.response_timeout,
-                        redis::cmd("SCRIPT")
-                            .arg("LOAD")
-                            .arg(scripts::APPEND)
-                            .query_async::<String>(&mut new),
-                    )
-                    .await;
-                    match loaded {
-                        Ok(Ok(digest)) => {
-                            connection = Some(new);
-                            append_digest = digest;
-                        }
-                        Ok(Err(error)) => {
-                            retry_at = tokio::time::Instant::now() + RETRY_CONNECT;
-                            fail(batch, &error.to_string());
-                            continue;
-                        }
-                        Err(_) => {
-                            retry_at = tokio::time::Instant::now() + RETRY_CONNECT;
-                            fail(batch, "loading the append script timed out");
-                            continue;
-                        }
-                    }
+            match connect(&client, &connection_config, &config).await {
+                Ok((new, digest)) => {
+                    connection = Some(new);
+                    append_digest = digest;
                 }
-                Ok(Err(error)) => {
+                Err(error) => {
                     retry_at = tokio::time::Instant::now() + RETRY_CONNECT;
-                    fail(batch, &error.to_string());
-                    continue;
-                }
-                Err(_) => {
-                    retry_at = tokio::time::Instant::now() + RETRY_CONNECT;
-                    fail(batch, "connecting timed out");
+                    fail(batch, &error);
                     continue;
                 }
             }
