@@ -7,7 +7,6 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Once;
 use std::time::Duration;
 
 use common::{Frame, Node, RedisServer, WsClient, WAIT};
@@ -23,44 +22,9 @@ fn npm_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/redis")
 }
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-fn skip(why: &str) {
-    if ci() {
-        panic!("{why}");
-    }
-    eprintln!("\n*** SKIPPED: {why} ***\n");
-}
-
 /// Whether `node` and the npm packages are there (installing them once if needed).
 fn node_ready() -> bool {
-    static INSTALL: Once = Once::new();
-    let has_node = std::process::Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_node {
-        skip("node is not installed");
-        return false;
-    }
-    let dir = npm_dir();
-    INSTALL.call_once(|| {
-        if !dir.join("node_modules/@socket.io/redis-adapter").exists() {
-            let status = std::process::Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(&dir)
-                .status();
-            assert!(
-                status.is_ok_and(|s| s.success()),
-                "npm ci in {}",
-                dir.display()
-            );
-        }
-    });
-    true
+    common::node_packages_ready(&npm_dir(), "@socket.io/redis-adapter")
 }
 
 /// A Node Socket.IO server with the official Redis adapter, killed when dropped.

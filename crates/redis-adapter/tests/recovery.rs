@@ -266,39 +266,12 @@ mod official {
     use super::WAIT;
 
     fn repo() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+        crate::common::repo_path("")
     }
 
-    /// Whether `node` and the client package are there (`npm ci` in `tests/interop` once, as
-    /// `scripts/test.sh` does, when they are missing); a missing `node` skips loudly, or fails
-    /// under `CI=true`.
+    /// Whether `node` and the client package are there (see `common::node_packages_ready`).
     pub(super) fn ready() -> bool {
-        let has_node = std::process::Command::new("node")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !has_node {
-            assert!(
-                !std::env::var("CI").is_ok_and(|v| v == "true"),
-                "node is not installed"
-            );
-            eprintln!("\n*** SKIPPED: node is not installed ***\n");
-            return false;
-        }
-        let dir = repo().join("tests/interop");
-        if !dir.join("node_modules/sio-client-v4").exists() {
-            let status = std::process::Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(&dir)
-                .status();
-            assert!(
-                status.is_ok_and(|s| s.success()),
-                "npm ci in {}",
-                dir.display()
-            );
-        }
-        true
+        crate::common::node_packages_ready(&repo().join("tests/interop"), "sio-client-v4")
     }
 
     pub(super) struct Client {

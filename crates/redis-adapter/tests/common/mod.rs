@@ -456,3 +456,46 @@ pub(crate) async fn cluster(redis: &RedisServer, n: usize, recovering: bool) -> 
     redis.wait_nodes(n).await;
     nodes
 }
+
+/// A folder of the repository, from this crate's.
+#[allow(dead_code)] // Not every test file uses it.
+pub(crate) fn repo_path(relative: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(relative)
+}
+
+/// Whether `node` and the npm packages of `dir` are there: `npm ci` in `dir` once when
+/// `dir/node_modules/<package>` is missing, as `scripts/test.sh` does. A missing `node` skips
+/// loudly, or fails under `CI=true`.
+#[allow(dead_code)] // Not every test file uses it.
+pub(crate) fn node_packages_ready(dir: &std::path::Path, package: &str) -> bool {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let has_node = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_node {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "node is not installed"
+        );
+        eprintln!("\n*** SKIPPED: node is not installed ***\n");
+        return false;
+    }
+    // One install at a time: tests of a file run in parallel.
+    let _installing = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+    if !dir.join("node_modules").join(package).exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(dir)
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "npm ci in {}",
+            dir.display()
+        );
+    }
+    true
+}
