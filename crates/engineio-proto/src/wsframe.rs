@@ -413,14 +413,32 @@ pub fn encode_frame(out: &mut impl BufMut, opcode: OpCode, payload: &[u8]) {
 /// caller writes next, e.g. straight from its own buffer.
 pub fn encode_header(out: &mut impl BufMut, opcode: OpCode, len: usize) {
     out.put_u8(0x80 | opcode.bits());
+    put_length(out, 0, len);
+}
+
+/// Appends one frame as a client sends it: `first` is the whole first byte (FIN, RSV bits and
+/// opcode, given as is, so that a test can also build frames a server must refuse), then the
+/// length with the mask bit, the masking key and the payload masked with it.
+pub fn encode_masked(out: &mut impl BufMut, first: u8, payload: &[u8], key: [u8; 4]) {
+    out.put_u8(first);
+    put_length(out, 0x80, payload.len());
+    out.put_slice(&key);
+    for (i, byte) in payload.iter().enumerate() {
+        out.put_u8(byte ^ key[i % 4]);
+    }
+}
+
+/// The second byte (the mask bit `mask_bit` and the 7-bit length or its escape) and the
+/// extended length, in its shortest form.
+fn put_length(out: &mut impl BufMut, mask_bit: u8, len: usize) {
     match len {
-        len @ 0..=125 => out.put_u8(len as u8),
+        len @ 0..=125 => out.put_u8(mask_bit | len as u8),
         len @ 126..=0xffff => {
-            out.put_u8(126);
+            out.put_u8(mask_bit | 126);
             out.put_u16(len as u16);
         }
         len => {
-            out.put_u8(127);
+            out.put_u8(mask_bit | 127);
             out.put_u64(len as u64);
         }
     }
@@ -453,22 +471,7 @@ mod tests {
     /// A client frame: `first` is the FIN/RSV/opcode byte, the payload is masked with `KEY`.
     fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        out.push(first);
-        match payload.len() {
-            len @ 0..=125 => out.push(0x80 | len as u8),
-            len @ 126..=0xffff => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            len => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&KEY);
-        let start = out.len();
-        out.extend_from_slice(payload);
-        unmask(&mut out[start..], KEY);
+        encode_masked(&mut out, first, payload, KEY);
         out
     }
 

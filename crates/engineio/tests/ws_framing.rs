@@ -13,20 +13,8 @@ const KEY: [u8; 4] = [0xa1, 0x07, 0x5c, 0xe3];
 
 /// A masked client frame; `first` is the FIN/RSV/opcode byte.
 fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    match payload.len() {
-        len @ 0..=125 => out.push(0x80 | len as u8),
-        len @ 126..=0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&KEY);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ KEY[i % 4]));
+    let mut out = Vec::new();
+    ferrio_engineio_proto::wsframe::encode_masked(&mut out, first, payload, KEY);
     out
 }
 
