@@ -16,6 +16,18 @@ use tokio::time::{sleep, Instant};
 /// Long enough for a stray duplicate to show up.
 const QUIET: Duration = Duration::from_millis(500);
 
+/// Notes event `origin:i`, asserting each origin's events come once and in order.
+fn note_in_order(by_origin: &mut BTreeMap<String, Vec<usize>>, text: &str) {
+    let (origin, i) = text.split_once(':').expect("origin:i");
+    let seen = by_origin.entry(origin.to_owned()).or_default();
+    let i: usize = i.parse().expect("a number");
+    assert!(
+        seen.last().is_none_or(|&prev| prev < i),
+        "{text} out of order or twice after {seen:?}"
+    );
+    seen.push(i);
+}
+
 /// An event as the client saw it: its name, its arguments before the offset, and the offset.
 fn event(text: &str) -> (String, Vec<Value>, String) {
     let args: Vec<Value> = serde_json::from_str(
@@ -61,15 +73,7 @@ async fn receive_exactly(
     for _ in 0..expected {
         let (name, data, offset) = event(&client.recv().await);
         assert_eq!(name, "e");
-        let text = data[0].as_str().expect("text").to_owned();
-        let (origin, i) = text.split_once(':').expect("origin:i");
-        let seen = by_origin.entry(origin.to_owned()).or_default();
-        let i: usize = i.parse().expect("a number");
-        assert!(
-            seen.last().is_none_or(|&prev| prev < i),
-            "{text} out of order or twice after {seen:?}"
-        );
-        seen.push(i);
+        note_in_order(&mut by_origin, data[0].as_str().expect("text"));
         last = offset;
     }
     client.expect_nothing(QUIET).await;
@@ -383,15 +387,7 @@ async fn the_official_client_recovers_through_another_node_with_racing_events_on
             "an event before the connection: {report}"
         );
         assert_eq!(report["event"], "e", "{report}");
-        let text = report["args"][0].as_str().expect("text").to_owned();
-        let (origin, i) = text.split_once(':').expect("origin:i");
-        let seen = by_origin.entry(origin.to_owned()).or_default();
-        let i: usize = i.parse().expect("a number");
-        assert!(
-            seen.last().is_none_or(|&prev| prev < i),
-            "{text} out of order or twice after {seen:?}"
-        );
-        seen.push(i);
+        note_in_order(&mut by_origin, report["args"][0].as_str().expect("text"));
     }
     burst.await.expect("the burst ran");
     let reconnected = reconnected.expect("reconnected");
