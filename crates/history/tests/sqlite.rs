@@ -336,12 +336,7 @@ async fn offsets_drawn_from_a_shared_source_never_collide_between_stores() {
         tempfile::tempdir().expect("temp dir"),
     );
     let (a, b) = (open_shared(&dir_a), open_shared(&dir_b));
-    let packet = || ferrio_history::RecoveryPacket {
-        rooms: vec![],
-        except: vec![],
-        data: b"x".to_vec(),
-        at: std::time::SystemTime::now(),
-    };
+    let packet = || common::packet_to(&[], b"x", std::time::SystemTime::now());
     let from_a: Vec<u64> = (0..100).map(|_| a.record_packet("/", packet())).collect();
     let from_b: Vec<u64> = (0..100).map(|_| b.record_packet("/", packet())).collect();
     let appended = a

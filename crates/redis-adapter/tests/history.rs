@@ -13,8 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use common::RedisServer;
 use ferrio_history::{
-    HistoryError, HistoryStore, MemoryStore, ReadQuery, RecoveryPacket, Retention, SqliteConfig,
-    SqliteStore,
+    HistoryError, HistoryStore, MemoryStore, ReadQuery, Retention, SqliteConfig, SqliteStore,
 };
 use ferrio_redis_adapter::history::{
     Durability, RedisHistory, RedisHistoryConfig, RedisOffsetBlocks,
@@ -77,12 +76,7 @@ async fn recovery_is_kept_by_the_nodes_own_store() {
     // node drew its block before the append): they only never collide, which is all that
     // recovery needs (it resumes by position in the log, not by comparing offsets).
     let now = SystemTime::now();
-    let packet = |data: &[u8]| RecoveryPacket {
-        rooms: vec!["news".to_owned()],
-        except: vec![],
-        data: data.to_vec(),
-        at: now,
-    };
+    let packet = |data: &[u8]| conformance::packet_to(&["news"], data, now);
     let offset = history
         .append("/", "news", conformance::message("durable"))
         .await
@@ -195,12 +189,7 @@ async fn recovery_offsets_of_every_node_never_equal_a_history_offset() {
         tempfile::tempdir().expect("dir"),
     ];
     let nodes = [open(&dirs[0]), open(&dirs[1])];
-    let packet = || RecoveryPacket {
-        rooms: vec![],
-        except: vec![],
-        data: b"p".to_vec(),
-        at: SystemTime::now(),
-    };
+    let packet = || conformance::packet_to(&[], b"p", SystemTime::now());
     let mut of_first_node = Vec::new();
     for round in 0..50 {
         for node in &nodes {

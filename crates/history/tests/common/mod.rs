@@ -16,6 +16,16 @@ pub(crate) fn message(text: &str) -> NewMessage {
     }
 }
 
+/// A recovery packet to the rooms `rooms`, with these bytes, sent at `at`.
+pub(crate) fn packet_to(rooms: &[&str], data: &[u8], at: SystemTime) -> RecoveryPacket {
+    RecoveryPacket {
+        rooms: rooms.iter().map(|r| (*r).to_owned()).collect(),
+        except: vec![],
+        data: data.to_vec(),
+        at,
+    }
+}
+
 /// The texts of a page's messages.
 pub(crate) fn texts(page: &ferrio_history::Page) -> Vec<String> {
     page.messages
@@ -282,12 +292,7 @@ pub(crate) fn recovery_state_round_trips(store: &dyn HistoryStore) {
 /// in the order they were recorded (sent), not by offset.
 pub(crate) async fn packets_recorded_at_a_message_offset(store: &dyn HistoryStore) {
     let now = SystemTime::now();
-    let packet = |data: &[u8]| RecoveryPacket {
-        rooms: vec!["news".to_owned()],
-        except: vec![],
-        data: data.to_vec(),
-        at: now,
-    };
+    let packet = |data: &[u8]| packet_to(&["news"], data, now);
     let offset = store
         .append("/", "news", message("durable"))
         .await
