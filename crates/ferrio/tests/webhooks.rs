@@ -457,9 +457,6 @@ async fn an_https_backend_must_present_a_trusted_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_https_backend_of_a_private_ca_is_trusted_through_ca_file() {
     use ferrio_test_support::pki::{TestCa, Validity};
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    use std::sync::Arc;
 
     let ca = TestCa::new("Ferrio webhook test CA");
     let leaf = ca.leaf(&["localhost"], Validity::CURRENT);
@@ -467,18 +464,7 @@ async fn an_https_backend_of_a_private_ca_is_trusted_through_ca_file() {
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca.cert_pem()).unwrap();
 
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![CertificateDer::from_pem_slice(leaf.cert.as_bytes()).unwrap()],
-        PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).unwrap(),
-    )
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = tokio_rustls::TlsAcceptor::from(leaf.rustls_server_config());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {

@@ -17,6 +17,30 @@ pub struct CertifiedPem {
     pub key: String,
 }
 
+impl CertifiedPem {
+    /// A rustls server configuration presenting this certificate (ring provider, safe
+    /// defaults, no client certificates), for a test's own TLS server.
+    ///
+    /// # Panics
+    /// When the PEM does not load: the test made it.
+    pub fn rustls_server_config(&self) -> std::sync::Arc<rustls::ServerConfig> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from_pem_slice(self.cert.as_bytes()).expect("a certificate")],
+            PrivateKeyDer::from_pem_slice(self.key.as_bytes()).expect("a private key"),
+        )
+        .expect("a certificate and its key");
+        std::sync::Arc::new(config)
+    }
+}
+
 /// When a certificate is valid, in days from now (negative: in the past).
 #[derive(Debug, Clone, Copy)]
 pub struct Validity {
