@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: Ferrio's examples/bench_server against the Node socket.io 4.8 reference
-# (bench/node-server.cjs), both implementing shared/bench/CONTRACT.md, measured by ferrio-bench.
+# Side-by-side benchmark: Ferrio's examples/bench_server against its peers, the Node socket.io 4.8
+# reference (bench/node-server.cjs) and the Rust socketioxide 0.18 (bench/peers/socketioxide, a
+# standalone Cargo package), all implementing shared/bench/CONTRACT.md, measured by ferrio-bench.
 #
 #   bench/compare.sh                 full contract sizes (idle 10000/19000, echo 10 s, fanout 1000x2000 and 10000x200)
 #   QUICK=1 bench/compare.sh         quick sizes (idle 2000, echo 5 s, fanout 1000x200, churn 5 s, poll 5 s)
 #
 # Environment: QUICK=1 (quick sizes), PIN=0 (don't pin; default server on CPU 1, loadgen on CPU 0),
-# ONLY="echo-100 fanout-1000" (run only these keys), PEERS="ferrio node" (servers to run),
+# ONLY="echo-100 fanout-1000" (run only these keys), PEERS="ferrio node socketioxide" (servers
+# to run, in this order; the default),
 # PORT=21100 (first port, below the ephemeral range the loadgen's own sockets take; every
 # run takes the next free one), OUT=bench/results/<utc-time> (results), REPS=1 (runs of every
 # measurement, the peers alternating; the table shows each metric's median and, with REPS > 1,
-# its range), CARGO_TARGET_DIR (where the binaries are built; target/ by default), BUILD=0 (use
-# the binaries already built there, and the Node modules already installed).
+# its range), CARGO_TARGET_DIR (where the binaries are built, the socketioxide peer's too; target/
+# by default), BUILD=0 (use the binaries already built there, and the Node modules already
+# installed). With BUILD=1 (the default) the loadgen and Ferrio's server are built, and of the
+# other peers only those in PEERS: `npm ci` in bench/ for node, `cargo build --release
+# --manifest-path bench/peers/socketioxide/Cargo.toml` for socketioxide.
 #
 # Every measurement starts a fresh server, waits until its port accepts (<= 15 s), runs one
 # ferrio-bench scenario with --server-pid, then sends SIGTERM (SIGKILL after 5 s). The JSON line
 # of every run goes to $OUT/results.jsonl (with "peer" and "key" added); at the end a table shows
-# each metric for both servers and the ratio Ferrio / Node.
+# each metric for every peer that ran (a column each) and, when Ferrio ran, the ratio Ferrio / peer
+# for each other peer (columns ferrio/<peer>).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -24,7 +30,7 @@ ROOT=$(pwd)
 QUICK=${QUICK:-0}
 PIN=${PIN:-1}
 PORT=${PORT:-21100}
-PEERS=${PEERS:-"ferrio node"}
+PEERS=${PEERS:-"ferrio node socketioxide"}
 ONLY=${ONLY:-}
 REPS=${REPS:-1}
 BUILD=${BUILD:-1}
@@ -33,10 +39,16 @@ OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 
 if [ "$BUILD" = 1 ]; then
-    echo "== building (release) and installing the Node reference" >&2
+    echo "== building (release) the loadgen and the servers of: $PEERS" >&2
     cargo build --release -q -p ferrio-bench
     cargo build --release -q -p ferrio-examples --example bench_server
-    (cd bench && npm ci --no-audit --no-fund --loglevel=error >&2)
+    if [[ " $PEERS " == *" node "* ]]; then
+        (cd bench && npm ci --no-audit --no-fund --loglevel=error >&2)
+    fi
+    if [[ " $PEERS " == *" socketioxide "* ]]; then
+        # A standalone package (its own workspace), built into the same CARGO_TARGET_DIR.
+        CARGO_TARGET_DIR=$TARGET cargo build --release -q --manifest-path bench/peers/socketioxide/Cargo.toml
+    fi
 fi
 LOADGEN=$TARGET/release/ferrio-bench
 
@@ -47,6 +59,7 @@ server_command() {
     case $1 in
         ferrio) echo "$TARGET/release/examples/bench_server" ;;
         node) echo "node $ROOT/bench/node-server.cjs" ;;
+        socketioxide) echo "$TARGET/release/socketioxide-bench-peer" ;;
         *) echo "unknown peer $1" >&2; exit 2 ;;
     esac
 }
@@ -147,13 +160,18 @@ for entry in "${SCENARIOS[@]}"; do
     done
 done
 
-python3 - "$RESULTS" <<'PY'
+python3 - "$RESULTS" "$PEERS" <<'PY'
 import json, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 runs = {}
 for r in rows:
     runs.setdefault((r["key"], r["peer"]), []).append(r)
 keys = list(dict.fromkeys(r["key"] for r in rows))
+# Every peer that ran, in the order of PEERS; a ratio ferrio/<peer> for each other one.
+ran = set(r["peer"] for r in rows)
+peers = [p for p in dict.fromkeys(sys.argv[2].split()) if p in ran]
+peers += [p for p in dict.fromkeys(r["peer"] for r in rows) if p not in peers]
+others = [p for p in peers if p != "ferrio"] if "ferrio" in peers else []
 reps = max((len(v) for v in runs.values()), default=1)
 # (metric, better): "+" higher is better, "-" lower is better.
 metrics = {
@@ -182,17 +200,23 @@ def show(vs):
     return text
 
 title = "median [min-max] of " + str(reps) + " runs" if reps > 1 else "one run"
+ratio_width = [max(10, len("ferrio/" + p) + 2) for p in others]
 print(f"({title})")
-print(f"{'key':<16}{'metric':<18}{'ferrio':>28}{'node':>28}{'ferrio/node':>13}")
+header = f"{'key':<16}{'metric':<18}" + "".join(f"{p:>26}" for p in peers)
+header += "".join(f"{'ferrio/' + p:>{w}}" for p, w in zip(others, ratio_width))
+print(header)
 for key in keys:
-    any_run = (runs.get((key, "ferrio")) or runs.get((key, "node")))[0]
+    any_run = next(runs[(key, p)][0] for p in peers if (key, p) in runs)
     for metric, better in metrics[any_run["scenario"]]:
-        fv, nv = values(key, "ferrio", metric), values(key, "node", metric)
-        fm, nm = median(fv), median(nv)
-        ratio = f"{fm / nm:.2f}" if fm is not None and nm else "-"
+        vs = {p: values(key, p, metric) for p in peers}
+        fm = median(vs.get("ferrio", []))
+        line = f"{key:<16}{metric:<18}" + "".join(f"{show(vs[p]):>26}" for p in peers)
+        for p, w in zip(others, ratio_width):
+            pm = median(vs[p])
+            line += f"{f'{fm / pm:.2f}' if fm is not None and pm else '-':>{w}}"
         hint = {"+": " (higher better)", "-": " (lower better)"}.get(better, "")
-        print(f"{key:<16}{metric:<18}{show(fv):>28}{show(nv):>28}{ratio:>13}{hint}")
-    for peer in ("ferrio", "node"):
+        print(line + hint)
+    for peer in peers:
         for r in runs.get((key, peer), []):
             if r.get("first_error"):
                 print(f"{'':<16}{peer} run {r.get('rep', 1)} first_error: {r['first_error']} ({r.get('errors')} errors)")
