@@ -11,6 +11,9 @@
 //! `BENCH_HANDLERS=socket` each socket registers its own in the connection handler instead, as a
 //! Node server does (`docs/benchmarks.md` gives the memory of both).
 //!
+//! `BENCH_FANOUT_WINDOW=<n>` sets `EngineConfig::fanout_window` (fan-out pacing; `0` turns it
+//! off), for the trade-off table in `docs/benchmarks.md`; the default is the library's.
+//!
 //! It logs nothing per connection or message, and exits at once on SIGTERM.
 
 #[path = "../common/mod.rs"]
@@ -29,7 +32,14 @@ fn main() -> std::io::Result<()> {
 }
 
 async fn run() -> std::io::Result<()> {
-    let (service, io) = SocketIo::new(SocketIoConfig::default());
+    let mut config = SocketIoConfig::default();
+    if let Some(window) = std::env::var("BENCH_FANOUT_WINDOW")
+        .ok()
+        .and_then(|value| value.parse().ok())
+    {
+        config.engine.fanout_window = window;
+    }
+    let (service, io) = SocketIo::new(config);
     let root = io.of("/");
     if std::env::var("BENCH_HANDLERS").as_deref() == Ok("socket") {
         // Each socket gets its own three handlers, as a Node server's `socket.on` does.

@@ -7,6 +7,12 @@ use http::request::Parts;
 use crate::cors::{AllowOrigin, CorsConfig};
 use crate::rate::RateLimit;
 
+/// [`EngineConfig::fanout_window`] by default.
+pub const DEFAULT_FANOUT_WINDOW: u32 = 10;
+
+/// The largest [`EngineConfig::fanout_window`]: larger values are taken as this.
+pub const MAX_FANOUT_WINDOW: u32 = crate::pacing::MAX_WINDOW;
+
 /// The transports a server accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transports {
@@ -122,6 +128,18 @@ pub struct EngineConfig {
     pub max_payload: u64,
     /// Packets queued for one session before sends fail with [`crate::SendError::Full`].
     pub max_buffered_packets: usize,
+    /// Fan-out pacing: how many of a client's packets that each woke several sessions (a
+    /// broadcast to a room, say) may still be waiting for those sessions' WebSocket tasks
+    /// before the server stops reading from that client (and writing to it, its
+    /// acknowledgements included) until the oldest has been taken. 10 by default, at most 32;
+    /// 0 turns pacing off. A client is never held up by recipients too slow to read (their
+    /// queue bound deals with them), nor for more than a second. See the module `pacing`.
+    ///
+    /// Without it, a client that broadcasts as fast as it is acknowledged queues broadcasts
+    /// faster than they are written, and every delivery waits behind the whole backlog; with
+    /// it, the writes still gather several broadcasts per system call while a delivery waits
+    /// for about one round of writes.
+    pub fanout_window: u32,
     /// Cross-origin settings; `None` sends no CORS headers.
     pub cors: Option<CorsConfig>,
     /// The session cookie; `None` sets none.
@@ -182,6 +200,7 @@ impl Default for EngineConfig {
             upgrade_timeout: Duration::from_millis(10_000),
             max_payload: 1_000_000,
             max_buffered_packets: 1024,
+            fanout_window: DEFAULT_FANOUT_WINDOW,
             cors: None,
             cookie: None,
             allow_request: None,
@@ -208,6 +227,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("upgrade_timeout", &self.upgrade_timeout)
             .field("max_payload", &self.max_payload)
             .field("max_buffered_packets", &self.max_buffered_packets)
+            .field("fanout_window", &self.fanout_window)
             .field("cors", &self.cors)
             .field("cookie", &self.cookie)
             .field("allow_request", &self.allow_request.is_some())

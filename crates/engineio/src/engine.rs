@@ -27,6 +27,7 @@ pub struct Engine<H: EngineHandler> {
     admission: Admission,
     traffic: Traffic,
     timers: Arc<Timers<H::Data>>,
+    fanout_window: u32,
     this: Weak<Engine<H>>,
 }
 
@@ -51,6 +52,7 @@ impl<H: EngineHandler> Engine<H> {
         Arc::new_cyclic(|this| Self {
             admission: Admission::new(&config),
             timers: Timers::new(config.ping_timeout),
+            fanout_window: config.fanout_window.min(crate::pacing::MAX_WINDOW),
             config,
             handler,
             sessions: RwLock::new(HashMap::new()),
@@ -72,6 +74,11 @@ impl<H: EngineHandler> Engine<H> {
     /// The packet and byte counters.
     pub(crate) fn traffic(&self) -> &Traffic {
         &self.traffic
+    }
+
+    /// Fanned-out packets a client may have waiting for their sessions' tasks (0: no pacing).
+    pub(crate) fn fanout_window(&self) -> u32 {
+        self.fanout_window
     }
 
     /// The open session with this id, if any.

@@ -49,6 +49,7 @@ mod errors;
 mod forwarded;
 mod handler;
 mod outbox;
+mod pacing;
 mod polling;
 mod query;
 pub mod rate;
@@ -67,6 +68,7 @@ mod wsconn;
 pub use body::{BodyAborted, ResponseBody};
 pub use config::{
     AllowRequest, ClientIp, CookieConfig, EngineConfig, RequestRefused, SameSite, Transports,
+    DEFAULT_FANOUT_WINDOW, MAX_FANOUT_WINDOW,
 };
 pub use cors::{AllowOrigin, CorsConfig};
 pub use engine::Engine;
@@ -82,8 +84,9 @@ pub use serve::{serve, serve_with, ServeConfig};
 pub use service::EngineService;
 pub use socket::{Handshake, Socket, TransportKind};
 pub use telemetry::{
-    BYTES_RECEIVED_TOTAL, BYTES_SENT_TOTAL, DISCONNECTS_TOTAL, HANDSHAKES_TOTAL,
-    PACKETS_RECEIVED_TOTAL, PACKETS_SENT_TOTAL, UPGRADES_TOTAL,
+    BYTES_RECEIVED_TOTAL, BYTES_SENT_TOTAL, DISCONNECTS_TOTAL, FANOUT_PACED_TOTAL,
+    FANOUT_PACE_TIMEOUTS_TOTAL, HANDSHAKES_TOTAL, PACKETS_RECEIVED_TOTAL, PACKETS_SENT_TOTAL,
+    UPGRADES_TOTAL,
 };
 #[cfg(feature = "tls")]
 pub use tls::{check_tls_files, serve_tls, TlsError, TlsFiles};

@@ -6,15 +6,21 @@ use std::sync::Mutex;
 use ferrio_engineio_proto::Packet;
 use tokio::sync::Notify;
 
+use crate::pacing::OutboxPacing;
+
 /// Packets waiting to be written, bounded, with a wake-up for the one reader.
 ///
 /// An empty queue holds no allocation, so an idle session costs only this struct. The single
-/// reader (the pending long-poll, or the WebSocket writer) waits on [`Outbox::ready`]; a push
-/// stores a wake-up even when nobody waits yet, so none is lost.
+/// reader (the pending long-poll, or the WebSocket writer) waits on [`Outbox::ready`]; the push
+/// that makes the queue non-empty stores a wake-up even when nobody waits yet, so none is lost,
+/// and later pushes wake nobody: every reader takes what is queued once woken (a partial take
+/// wakes itself again, see [`Outbox::wake`]).
 #[derive(Debug)]
 pub(crate) struct Outbox {
     queue: Mutex<VecDeque<Packet>>,
-    capacity: usize,
+    capacity: u32,
+    /// Its part in fan-out pacing (see [`crate::pacing`]).
+    pub(crate) pacing: OutboxPacing,
     ready: Notify,
 }
 
@@ -26,13 +32,19 @@ impl Outbox {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             queue: Mutex::new(VecDeque::new()),
-            capacity,
+            capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
+            pacing: OutboxPacing::default(),
             ready: Notify::new(),
         }
     }
 
     pub(crate) fn capacity(&self) -> usize {
-        self.capacity
+        self.capacity as usize
+    }
+
+    /// Reads the pacing word without taking the lock (see `Socket::warm`).
+    pub(crate) fn warm(&self) {
+        self.pacing.warm();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Packet>> {
@@ -47,9 +59,17 @@ impl Outbox {
     pub(crate) fn push(&self, packet: Packet) -> Result<(), Full> {
         {
             let mut queue = self.lock();
-            if queue.len() >= self.capacity {
+            if queue.len() >= self.capacity() {
                 return Err(Full);
             }
+            if !queue.is_empty() {
+                // The reader was woken by the packet that made the queue non-empty and has not
+                // taken it yet: it will take this one too.
+                self.pacing.queued(false);
+                queue.push_back(packet);
+                return Ok(());
+            }
+            self.pacing.queued(true);
             queue.push_back(packet);
         }
         self.ready.notify_one();
@@ -63,9 +83,16 @@ impl Outbox {
     ) -> Result<(), Full> {
         {
             let mut queue = self.lock();
-            if queue.len() + packets.len() > self.capacity {
+            if queue.len() + packets.len() > self.capacity() {
                 return Err(Full);
             }
+            if !queue.is_empty() {
+                // As in `push`: the reader is already on its way.
+                self.pacing.queued(false);
+                queue.extend(packets);
+                return Ok(());
+            }
+            self.pacing.queued(true);
             queue.extend(packets);
         }
         self.ready.notify_one();

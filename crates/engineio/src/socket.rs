@@ -289,6 +289,13 @@ impl<D> Socket<D> {
         self.counted_ip
     }
 
+    /// Reads what queuing a packet reads first (the state, the queue), so that a broadcast can
+    /// fetch the memory of many sessions at once before queuing on each.
+    pub fn warm(&self) {
+        std::hint::black_box(self.state.load(Ordering::Relaxed));
+        self.outbox.warm();
+    }
+
     /// Whether the session is still open (not closing or closed).
     pub fn is_open(&self) -> bool {
         self.state.load(Ordering::Acquire) == OPEN

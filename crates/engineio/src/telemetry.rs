@@ -28,6 +28,13 @@ pub const BYTES_RECEIVED_TOTAL: &str = "ferrio_bytes_received_total";
 /// `ferrio_bytes_sent_total{transport}`.
 pub const BYTES_SENT_TOTAL: &str = "ferrio_bytes_sent_total";
 
+/// Times a client was paced, its next packet held until the sessions it woke earlier had
+/// taken theirs (see [`crate::EngineConfig::fanout_window`]): `ferrio_fanout_paced_total`.
+pub const FANOUT_PACED_TOTAL: &str = "ferrio_fanout_paced_total";
+/// Paced waits cut short by their one-second bound: `ferrio_fanout_pace_timeouts_total`. Should
+/// stay at zero; a rising count means sessions are not taking their packets.
+pub const FANOUT_PACE_TIMEOUTS_TOTAL: &str = "ferrio_fanout_pace_timeouts_total";
+
 /// The label of a transport.
 fn transport_label(transport: TransportKind) -> &'static str {
     match transport {
@@ -48,6 +55,16 @@ pub(crate) fn count_handshake(transport: TransportKind, protocol: ProtocolVersio
         "protocol" => protocol
     )
     .increment(1);
+}
+
+/// Counts a client paced.
+pub(crate) fn count_paced() {
+    metrics::counter!(FANOUT_PACED_TOTAL).increment(1);
+}
+
+/// Counts a paced wait cut short by its bound.
+pub(crate) fn count_pace_timeout() {
+    metrics::counter!(FANOUT_PACE_TIMEOUTS_TOTAL).increment(1);
 }
 
 /// Counts an upgrade completed.

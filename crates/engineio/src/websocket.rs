@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::body::ResponseBody;
 use crate::errors::ErrorCode;
+use crate::pacing;
 use crate::refusal::count_refusal;
 use crate::socket::{Farewell, TransportKind};
 use crate::telemetry::count_upgrade;
@@ -257,6 +258,9 @@ fn pong(payload: &[u8]) -> Vec<u8> {
 enum Action {
     /// Nothing: read on.
     Continue,
+    /// The packet fanned out to other sessions: read on once the sessions woken in this
+    /// earlier round took their packets (see [`crate::pacing`]).
+    Pace(u32),
     /// Answer a ping with this pong frame.
     Pong(Vec<u8>),
     /// The connection ends, for this reason, with this close frame first.
@@ -323,8 +327,17 @@ fn react<H: EngineHandler>(
         .count(1, frame_payload(&frame).len());
     match ws::decode(frame, socket.protocol()) {
         Ok(packet) => {
+            pacing::begin(&socket.outbox.pacing);
             engine.handle_packet(socket, packet);
-            Action::Continue
+            let window = engine.fanout_window();
+            let back = pacing::end()
+                .filter(|_| window > 0)
+                .and_then(|round| pacing::rounds_back(round, window));
+            if let Some(back) = back {
+                Action::Pace(back)
+            } else {
+                Action::Continue
+            }
         }
         Err(error) => {
             tracing::debug!(sid = %socket.id(), %error, "undecodable websocket frame");
@@ -349,14 +362,17 @@ fn run<'a, H: EngineHandler>(
     conn: &'a mut Connection,
 ) -> impl Future<Output = ()> + 'a {
     async move {
+        socket.outbox.pacing.websocket();
         loop {
             // The step's result moves straight into `dispatch`: kept in a local, it would take
             // room in the task beside the step's future.
-            let step = dispatch(next_step(socket, conn).await, engine, socket, conn).await;
-            if step.is_break() {
-                return;
+            match dispatch(next_step(socket, conn).await, engine, socket, conn).await {
+                ControlFlow::Break(()) => break,
+                ControlFlow::Continue(Paced::After(round)) => pacing::wait_for(round).await,
+                ControlFlow::Continue(Paced::No) => {}
             }
         }
+        socket.outbox.pacing.released();
     }
 }
 
@@ -382,13 +398,20 @@ fn next_step<'a, D>(
     }
 }
 
+/// Whether the frame loop waits before its next step, until the sessions woken in this round
+/// took their packets (see [`crate::pacing`]).
+enum Paced {
+    After(u32),
+    No,
+}
+
 /// The step for what [`next_step`] found: the client's event, or (`None`) the outbox ready.
 fn dispatch<'a, H: EngineHandler>(
     next: Option<Result<Event, ReadError>>,
     engine: &'a Engine<H>,
     socket: &'a Arc<Socket<H::Data>>,
     conn: &'a mut Connection,
-) -> impl Future<Output = ControlFlow<()>> + 'a {
+) -> impl Future<Output = ControlFlow<(), Paced>> + 'a {
     match next {
         Some(event) => Either::Left(on_event(engine, socket, conn, event)),
         None => Either::Right(on_ready(engine, socket, conn)),
@@ -402,10 +425,15 @@ fn on_event<'a, H: EngineHandler>(
     socket: &'a Arc<Socket<H::Data>>,
     conn: &'a mut Connection,
     event: Result<Event, ReadError>,
-) -> impl Future<Output = ControlFlow<()>> + 'a {
+) -> impl Future<Output = ControlFlow<(), Paced>> + 'a {
     // Handled before the future is made: the future keeps only the frame it has to write.
+    let mut paced = Paced::No;
     let (frame, last) = match react(engine, socket, event) {
         Action::Continue => (Vec::new(), false),
+        Action::Pace(round) => {
+            paced = Paced::After(round);
+            (Vec::new(), false)
+        }
         Action::Pong(pong) => (pong, false),
         Action::End(reason, close) => {
             socket.close_with(reason, Farewell::None);
@@ -429,7 +457,7 @@ fn on_event<'a, H: EngineHandler>(
             return ControlFlow::Break(());
         }
         if frame.is_empty() || conn.write(&frame).await.is_ok() {
-            return ControlFlow::Continue(());
+            return ControlFlow::Continue(paced);
         }
         socket.close_with(DisconnectReason::TransportError, Farewell::None);
         socket.finish_close();
@@ -448,7 +476,7 @@ fn on_ready<'a, H: EngineHandler>(
     engine: &'a Engine<H>,
     socket: &'a Arc<Socket<H::Data>>,
     conn: &'a mut Connection,
-) -> impl Future<Output = ControlFlow<()>> + 'a {
+) -> impl Future<Output = ControlFlow<(), Paced>> + 'a {
     // Read before taking packets: if it is set, its packet is already queued.
     let farewell = socket.farewell();
     let abort = farewell == Some(Farewell::Abort);
@@ -458,6 +486,7 @@ fn on_ready<'a, H: EngineHandler>(
         // Dropping the connection cuts it without a close frame.
         socket.finish_close();
     } else {
+        socket.outbox.pacing.taking();
         let protocol = socket.protocol();
         let (mut packets, mut bytes) = (0, 0);
         more = socket.outbox.take_while(|packet| {
@@ -485,7 +514,8 @@ fn on_ready<'a, H: EngineHandler>(
         }
         let written = out.is_empty() || conn.write(&out).await.is_ok();
         if written && !last {
-            return ControlFlow::Continue(());
+            socket.outbox.pacing.written();
+            return ControlFlow::Continue(Paced::No);
         }
         if written {
             conn.close(CLOSE_WITHOUT_CODE).await;

@@ -165,6 +165,11 @@ const CASES: &[(Vars, i32, &str)] = &[
         "warning[history-store-unused]: history.store is \"redis\" but history.enabled is false: no history is kept\n  fix: set history.enabled = true (docs/history.md)\n0 errors, 1 warning\n",
     ),
     (
+        &[("FERRIO_LIMITS_FANOUT_WINDOW", "100")],
+        0,
+        "warning[fanout-window-too-large]: limits.fanout_window is 100: pacing keeps at most 32 broadcasts in flight per client, so 32 is used\n  fix: set it between 1 and 32, or 0 to turn fan-out pacing off (docs/limits.md)\n0 errors, 1 warning\n",
+    ),
+    (
         &[("FERRIO_WS_PATH", "/socket.io")],
         1,
         "error[ws-path-invalid]: ws.path = \"/socket.io\" is already served (Socket.IO at server.path, or /health, /ready, /metrics)\n  fix: set ws.path to a free path such as \"/ws\", or ws.enabled = false\n1 error, 0 warnings\n",

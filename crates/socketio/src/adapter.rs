@@ -275,9 +275,12 @@ impl Adapter for LocalAdapter {
         let Some(namespace) = self.namespace.upgrade() else {
             return;
         };
-        // Collect first: delivering may disconnect a slow client, which takes the rooms lock.
-        let ids = self.socket_ids(opts);
-        namespace.deliver_broadcast(&ids, packet, opts.volatile);
+        // Queued while walking the rooms, under their lock (no id is copied); a slow client is
+        // disconnected only once it is released, as leaving takes the rooms lock. The
+        // namespace's lock is taken inside this one, never the other way round.
+        let full =
+            namespace.queue_broadcast(|visit| self.for_each_target(opts, |id| visit(id)), packet);
+        Namespace::refuse_slow(full, opts.volatile);
     }
 
     fn broadcast_with_ack(

@@ -43,8 +43,9 @@ pub use client::{ClientState, SocketIoHandler};
 pub use errors::{AckError, ConnectError, EmitError, JoinError};
 pub use ferrio_engineio::{
     count_refusal, serve, serve_with, Handshake, ProtocolVersion, RateLimit, ServeConfig,
-    TransportKind, BYTES_RECEIVED_TOTAL, BYTES_SENT_TOTAL, DISCONNECTS_TOTAL, HANDSHAKES_TOTAL,
-    PACKETS_RECEIVED_TOTAL, PACKETS_SENT_TOTAL, REFUSALS_TOTAL, UPGRADES_TOTAL,
+    TransportKind, BYTES_RECEIVED_TOTAL, BYTES_SENT_TOTAL, DISCONNECTS_TOTAL, FANOUT_PACED_TOTAL,
+    FANOUT_PACE_TIMEOUTS_TOTAL, HANDSHAKES_TOTAL, PACKETS_RECEIVED_TOTAL, PACKETS_SENT_TOTAL,
+    REFUSALS_TOTAL, UPGRADES_TOTAL,
 };
 pub use ferrio_socketio_proto::{ArgError, Payload};
 pub use ids::{IntoRooms, Room, SocketId};

@@ -78,6 +78,9 @@ impl NamespaceSetup {
     }
 }
 
+/// Recipients looked up together before their packets are queued (see `Namespace::queue_at`).
+const QUEUE_GROUP: usize = 32;
+
 /// A namespace: `io.of("/chat")` in Node.
 pub struct Namespace {
     name: String,
@@ -324,23 +327,64 @@ impl Namespace {
         recorded_at: Option<u64>,
         volatile: bool,
     ) {
+        let full = self.queue_at(|visit| ids.iter().for_each(visit), packet, recorded_at);
+        Self::refuse_slow(full, volatile);
+    }
+
+    /// Queues a broadcast on the local sockets that `targets` names (it calls its argument with
+    /// each one's id), without collecting the ids first: an adapter can walk its rooms under
+    /// its own lock. Returns the sockets whose queue was full, for [`Namespace::refuse_slow`]
+    /// once every lock is released.
+    pub(crate) fn queue_broadcast(
+        &self,
+        targets: impl FnOnce(&mut dyn FnMut(&SocketId)),
+        packet: &BroadcastPacket,
+    ) -> Vec<(Arc<Socket>, usize)> {
+        self.queue_at(targets, packet.encoded(), packet.recorded_at())
+    }
+
+    fn queue_at(
+        &self,
+        targets: impl FnOnce(&mut dyn FnMut(&SocketId)),
+        packet: &Outgoing,
+        recorded_at: Option<u64>,
+    ) -> Vec<(Arc<Socket>, usize)> {
         // Queued under the read lock, without collecting the recipients first (a vector of
         // `Arc`s per broadcast): queuing never blocks. Disconnecting a client whose queue is
         // full is left until the lock is released.
         let mut full = Vec::new();
-        {
-            let sockets = self.read_sockets();
-            for id in ids {
-                if let Some(socket) = sockets.get(id) {
-                    if recorded_at.is_some_and(|pos| pos <= socket.replayed_through()) {
-                        continue;
-                    }
-                    if let Err(EmitError::QueueFull { max }) = socket.queue_outgoing(packet) {
-                        full.push((socket.clone(), max));
-                    }
+        let sockets = self.read_sockets();
+        let mut queue = |socket: &Arc<Socket>| {
+            if recorded_at.is_some_and(|pos| pos <= socket.replayed_through()) {
+                return;
+            }
+            if let Err(EmitError::QueueFull { max }) = socket.queue_outgoing(packet) {
+                full.push((socket.clone(), max));
+            }
+        };
+        // In groups, in passes that only read (the lookups and each socket's state, then each
+        // session's), so that the processor fetches many recipients' memory at once; then the
+        // packets are queued, each under a lock, which would stop that overlap.
+        let mut group: Vec<&Arc<Socket>> = Vec::with_capacity(QUEUE_GROUP);
+        let mut flush = |group: &mut Vec<&Arc<Socket>>| {
+            group.iter().for_each(|socket| socket.warm_session());
+            group.drain(..).for_each(&mut queue);
+        };
+        targets(&mut |id| {
+            if let Some(socket) = sockets.get(id) {
+                socket.warm();
+                group.push(socket);
+                if group.len() == QUEUE_GROUP {
+                    flush(&mut group);
                 }
             }
-        }
+        });
+        flush(&mut group);
+        full
+    }
+
+    /// Acts on the sockets a broadcast found with a full queue (see [`Socket::queue_full`]).
+    pub(crate) fn refuse_slow(full: Vec<(Arc<Socket>, usize)>, volatile: bool) {
         for (socket, max) in full {
             socket.queue_full(max, volatile);
         }

@@ -129,6 +129,18 @@ impl Socket {
         self.recovered
     }
 
+    /// Reads what queuing a packet for this socket reads first in the socket itself, so that a
+    /// broadcast can fetch the memory of many recipients at once before queuing on each.
+    pub(crate) fn warm(&self) {
+        std::hint::black_box(self.state.load(Ordering::Relaxed));
+        std::hint::black_box(self.replayed_through.load(Ordering::Relaxed));
+    }
+
+    /// The same for the socket's session (a second pass: its address is read in the first).
+    pub(crate) fn warm_session(&self) {
+        self.conn.warm();
+    }
+
     pub(crate) fn replayed_through(&self) -> u64 {
         self.replayed_through.load(Ordering::Acquire)
     }

@@ -32,6 +32,7 @@ pub(crate) fn socketio_config(config: &Config) -> Result<SocketIoConfig, String>
     engine.max_connections = nonzero(limits.max_connections)?;
     engine.max_connections_per_ip = nonzero(limits.max_connections_per_ip)?;
     engine.max_buffered_packets = usize_of(limits.max_buffered_packets)?;
+    engine.fanout_window = u32::try_from(limits.fanout_window).unwrap_or(u32::MAX);
     engine.polling_body_timeout = limits.polling_body_timeout;
     io.max_attachments = usize_of(limits.max_attachments)?;
     io.max_rooms_per_socket = nonzero(limits.max_rooms_per_socket)?;

@@ -117,6 +117,7 @@ pub(crate) static KEYS: &[Key] = &[
     ),
     key("limits.max_connections_per_ip", Kind::Int, &[]),
     key("limits.max_buffered_packets", Kind::Int, &[]),
+    key("limits.fanout_window", Kind::Int, &[]),
     key("limits.max_attachments", Kind::Int, &[]),
     key("limits.max_rooms_per_socket", Kind::Int, &[]),
     key("limits.polling_body_timeout", Kind::Duration, &[]),

@@ -95,6 +95,7 @@ pub(crate) fn check(loaded: &Loaded) -> Vec<Lint> {
     heartbeat(config, &unit_flagged, &mut out);
     transports(config, &mut out);
     payload(config, &mut out);
+    fanout_window(config, &mut out);
     log(config, &mut out);
     auth(config, &mut out);
     rooms(config, &mut out);
@@ -414,6 +415,21 @@ fn payload(config: &Config, out: &mut Vec<Lint>) {
             ),
             "keep it near the largest message the application sends (1000000, 1 MB, is the \
              default) and send large files over plain HTTP",
+        ));
+    }
+}
+
+fn fanout_window(config: &Config, out: &mut Vec<Lint>) {
+    let window = config.limits.fanout_window;
+    let max = u64::from(ferrio_engineio::MAX_FANOUT_WINDOW);
+    if window > max {
+        out.push(lint(
+            "fanout-window-too-large",
+            Severity::Warning,
+            format!(
+                "limits.fanout_window is {window}: pacing keeps at most {max} broadcasts in flight per client, so {max} is used"
+            ),
+            "set it between 1 and 32, or 0 to turn fan-out pacing off (docs/limits.md)",
         ));
     }
 }
@@ -883,6 +899,10 @@ mod tests {
             (
                 &[("FERRIO_HISTORY_STORE", "redis")],
                 &["history-store-unused"],
+            ),
+            (
+                &[("FERRIO_LIMITS_FANOUT_WINDOW", "100")],
+                &["fanout-window-too-large"],
             ),
             (&[("FERRIO_CLUSTER_NODES", "3")], &["cluster-no-adapter"]),
             (

@@ -191,6 +191,7 @@ pub(crate) struct Limits {
     pub(crate) max_connections: u64,
     pub(crate) max_connections_per_ip: u64,
     pub(crate) max_buffered_packets: u64,
+    pub(crate) fanout_window: u64,
     pub(crate) max_attachments: u64,
     pub(crate) max_rooms_per_socket: u64,
     #[serde(with = "serde_duration")]
@@ -204,6 +205,7 @@ impl Default for Limits {
             max_connections: 0,
             max_connections_per_ip: 0,
             max_buffered_packets: 1024,
+            fanout_window: u64::from(ferrio_engineio::DEFAULT_FANOUT_WINDOW),
             max_attachments: 32,
             max_rooms_per_socket: 0,
             polling_body_timeout: Duration::from_secs(30),

@@ -331,6 +331,20 @@ impl WsClient {
             .expect("sent");
     }
 
+    /// Sends several text messages in one write, so that the server reads them together.
+    pub(crate) async fn send_together(&mut self, texts: &[&str]) {
+        for text in texts {
+            timeout(WAIT, self.ws.feed(WsMessage::text((*text).to_owned())))
+                .await
+                .expect("queued in time")
+                .expect("queued");
+        }
+        timeout(WAIT, self.ws.flush())
+            .await
+            .expect("sent in time")
+            .expect("sent");
+    }
+
     /// Sends a binary message (an attachment).
     pub(crate) async fn send_binary(&mut self, data: &[u8]) {
         let mut frame = Vec::with_capacity(data.len() + 1);
