@@ -17,13 +17,15 @@
 //!
 //! What counts as "waiting": a packet queued for a WebSocket session whose task is not in the
 //! middle of a write. Frames queued while the task writes (a client slow to read, a full socket)
-//! are not counted: a slow client is never waited for; its queue bound deals with it.
+//! are not counted: a slow client is never waited for; its queue bound deals with it. Nor are
+//! the sender's own queue (it is the one waiting) and polling sessions' queues.
 //!
 //! The bookkeeping is a ring of counters, one per **round**: every packet handled from a
-//! client takes the current round number, each session it wakes (an empty queue given a packet)
-//! adds one to that round's counter and keeps the round in its queue, and the session's task
-//! subtracts it again when it takes the packets. A packet that woke more than [`FANOUT_MIN`]
-//! sessions closes its round: the next packets get the next number.
+//! client takes the current round number, each other session it wakes (an empty queue given a
+//! packet) adds one to that round's counter and keeps the round in its queue, and the session's
+//! task subtracts it again when it takes the packets. A packet that queued packets for at least
+//! [`FANOUT_MIN`] other sessions has fanned out and closes its round: the next packets get the
+//! next number.
 
 use std::cell::Cell;
 use std::future::Future;
