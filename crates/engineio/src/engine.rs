@@ -27,7 +27,6 @@ pub struct Engine<H: EngineHandler> {
     admission: Admission,
     traffic: Traffic,
     timers: Arc<Timers<H::Data>>,
-    fanout_window: u32,
     this: Weak<Engine<H>>,
 }
 
@@ -52,7 +51,6 @@ impl<H: EngineHandler> Engine<H> {
         Arc::new_cyclic(|this| Self {
             admission: Admission::new(&config),
             timers: Timers::new(config.ping_timeout),
-            fanout_window: config.fanout_window.min(crate::pacing::MAX_WINDOW),
             config,
             handler,
             sessions: RwLock::new(HashMap::new()),
@@ -76,9 +74,10 @@ impl<H: EngineHandler> Engine<H> {
         &self.traffic
     }
 
-    /// Fanned-out packets a client may have waiting for their sessions' tasks (0: no pacing).
+    /// Fanned-out packets a client may have waiting for their sessions' tasks (0: no pacing),
+    /// the configured window capped at what the pacing ring keeps apart.
     pub(crate) fn fanout_window(&self) -> u32 {
-        self.fanout_window
+        self.config.fanout_window.min(crate::pacing::MAX_WINDOW)
     }
 
     /// The open session with this id, if any.
