@@ -22,6 +22,13 @@ let server;
 let browser;
 const users = new Map(); // name -> { context, page }
 const pageErrors = [];
+// Pages whose login the server refused, and the long-polling requests answered 400 on them: a
+// refused page closes its connection at once, and engine.io-client can have a poll or a post
+// of that session still on its way, which then meets a closed session (Node's server answers
+// it 400 too). Chromium logs that as "Failed to load resource"; only that is forgiven, and only
+// on those pages.
+const refusedPages = new Set();
+const closedPolls = new Map();
 const outsideRequests = [];
 
 before(async () => {
@@ -53,6 +60,12 @@ async function openPage(name) {
   );
   const page = await context.newPage();
   page.on("pageerror", (error) => pageErrors.push(`${name}: ${error.message}`));
+  page.on("response", (response) => {
+    const url = response.url();
+    if (response.status() === 400 && url.includes("/socket.io/") && url.includes("transport=polling")) {
+      closedPolls.set(name, (closedPolls.get(name) ?? 0) + 1);
+    }
+  });
   page.on("console", (msg) => {
     if (msg.type() === "error") pageErrors.push(`${name} console: ${msg.text()}`);
   });
@@ -147,6 +160,7 @@ function uiTest(name, body) {
 
 describe("chat example in Chromium", () => {
   uiTest("an empty nickname is refused by the server and the page says why", async () => {
+    refusedPages.add("");
     const page = await openPage("");
     try {
       await waitForText(page, "#login-error", "Refused: a nickname is required");
@@ -160,6 +174,7 @@ describe("chat example in Chromium", () => {
 
   uiTest("a nickname over 32 characters is refused", async () => {
     const name = "n".repeat(33);
+    refusedPages.add(name);
     const page = await openPage(name);
     try {
       await waitForText(page, "#login-error", "Refused: nickname too long: 33 characters, the limit is 32");
@@ -278,7 +293,13 @@ describe("chat example in Chromium", () => {
   });
 
   uiTest("no page errors and no request left 127.0.0.1", async () => {
-    assert.deepEqual(pageErrors, []);
+    const closedPoll = (error) =>
+      [...refusedPages].some(
+        (name) =>
+          closedPolls.get(name) > 0 &&
+          error === `${name} console: Failed to load resource: the server responded with a status of 400 (Bad Request)`,
+      );
+    assert.deepEqual(pageErrors.filter((error) => !closedPoll(error)), []);
     assert.deepEqual(outsideRequests, []);
   });
 });
