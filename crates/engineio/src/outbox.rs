@@ -57,45 +57,30 @@ impl Outbox {
 
     /// Queues a packet unless the queue is full.
     pub(crate) fn push(&self, packet: Packet) -> Result<(), Full> {
-        {
-            let mut queue = self.lock();
-            if queue.len() >= self.capacity() {
-                return Err(Full);
-            }
-            if !queue.is_empty() {
-                // The reader was woken by the packet that made the queue non-empty and has not
-                // taken it yet: it will take this one too.
-                self.pacing.queued(false);
-                queue.push_back(packet);
-                return Ok(());
-            }
-            self.pacing.queued(true);
-            queue.push_back(packet);
-        }
-        self.ready.notify_one();
-        Ok(())
+        self.push_all(std::iter::once(packet))
     }
 
     /// Queues several packets at once, all or none.
+    ///
+    /// Only the push that makes the queue non-empty wakes the reader: one woken earlier and not
+    /// run yet takes every packet queued meanwhile.
     pub(crate) fn push_all(
         &self,
         packets: impl ExactSizeIterator<Item = Packet>,
     ) -> Result<(), Full> {
-        {
+        let woken = {
             let mut queue = self.lock();
             if queue.len() + packets.len() > self.capacity() {
                 return Err(Full);
             }
-            if !queue.is_empty() {
-                // As in `push`: the reader is already on its way.
-                self.pacing.queued(false);
-                queue.extend(packets);
-                return Ok(());
-            }
-            self.pacing.queued(true);
+            let woken = queue.is_empty();
+            self.pacing.queued(woken);
             queue.extend(packets);
+            woken
+        };
+        if woken {
+            self.ready.notify_one();
         }
-        self.ready.notify_one();
         Ok(())
     }
 
